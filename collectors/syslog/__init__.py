@@ -1,0 +1,1 @@
+"""Syslog over UDP and TCP into the bus."""

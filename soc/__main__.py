@@ -1,0 +1,5 @@
+import sys
+
+from soc.cli import main
+
+sys.exit(main())

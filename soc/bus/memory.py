@@ -1,0 +1,188 @@
+"""The in-process bus: Kafka's semantics in one process, for `soc run` and tests.
+
+Each topic is a set of append-only partitions; a record is kept until every group that reads the
+topic has committed past it, and publishers wait while a topic holds `capacity` records, so a slow
+stage slows the collectors instead of growing memory without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from soc.bus.base import Delivered, Message
+
+
+@dataclass
+class _Partition:
+    records: deque[Message] = field(default_factory=deque)
+    #: Offset of records[0].
+    base: int = 0
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.records)
+
+
+@dataclass
+class _Group:
+    committed: list[int]
+    members: list[MemoryConsumer] = field(default_factory=list)
+
+
+class _Topic:
+    def __init__(self, name: str, partitions: int, capacity: int) -> None:
+        self.name = name
+        self.partitions = [_Partition() for _ in range(partitions)]
+        self.capacity = capacity
+        self.groups: dict[str, _Group] = {}
+        self.changed = asyncio.Condition()
+
+    def retained(self) -> int:
+        return sum(len(p.records) for p in self.partitions)
+
+    def trim(self) -> None:
+        """Drop records every group has committed; the earliest retained one stays readable."""
+        if not self.groups:
+            return
+        for index, partition in enumerate(self.partitions):
+            floor = min(group.committed[index] for group in self.groups.values())
+            while partition.base < floor and partition.records:
+                partition.records.popleft()
+                partition.base += 1
+
+    def rebalance(self, group: _Group) -> None:
+        """Share partitions round-robin among members; each restarts at the committed offset."""
+        for member in group.members:
+            member.positions = {}
+        for index in range(len(self.partitions)):
+            if group.members:
+                member = group.members[index % len(group.members)]
+                member.positions[index] = group.committed[index]
+
+
+class MemoryBus:
+    def __init__(self, partitions: int = 1, capacity: int = 200_000) -> None:
+        if partitions < 1 or capacity < 1:
+            raise ValueError("partitions and capacity must be at least 1")
+        self._partitions = partitions
+        self._capacity = capacity
+        self._topics: dict[str, _Topic] = {}
+
+    def _topic(self, name: str) -> _Topic:
+        topic = self._topics.get(name)
+        if topic is None:
+            topic = self._topics[name] = _Topic(name, self._partitions, self._capacity)
+        return topic
+
+    async def start(self) -> None:
+        return None
+
+    async def publish(self, topic: str, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+        state = self._topic(topic)
+        async with state.changed:
+            await state.changed.wait_for(
+                lambda: state.retained() == 0 or state.retained() + len(messages) <= state.capacity
+            )
+            count = len(state.partitions)
+            for message in messages:
+                index = zlib.crc32(message.key.encode("utf-8", "surrogatepass")) % count
+                state.partitions[index].records.append(message)
+            state.changed.notify_all()
+
+    async def subscribe(self, topic: str, group: str) -> MemoryConsumer:
+        state = self._topic(topic)
+        async with state.changed:
+            members = state.groups.get(group)
+            if members is None:
+                earliest = [p.base for p in state.partitions]
+                members = state.groups[group] = _Group(committed=earliest)
+            consumer = MemoryConsumer(state, members)
+            members.members.append(consumer)
+            state.rebalance(members)
+        return consumer
+
+    async def close(self) -> None:
+        for topic in self._topics.values():
+            for group in topic.groups.values():
+                for member in list(group.members):
+                    await member.close()
+
+    def backlog(self, topic: str) -> int:
+        """Records held for `topic` (a gauge for /metrics)."""
+        state = self._topics.get(topic)
+        return state.retained() if state else 0
+
+
+class MemoryConsumer:
+    def __init__(self, topic: _Topic, group: _Group) -> None:
+        self._topic = topic
+        self._group = group
+        self.positions: dict[int, int] = {}
+        self._closed = False
+        self._next_partition = 0
+
+    def _take(self, max_records: int) -> list[Delivered]:
+        taken: list[Delivered] = []
+        assigned = sorted(self.positions)
+        if not assigned:
+            return taken
+        # Rotate the starting partition so one busy partition cannot starve the others.
+        start = self._next_partition % len(assigned)
+        self._next_partition += 1
+        for index in assigned[start:] + assigned[:start]:
+            partition = self._topic.partitions[index]
+            position = max(self.positions[index], partition.base)
+            while position < partition.end and len(taken) < max_records:
+                message = partition.records[position - partition.base]
+                taken.append(
+                    Delivered(self._topic.name, index, position, message.key, message.value)
+                )
+                position += 1
+            self.positions[index] = position
+            if len(taken) >= max_records:
+                break
+        return taken
+
+    async def poll(self, max_records: int, max_wait: float) -> list[Delivered]:
+        if self._closed:
+            raise RuntimeError("poll on a closed consumer")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait
+        async with self._topic.changed:
+            while True:
+                taken = self._take(max_records)
+                remaining = deadline - loop.time()
+                if taken or remaining <= 0:
+                    return taken
+                try:
+                    await asyncio.wait_for(self._topic.changed.wait(), remaining)
+                except TimeoutError:
+                    return self._take(max_records)
+
+    async def commit(self) -> None:
+        async with self._topic.changed:
+            for index, position in self.positions.items():
+                self._group.committed[index] = max(self._group.committed[index], position)
+            self._topic.trim()
+            self._topic.changed.notify_all()
+
+    async def lag(self) -> int:
+        return sum(
+            self._topic.partitions[index].end - self._group.committed[index]
+            for index in self.positions
+        )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        async with self._topic.changed:
+            self._group.members.remove(self)
+            self._topic.rebalance(self._group)
+            self._topic.changed.notify_all()

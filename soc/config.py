@@ -1,0 +1,312 @@
+"""Configuration: defaults, then `soc.yaml`, then `SOC_...` environment variables, then flags.
+
+Every layer is checked against one typed schema (the dataclasses below), so a misspelt key or a
+wrong value stops the program with a message that names the key and where it came from, instead
+of being ignored and surprising an operator at three in the morning.
+
+Environment variables: `SOC_DATA_DIR`, `SOC_BUS`, `SOC_STORE`; nested keys with a double
+underscore (`SOC_SYSLOG__TIMEZONE`). A section with a `listen` address also takes the address as
+its whole value (`SOC_HTTP=0.0.0.0:8000`, `--syslog 0.0.0.0:514`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, cast, get_args, get_origin, get_type_hints
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+ENV_PREFIX = "SOC_"
+DEFAULT_CONFIG_FILE = "soc.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is wrong; the message names it and its origin."""
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_address(text: str) -> Address:
+    """`HOST:PORT` or `[IPv6]:PORT`; port 0 asks the system for a free one."""
+    match = re.fullmatch(
+        r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<p6>\d+)|(?P<host>[^:\s]+):(?P<port>\d+)", text
+    )
+    if not match:
+        raise ValueError(f"expected HOST:PORT, got {text!r}")
+    host = match["v6"] or match["host"]
+    port = int(match["p6"] or match["port"])
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} out of range 0-65535")
+    return Address(host, port)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpConfig:
+    listen: Address = Address("127.0.0.1", 8000)
+
+
+@dataclass(frozen=True, slots=True)
+class SyslogConfig:
+    listen: Address = Address("127.0.0.1", 5514)
+    udp: bool = True
+    tcp: bool = True
+    #: Longer messages are truncated and flagged rather than refused (RFC 5425 asks for 2 KiB
+    #: at least; appliances send far more).
+    max_message_bytes: int = 65536
+    #: RFC 3164 timestamps carry no zone; agencies' servers log in local time.
+    timezone: str = "Asia/Ho_Chi_Minh"
+    #: Datagrams waiting to be published; past this UDP datagrams are dropped and counted.
+    udp_queue: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class RulesConfig:
+    paths: tuple[str, ...] = ("rules",)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthConfig:
+    #: Bearer token for `/api/`. Empty: generated at first start and kept under the data dir.
+    api_token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    level: str = "info"
+    format: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    batch_size: int = 2000
+    #: Records the in-process bus holds per topic before publishers wait (backpressure).
+    bus_capacity: int = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    data_dir: Path = Path("data")
+    bus: str = "memory://"
+    store: str = "sqlite://"
+    http: HttpConfig = field(default_factory=HttpConfig)
+    syslog: SyslogConfig = field(default_factory=SyslogConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+
+    @property
+    def sqlite_path(self) -> Path:
+        """`sqlite://` keeps the database in the data dir; `sqlite:///abs/path.db` elsewhere."""
+        rest = self.store.removeprefix("sqlite://")
+        return Path(rest) if rest else self.data_dir / "soc.db"
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "log.level": ("debug", "info", "warning", "error"),
+    "log.format": ("text", "json"),
+}
+_URL_SCHEMES: dict[str, tuple[str, ...]] = {
+    "bus": ("memory",),
+    "store": ("sqlite",),
+}
+
+
+def _coerce(value: Any, target: Any, key: str) -> Any:
+    """Turn a YAML or environment value into the schema's type, or say why it cannot be."""
+    origin = get_origin(target)
+    if origin in (Union, types.UnionType):
+        raise ConfigError(f"{key}: union types are not supported in the schema")
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        }:
+            return value.lower() in {"1", "true", "yes", "on"}
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    if target is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+        if number < 0:
+            raise ConfigError(f"{key}: must not be negative, got {number}")
+        return number
+    if target is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{key}: expected a string, got {type(value).__name__}")
+        return str(value)
+    if target is Path:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(f"{key}: expected a path, got {value!r}")
+        return Path(value)
+    if target is Address:
+        if isinstance(value, Address):
+            return value
+        try:
+            return parse_address(str(value))
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_type, _) = get_args(target)
+        return tuple(_coerce(item, item_type, f"{key}[{i}]") for i, item in enumerate(value))
+    raise ConfigError(f"{key}: unsupported schema type {target!r}")
+
+
+def _build(cls: type[Any], values: Mapping[str, Any], prefix: str) -> Any:
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if name not in names:
+            known = ", ".join(sorted(names))
+            raise ConfigError(f"unknown key {key!r} (known here: {known})")
+        target = hints[name]
+        if dataclasses.is_dataclass(target) and target is not Address:
+            if not isinstance(value, Mapping):
+                if "listen" in {f.name for f in dataclasses.fields(target)}:
+                    value = {"listen": value}
+                else:
+                    raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+            kwargs[name] = _build(cast(type[Any], target), value, f"{key}.")
+        else:
+            kwargs[name] = _coerce(value, target, key)
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(dict(merged[key]), value)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), str):
+            merged[key] = _merge({"listen": merged[key]}, value)
+        elif isinstance(merged.get(key), Mapping) and not isinstance(value, Mapping):
+            merged[key] = _merge(dict(merged[key]), {"listen": value})
+        else:
+            merged[key] = value
+    return merged
+
+
+def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in _ENV_NOT_CONFIG:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        node = layer
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(
+                    f"environment variable {name} conflicts with another SOC_ variable"
+                )
+        node[path[-1]] = value
+    return layer
+
+
+#: Variables with the prefix that are read elsewhere, not configuration keys.
+_ENV_NOT_CONFIG = frozenset({"SOC_CONFIG", "SOC_SIGMA_PATH"})
+
+
+def _file_layer(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return loaded
+
+
+def _validate(config: Config) -> None:
+    for key, allowed in _CHOICES.items():
+        section, name = key.split(".")
+        value = getattr(getattr(config, section), name)
+        if value not in allowed:
+            raise ConfigError(f"{key}: expected one of {', '.join(allowed)}, got {value!r}")
+    for key, schemes in _URL_SCHEMES.items():
+        url = getattr(config, key)
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        if scheme not in schemes:
+            raise ConfigError(
+                f"{key}: unsupported URL {url!r} (supported: "
+                + ", ".join(f"{s}://" for s in schemes)
+                + ")"
+            )
+    try:
+        ZoneInfo(config.syslog.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"syslog.timezone: unknown time zone {config.syslog.timezone!r}"
+        ) from None
+    if config.syslog.max_message_bytes < 480:
+        raise ConfigError("syslog.max_message_bytes: must be at least 480 (RFC 5426)")
+    if config.pipeline.batch_size < 1:
+        raise ConfigError("pipeline.batch_size: must be at least 1")
+    if config.pipeline.bus_capacity < config.pipeline.batch_size:
+        raise ConfigError("pipeline.bus_capacity: must be at least pipeline.batch_size")
+
+
+def load_config(
+    file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the configuration from its layers; raise ConfigError naming the first bad key.
+
+    `file` None means `$SOC_CONFIG` or `./soc.yaml` when it exists (it is optional).
+    """
+    env = os.environ if environ is None else environ
+    if file is None:
+        chosen = env.get("SOC_CONFIG")
+        file = Path(chosen) if chosen else Path(DEFAULT_CONFIG_FILE)
+        if not chosen and not file.exists():
+            file = None
+    merged: dict[str, Any] = {}
+    for origin, layer in (
+        (str(file), _file_layer(file) if file else {}),
+        ("environment", _env_layer(env)),
+        ("command line", dict(overrides or {})),
+    ):
+        try:
+            _build(Config, layer, "")
+        except ConfigError as exc:
+            raise ConfigError(f"{origin}: {exc}") from None
+        merged = _merge(merged, layer)
+    config: Config = _build(Config, merged, "")
+    _validate(config)
+    return config

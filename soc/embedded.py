@@ -1,0 +1,188 @@
+"""`soc run`: the whole platform in one process.
+
+Start order is downstream first (store, stages, then the API and collectors), so nothing is
+received before it can be handled. Stop order is the reverse, and each stage is stopped only once
+its upstream has stopped and its input is drained: after SIGTERM every line a sender got onto the
+socket ends up in the store before the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import uvicorn
+
+from collectors.syslog.server import SyslogServer
+from soc import metrics
+from soc.api.app import create_app
+from soc.api.auth import ensure_api_token
+from soc.bus.base import Bus
+from soc.config import Address, Config
+from soc.detect.rules import RuleSet, load_rules
+from soc.detect.stage import DetectionStage
+from soc.normalize import NormalizeOptions
+from soc.normalize.stage import NormalizeStage
+from soc.stage import Stage, run_stage
+from soc.store.writer import StoreWriter
+from soc.wiring import make_bus, make_store
+
+log = logging.getLogger("soc.run")
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handling: `soc run` owns SIGINT/SIGTERM and stops the API
+    last, after the pipeline has drained."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class _Layer:
+    """Stages stopped together, after the layer before them has drained."""
+
+    stages: list[Stage]
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def load_ruleset(config: Config) -> RuleSet:
+    ruleset = load_rules([Path(p) for p in config.rules.paths])
+    metrics.RULES_LOADED.set(len(ruleset.rules))
+    metrics.RULES_UNROUTED.set(len(ruleset.unrouted))
+    reasons: dict[str, int] = {}
+    for problem in ruleset.problems:
+        reason = problem.reason.split(":", 1)[0]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    for reason, count in reasons.items():
+        metrics.RULES_FAILED.labels(reason).set(count)
+    return ruleset
+
+
+def _bind(address: Address) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((address.host, address.port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _watch_backlog(bus: Bus, topics: list[str]) -> None:
+    backlog = getattr(bus, "backlog", None)
+    if backlog is None:
+        return
+    while True:
+        for topic in topics:
+            metrics.BUS_BACKLOG.labels(topic).set(backlog(topic))
+        await asyncio.sleep(1.0)
+
+
+async def run_embedded(config: Config) -> int:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    token, generated = ensure_api_token(config.auth.api_token, config.data_dir)
+    if generated:
+        log.warning(
+            "generated an API token (shown once; kept in %s): %s",
+            config.data_dir / "secrets" / "api_token",
+            token,
+        )
+    bus = make_bus(config)
+    store = make_store(config)
+    await bus.start()
+    await store.open()
+    ruleset = load_ruleset(config)
+    log.info(
+        "rules loaded count=%d unrouted=%d problems=%d",
+        len(ruleset.rules),
+        len(ruleset.unrouted),
+        len(ruleset.problems),
+    )
+
+    options = NormalizeOptions(timezone=ZoneInfo(config.syslog.timezone))
+    layers = [
+        _Layer([NormalizeStage(bus, options)]),
+        _Layer([DetectionStage(bus, ruleset), StoreWriter(store, "events")]),
+        _Layer([StoreWriter(store, "alerts")]),
+    ]
+    batch = config.pipeline.batch_size
+    for layer in layers:
+        for stage in layer.stages:
+            layer.tasks.append(
+                asyncio.create_task(run_stage(bus, stage, layer.stop, batch), name=stage.name)
+            )
+
+    http_socket = _bind(config.http.listen)
+    api = _ApiServer(
+        uvicorn.Config(create_app(store, token), log_config=None, access_log=False, lifespan="off")
+    )
+    api_task = asyncio.create_task(api.serve(sockets=[http_socket]), name="api")
+
+    syslog = SyslogServer(
+        bus,
+        config.syslog.listen,
+        udp=config.syslog.udp,
+        tcp=config.syslog.tcp,
+        max_message_bytes=config.syslog.max_message_bytes,
+        udp_queue=config.syslog.udp_queue,
+        batch_size=batch,
+    )
+    await syslog.start()
+    backlog_task = asyncio.create_task(_watch_backlog(bus, ["soc.raw", "soc.events", "soc.alerts"]))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    host, port = http_socket.getsockname()[:2]
+    http = Address(str(host), int(port))
+    log.info(
+        "ready console=http://%s/ api=http://%s/api/v1 http=%s %s data_dir=%s",
+        http,
+        http,
+        http,
+        " ".join(f"syslog_{name}={address}" for name, address in syslog.addresses.items()),
+        config.data_dir,
+    )
+
+    stage_tasks = [task for layer in layers for task in layer.tasks]
+    stopped_by = await _wait_for_stop(stop, [api_task, *stage_tasks])
+    log.info("stopping reason=%s", stopped_by)
+    await syslog.stop()
+    for layer in layers:
+        layer.stop.set()
+        await asyncio.gather(*layer.tasks, return_exceptions=True)
+    backlog_task.cancel()
+    api.should_exit = True
+    await asyncio.gather(api_task, return_exceptions=True)
+    await bus.close()
+    await store.close()
+    failed = [task for task in stage_tasks if task.done() and task.exception() is not None]
+    for task in failed:
+        log.error("stage failed stage=%s error=%r", task.get_name(), task.exception())
+    log.info("stopped cleanly" if not failed else "stopped with failed stages")
+    return 0 if not failed and stopped_by == "signal" else 1
+
+
+async def _wait_for_stop(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> str:
+    """Wait for a signal, or for a part that should run forever to end (a crash)."""
+    waiter = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    if waiter in done:
+        return "signal"
+    waiter.cancel()
+    for task in done:
+        if task.exception() is not None:
+            log.error("part crashed part=%s error=%r", task.get_name(), task.exception())
+    return "crash"

@@ -1,0 +1,58 @@
+"""Running a stage: consume a topic as a group, handle each batch, commit only after the handler
+has finished (its output published or stored). That order is what makes delivery at-least-once:
+a crash between handling and committing replays the batch, and deterministic ids absorb it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from soc import metrics
+from soc.bus.base import Bus, Delivered
+
+log = logging.getLogger(__name__)
+
+
+class Stage(Protocol):
+    name: str
+    topic: str
+
+    async def handle(self, batch: list[Delivered]) -> None:
+        """Process a batch; raise to have it retried (nothing is committed)."""
+        ...
+
+
+async def run_stage(
+    bus: Bus, stage: Stage, stop: asyncio.Event, batch_size: int, poll_wait: float = 0.2
+) -> None:
+    """Run until `stop` is set and a poll comes back empty, i.e. the input is drained (the caller
+    stops upstream stages first)."""
+    consumer = await bus.subscribe(stage.topic, stage.name)
+    retry_delay = 0.1
+    try:
+        while True:
+            batch = await consumer.poll(batch_size, poll_wait)
+            if not batch:
+                if stop.is_set():
+                    return
+                continue
+            while True:
+                try:
+                    await stage.handle(batch)
+                    break
+                except Exception:
+                    metrics.STAGE_ERRORS.labels(stage.name).inc()
+                    log.exception(
+                        "stage batch failed, retrying stage=%s records=%d delay_s=%.1f",
+                        stage.name,
+                        len(batch),
+                        retry_delay,
+                    )
+                    await asyncio.sleep(retry_delay)
+                    retry_delay = min(retry_delay * 2, 10.0)
+            retry_delay = 0.1
+            await consumer.commit()
+            metrics.STAGE_RECORDS.labels(stage.name).inc(len(batch))
+    finally:
+        await consumer.close()

@@ -1,0 +1,122 @@
+"""The store contract: documents written by id in batches, searched and counted, always scoped.
+
+Events and alerts are ECS documents whose id is `event.id`. Writing a document whose id is
+already stored changes nothing (ids are deterministic, so the same id means the same record
+replayed), which is what makes at-least-once delivery safe.
+
+Every read takes a `Scope`: the agencies whose data the caller may see. It is a required part of
+every query rather than a filter each route remembers to add.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+Kind = Literal["events", "alerts"]
+KINDS: tuple[Kind, ...] = ("events", "alerts")
+
+#: Field names a query may name: ECS-style dotted names. Anything else is refused before it
+#: reaches a backend's query language.
+FIELD_NAME = re.compile(r"^@?[A-Za-z0-9_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-@]+)*$")
+
+
+class QueryError(ValueError):
+    """A query the store cannot run; the message names the offending part."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Agencies (`organization.id`) a caller may see; None means every agency."""
+
+    agencies: frozenset[str] | None = None
+
+    @classmethod
+    def everything(cls) -> Scope:
+        return cls(None)
+
+    def allows(self, agency: str | None) -> bool:
+        return self.agencies is None or (agency is not None and agency in self.agencies)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """What to find. Filters: field -> accepted values (OR within a field, AND across fields);
+    a list-valued field matches when any element does."""
+
+    scope: Scope
+    start: datetime | None = None
+    end: datetime | None = None
+    filters: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    text: str | None = None
+    sort: str = "@timestamp"
+    descending: bool = True
+    offset: int = 0
+    limit: int = 50
+
+    def __post_init__(self) -> None:
+        for name in (*self.filters, self.sort):
+            if not FIELD_NAME.match(name):
+                raise QueryError(f"invalid field name {name!r}")
+        if self.offset < 0 or self.limit < 0:
+            raise QueryError("offset and limit must not be negative")
+        if self.start and self.end and self.start > self.end:
+            raise QueryError("start is after end")
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[dict[str, Any]]
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    written: int
+    #: Ids already stored: replays, not errors.
+    duplicates: int = 0
+    #: Documents refused, each with its id and reason; the caller decides whether to retry.
+    errors: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    start: datetime
+    count: int
+
+
+def document_id(doc: Mapping[str, Any]) -> str:
+    """The id a document is stored under: `event.id`."""
+    event = doc.get("event")
+    ident = event.get("id") if isinstance(event, Mapping) else None
+    if not isinstance(ident, str) or not ident:
+        raise QueryError("document has no event.id")
+    return ident
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def write(self, kind: Kind, docs: Sequence[Mapping[str, Any]]) -> WriteResult:
+        """Store documents by id; returns once they are durable and searchable."""
+        ...
+
+    async def get(self, kind: Kind, ident: str, scope: Scope) -> dict[str, Any] | None: ...
+
+    async def search(self, kind: Kind, query: Query) -> Page: ...
+
+    async def count_by(
+        self, kind: Kind, name: str, query: Query, size: int = 10
+    ) -> list[tuple[str, int]]:
+        """The `size` most frequent values of field `name` among matches, most frequent first."""
+        ...
+
+    async def histogram(self, kind: Kind, interval_seconds: int, query: Query) -> list[Bucket]:
+        """Counts per time bucket of `@timestamp`, buckets aligned to the epoch, empty ones left
+        out, oldest first."""
+        ...

@@ -1,0 +1,45 @@
+"""Timestamps as the platform stores them: UTC, ISO 8601, microseconds, a trailing Z.
+
+One textual form everywhere means events sort and compare as strings and as times alike.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_ts(moment: datetime) -> str:
+    """`2026-11-28T21:13:55.123456Z`; naive datetimes are taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(text: str) -> datetime:
+    """Parse an ISO 8601 timestamp (with Z or an offset) into an aware UTC datetime.
+
+    Raises ValueError naming the text when it is not a timestamp.
+    """
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"not an ISO 8601 timestamp: {text!r}") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch, exact (no float rounding)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    return datetime.fromtimestamp(micros / 1_000_000, UTC).replace(microsecond=micros % 1_000_000)

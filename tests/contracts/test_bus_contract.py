@@ -1,0 +1,132 @@
+"""The bus contract. Every backend runs these same tests (add it to BACKENDS)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from soc.bus.base import Bus, Message
+from soc.bus.memory import MemoryBus
+
+BusFactory = Callable[[], Awaitable[Bus]]
+
+
+async def _memory() -> Bus:
+    return MemoryBus(partitions=3, capacity=10_000)
+
+
+BACKENDS: dict[str, BusFactory] = {"memory": _memory}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
+    instance = await BACKENDS[request.param]()
+    await instance.start()
+    yield instance
+    await instance.close()
+
+
+def _messages(count: int, key: str = "k", start: int = 0) -> list[Message]:
+    return [Message(key, {"n": start + i}) for i in range(count)]
+
+
+async def _drain(consumer, want: int, max_wait: float = 5.0) -> list[int]:  # type: ignore[no-untyped-def]
+    seen: list[int] = []
+    deadline = asyncio.get_running_loop().time() + max_wait
+    while len(seen) < want and asyncio.get_running_loop().time() < deadline:
+        seen += [d.value["n"] for d in await consumer.poll(1000, 0.2)]
+    return seen
+
+
+async def test_a_group_receives_every_published_record_in_key_order(bus: Bus) -> None:
+    consumer = await bus.subscribe("t.order", "g")
+    await bus.publish("t.order", _messages(500))
+    assert await _drain(consumer, 500) == list(range(500))
+
+
+async def test_poll_waits_at_most_the_given_time_and_returns_empty(bus: Bus) -> None:
+    consumer = await bus.subscribe("t.empty", "g")
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await consumer.poll(10, 0.2) == []
+    assert loop.time() - started < 2.0
+
+
+async def test_uncommitted_records_are_delivered_again_to_the_next_member(bus: Bus) -> None:
+    await bus.publish("t.replay", _messages(10))
+    first = await bus.subscribe("t.replay", "g")
+    assert len(await _drain(first, 10)) == 10
+    await first.close()  # crashed before committing
+    second = await bus.subscribe("t.replay", "g")
+    assert sorted(await _drain(second, 10)) == list(range(10))
+
+
+async def test_committed_records_are_not_delivered_again(bus: Bus) -> None:
+    await bus.publish("t.commit", _messages(10))
+    first = await bus.subscribe("t.commit", "g")
+    assert len(await _drain(first, 10)) == 10
+    await first.commit()
+    await first.close()
+    await bus.publish("t.commit", _messages(5, start=10))
+    second = await bus.subscribe("t.commit", "g")
+    assert sorted(await _drain(second, 5)) == list(range(10, 15))
+
+
+async def test_groups_are_independent(bus: Bus) -> None:
+    await bus.publish("t.groups", _messages(20))
+    a = await bus.subscribe("t.groups", "a")
+    b = await bus.subscribe("t.groups", "b")
+    assert len(await _drain(a, 20)) == 20
+    await a.commit()
+    assert len(await _drain(b, 20)) == 20
+
+
+async def test_lag_counts_records_not_yet_committed(bus: Bus) -> None:
+    consumer = await bus.subscribe("t.lag", "g")
+    await bus.publish("t.lag", _messages(7, key="x") + _messages(5, key="y", start=7))
+    assert await consumer.lag() == 12
+    await _drain(consumer, 12)
+    assert await consumer.lag() == 12
+    await consumer.commit()
+    assert await consumer.lag() == 0
+
+
+async def test_members_of_one_group_share_the_records_without_overlap(bus: Bus) -> None:
+    one = await bus.subscribe("t.share", "g")
+    two = await bus.subscribe("t.share", "g")
+    messages = [m for k in range(30) for m in _messages(10, key=f"host{k}", start=k * 10)]
+    await bus.publish("t.share", messages)
+    seen_one, seen_two = await asyncio.gather(_drain(one, 300, 1.0), _drain(two, 300, 1.0))
+    assert sorted(seen_one + seen_two) == list(range(300))
+    assert not set(seen_one) & set(seen_two)
+
+
+async def test_max_records_bounds_a_poll(bus: Bus) -> None:
+    consumer = await bus.subscribe("t.max", "g")
+    await bus.publish("t.max", _messages(50))
+    assert len(await consumer.poll(7, 1.0)) <= 7
+
+
+async def test_values_survive_the_round_trip_unchanged(bus: Bus) -> None:
+    consumer = await bus.subscribe("t.values", "g")
+    value = {"s": "Đăng nhập thất bại", "n": 1, "f": 1.5, "b": True, "z": None, "l": [1, {"x": "y"}]}
+    await bus.publish("t.values", [Message("k", value)])
+    (delivered,) = await consumer.poll(10, 2.0)
+    assert delivered.value == value
+    assert delivered.key == "k"
+    assert delivered.topic == "t.values"
+
+
+async def test_memory_bus_publishers_wait_when_the_topic_is_full() -> None:
+    bus = MemoryBus(partitions=1, capacity=10)
+    consumer = await bus.subscribe("t.full", "g")
+    await bus.publish("t.full", _messages(10))
+    blocked = asyncio.create_task(bus.publish("t.full", _messages(5, start=10)))
+    await asyncio.sleep(0.1)
+    assert not blocked.done()
+    assert len(await _drain(consumer, 10)) == 10
+    await consumer.commit()
+    await asyncio.wait_for(blocked, 2.0)
+    assert sorted(await _drain(consumer, 5)) == list(range(10, 15))

@@ -1,0 +1,209 @@
+"""The store contract. Every backend runs these same tests (add it to BACKENDS)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from soc.store.base import Query, QueryError, Scope, Store
+from soc.store.sqlite import SqliteStore
+
+StoreFactory = Callable[[Path], Awaitable[Store]]
+
+
+async def _sqlite(tmp: Path) -> Store:
+    return SqliteStore(tmp / "store.db")
+
+
+BACKENDS: dict[str, StoreFactory] = {"sqlite": _sqlite}
+
+T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
+ALL = Scope.everything()
+
+
+def event(n: int, **fields: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "@timestamp": (T0 + timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "event": {"id": f"ev-{n:04d}", "kind": "event", "dataset": "system.auth"},
+        "host": {"name": f"web{n % 3:02d}"},
+        "organization": {"id": "so-tttt" if n % 2 == 0 else "ubnd-hue"},
+        "message": f"message number {n}",
+    }
+    for name, value in fields.items():
+        node = doc
+        *parents, leaf = name.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return doc
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    instance = await BACKENDS[request.param](tmp_path)
+    await instance.open()
+    yield instance
+    await instance.close()
+
+
+@pytest.fixture
+async def filled(store: Store) -> Store:
+    docs = [event(n) for n in range(20)]
+    docs[3] = event(3, **{"user.name": "root", "source.ip": "203.0.113.7", "source.port": 22})
+    docs[4] = event(4, **{"user.name": "bob", "related.ip": ["10.0.0.1", "203.0.113.7"]})
+    docs[5] = event(5, message="Đăng nhập thất bại cho người dùng quản trị", **{"ok": True})
+    docs[6] = event(6, **{"user.name": "root", "event.outcome": "failure"})
+    await store.write("events", docs)
+    return store
+
+
+async def test_writes_are_searchable_and_counted(filled: Store) -> None:
+    page = await filled.search("events", Query(scope=ALL, limit=100))
+    assert page.total == 20
+    assert len(page.items) == 20
+
+
+async def test_writing_an_id_again_changes_nothing(store: Store) -> None:
+    first = await store.write("events", [event(1), event(2)])
+    again = await store.write("events", [event(1, message="changed"), event(3)])
+    assert (first.written, first.duplicates) == (2, 0)
+    assert (again.written, again.duplicates) == (1, 1)
+    doc = await store.get("events", "ev-0001", ALL)
+    assert doc is not None and doc["message"] == "message number 1"
+    assert (await store.search("events", Query(scope=ALL))).total == 3
+
+
+async def test_a_document_without_an_id_is_reported_not_stored(store: Store) -> None:
+    result = await store.write("events", [{"message": "no id"}, event(1)])
+    assert result.written == 1
+    assert len(result.errors) == 1 and "event.id" in result.errors[0][1]
+
+
+async def test_get_returns_the_document_or_none(filled: Store) -> None:
+    doc = await filled.get("events", "ev-0003", ALL)
+    assert doc is not None and doc["user"]["name"] == "root"
+    assert await filled.get("events", "nope", ALL) is None
+
+
+async def test_time_range_is_start_inclusive_end_exclusive(filled: Store) -> None:
+    query = Query(scope=ALL, start=T0 + timedelta(minutes=5), end=T0 + timedelta(minutes=8))
+    page = await filled.search("events", query)
+    assert sorted(d["event"]["id"] for d in page.items) == ["ev-0005", "ev-0006", "ev-0007"]
+
+
+async def test_filters_or_within_a_field_and_across_fields(filled: Store) -> None:
+    either = await filled.search("events", Query(scope=ALL, filters={"user.name": ["root", "bob"]}))
+    assert either.total == 3
+    both = Query(scope=ALL, filters={"user.name": ["root"], "event.outcome": ["failure"]})
+    assert [d["event"]["id"] for d in (await filled.search("events", both)).items] == ["ev-0006"]
+
+
+async def test_filter_matches_any_element_of_a_list_field(filled: Store) -> None:
+    page = await filled.search("events", Query(scope=ALL, filters={"related.ip": ["203.0.113.7"]}))
+    assert [d["event"]["id"] for d in page.items] == ["ev-0004"]
+
+
+async def test_filter_on_numbers_and_booleans_takes_their_text(filled: Store) -> None:
+    port = await filled.search("events", Query(scope=ALL, filters={"source.port": ["22"]}))
+    assert [d["event"]["id"] for d in port.items] == ["ev-0003"]
+    flag = await filled.search("events", Query(scope=ALL, filters={"ok": ["true"]}))
+    assert [d["event"]["id"] for d in flag.items] == ["ev-0005"]
+
+
+async def test_filter_on_an_indexed_field(filled: Store) -> None:
+    page = await filled.search("events", Query(scope=ALL, filters={"host.name": ["web01"]}))
+    assert page.total == 7
+    assert all(d["host"]["name"] == "web01" for d in page.items)
+
+
+async def test_free_text_requires_every_word(filled: Store) -> None:
+    page = await filled.search("events", Query(scope=ALL, text="number 12"))
+    assert [d["event"]["id"] for d in page.items] == ["ev-0012"]
+
+
+async def test_free_text_finds_an_address(filled: Store) -> None:
+    page = await filled.search("events", Query(scope=ALL, text="203.0.113.7"))
+    assert sorted(d["event"]["id"] for d in page.items) == ["ev-0003", "ev-0004"]
+
+
+async def test_free_text_ignores_vietnamese_diacritics(filled: Store) -> None:
+    exact = await filled.search("events", Query(scope=ALL, text="thất bại"))
+    plain = await filled.search("events", Query(scope=ALL, text="that bai quan tri"))
+    assert [d["event"]["id"] for d in exact.items] == ["ev-0005"]
+    assert [d["event"]["id"] for d in plain.items] == ["ev-0005"]
+
+
+async def test_free_text_with_query_syntax_is_searched_literally(filled: Store) -> None:
+    for text in ['"', "AND OR NOT", "a:b", "(x", "*", 'root" OR "bob', "NEAR(a b)"]:
+        try:
+            await filled.search("events", Query(scope=ALL, text=text))
+        except QueryError:
+            pass  # refusing with a reason is fine; crashing is not
+
+
+async def test_default_sort_is_newest_first_and_paging_is_stable(filled: Store) -> None:
+    first = await filled.search("events", Query(scope=ALL, limit=5))
+    second = await filled.search("events", Query(scope=ALL, limit=5, offset=5))
+    ids = [d["event"]["id"] for d in first.items + second.items]
+    assert ids == [f"ev-{n:04d}" for n in range(19, 9, -1)]
+    assert first.total == second.total == 20
+
+
+async def test_sort_ascending_and_by_another_field(filled: Store) -> None:
+    ascending = await filled.search("events", Query(scope=ALL, descending=False, limit=2))
+    assert [d["event"]["id"] for d in ascending.items] == ["ev-0000", "ev-0001"]
+    by_host = await filled.search("events", Query(scope=ALL, sort="host.name", descending=False))
+    hosts = [d["host"]["name"] for d in by_host.items]
+    assert hosts == sorted(hosts)
+
+
+async def test_scope_limits_every_read(filled: Store) -> None:
+    scope = Scope(frozenset({"so-tttt"}))
+    page = await filled.search("events", Query(scope=scope, limit=100))
+    assert page.total == 10
+    assert {d["organization"]["id"] for d in page.items} == {"so-tttt"}
+    assert await filled.get("events", "ev-0003", scope) is None
+    assert await filled.get("events", "ev-0004", scope) is not None
+    counts = dict(await filled.count_by("events", "organization.id", Query(scope=scope)))
+    assert counts == {"so-tttt": 10}
+    buckets = await filled.histogram("events", 3600, Query(scope=scope))
+    assert sum(b.count for b in buckets) == 10
+    nothing = await filled.search("events", Query(scope=Scope(frozenset())))
+    assert nothing.total == 0
+
+
+async def test_count_by_field(filled: Store) -> None:
+    hosts = await filled.count_by("events", "host.name", Query(scope=ALL))
+    assert hosts == [("web00", 7), ("web01", 7), ("web02", 6)]
+    users = await filled.count_by("events", "user.name", Query(scope=ALL), size=1)
+    assert users == [("root", 2)]
+
+
+async def test_histogram_buckets_by_time(filled: Store) -> None:
+    buckets = await filled.histogram("events", 600, Query(scope=ALL))
+    assert [(b.start, b.count) for b in buckets] == [
+        (T0, 10),
+        (T0 + timedelta(minutes=10), 10),
+    ]
+
+
+async def test_alerts_are_kept_apart_from_events(store: Store) -> None:
+    alert = event(1, **{"event.kind": "alert", "rule.id": "r1", "rule.level": "high"})
+    alert["event"]["id"] = "al-1"
+    await store.write("alerts", [alert])
+    await store.write("events", [event(1)])
+    alerts = await store.search("alerts", Query(scope=ALL, filters={"rule.level": ["high"]}))
+    assert [d["event"]["id"] for d in alerts.items] == ["al-1"]
+    assert (await store.search("events", Query(scope=ALL))).total == 1
+
+
+def test_queries_refuse_field_names_that_are_not_field_names() -> None:
+    for bad in ["a b", "x'); DROP TABLE events; --", "", "a..b"]:
+        with pytest.raises(QueryError):
+            Query(scope=ALL, filters={bad: ["1"]})
+    with pytest.raises(QueryError):
+        Query(scope=ALL, sort="1; DROP")

@@ -1,0 +1,120 @@
+"""The HTTP API in-process over a real SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from soc.api.app import create_app
+from soc.api.auth import ensure_api_token
+from soc.store.sqlite import SqliteStore
+from tests.contracts.test_store_contract import event
+
+TOKEN = "test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    store = SqliteStore(tmp_path / "api.db")
+    await store.open()
+    docs = [event(n) for n in range(12)]
+    docs[2] = event(2, **{"user.name": "root", "message": "Failed password for root"})
+    await store.write("events", docs)
+    alert = event(2, **{"event.kind": "alert", "rule.id": "r-1", "rule.level": "low"})
+    alert["event"]["id"] = "alert-1"
+    await store.write("alerts", [alert])
+    app = create_app(store, TOKEN)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://soc") as http:
+        yield http
+    await store.close()
+
+
+async def test_health_and_metrics_need_no_token(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json()["status"] == "ok"
+    metrics = await client.get("/metrics")
+    assert metrics.status_code == 200
+    assert "soc_events_stored_total" in metrics.text
+    assert "soc_rules_loaded" in metrics.text
+
+
+async def test_every_api_route_refuses_requests_without_a_valid_token(
+    client: httpx.AsyncClient,
+) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    api_paths = [p for p in schema["paths"] if p.startswith("/api/")]
+    assert len(api_paths) >= 8
+    for path in api_paths:
+        url = path.replace("{ident}", "x")
+        assert (await client.get(url)).status_code == 401, url
+        bad = {"Authorization": "Bearer wrong"}
+        assert (await client.get(url, headers=bad)).status_code == 401, url
+
+
+async def test_event_search_with_text_filters_range_and_paging(client: httpx.AsyncClient) -> None:
+    everything = (await client.get("/api/v1/events", headers=AUTH)).json()
+    assert everything["total"] == 12
+    found = await client.get("/api/v1/events", params={"q": "failed password"}, headers=AUTH)
+    assert [d["event"]["id"] for d in found.json()["items"]] == ["ev-0002"]
+    filtered = await client.get(
+        "/api/v1/events", params={"filter": ["user.name:root", "host.name:web02"]}, headers=AUTH
+    )
+    assert filtered.json()["total"] == 1
+    window = await client.get(
+        "/api/v1/events",
+        params={"start": "2026-11-28T08:03:00Z", "end": "2026-11-28T08:05:00Z"},
+        headers=AUTH,
+    )
+    assert [d["event"]["id"] for d in window.json()["items"]] == ["ev-0004", "ev-0003"]
+    page = await client.get(
+        "/api/v1/events", params={"limit": 5, "offset": 10, "order": "asc"}, headers=AUTH
+    )
+    assert [d["event"]["id"] for d in page.json()["items"]] == ["ev-0010", "ev-0011"]
+    assert page.json()["total"] == 12
+
+
+async def test_alerts_get_counts_and_histogram(client: httpx.AsyncClient) -> None:
+    alerts = (await client.get("/api/v1/alerts", headers=AUTH)).json()
+    assert [a["rule"]["id"] for a in alerts["items"]] == ["r-1"]
+    one = await client.get("/api/v1/alerts/alert-1", headers=AUTH)
+    assert one.json()["rule"]["level"] == "low"
+    missing = await client.get("/api/v1/alerts/nope", headers=AUTH)
+    assert missing.status_code == 404 and "nope" in missing.json()["detail"]
+    counts = await client.get("/api/v1/events/counts", params={"field": "host.name"}, headers=AUTH)
+    assert counts.json()[0] == {"value": "web00", "count": 4}
+    histogram = await client.get(
+        "/api/v1/events/histogram", params={"interval": 3600}, headers=AUTH
+    )
+    assert [b["count"] for b in histogram.json()] == [12]
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        ({"filter": "no-colon"}, "FIELD:VALUE"),
+        ({"filter": "bad field:x"}, "invalid field name"),
+        ({"sort": "x;drop"}, "invalid field name"),
+        ({"limit": 100000}, "limit"),
+        ({"start": "yesterday"}, "start"),
+        ({"start": "2026-11-29T00:00:00Z", "end": "2026-11-28T00:00:00Z"}, "start is after end"),
+        ({"order": "sideways"}, "order"),
+    ],
+)
+async def test_invalid_requests_get_a_4xx_that_names_the_problem(
+    client: httpx.AsyncClient, params: dict[str, object], named: str
+) -> None:
+    response = await client.get("/api/v1/events", params=params, headers=AUTH)
+    assert 400 <= response.status_code < 500
+    assert named in response.text
+
+
+def test_generated_token_is_kept_private_and_reused(tmp_path: Path) -> None:
+    token, generated = ensure_api_token("", tmp_path)
+    again, generated_again = ensure_api_token("", tmp_path)
+    assert generated and not generated_again and token == again and len(token) >= 32
+    assert (tmp_path / "secrets" / "api_token").stat().st_mode & 0o077 == 0
+    assert ensure_api_token("configured", tmp_path) == ("configured", False)
