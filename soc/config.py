@@ -71,6 +71,8 @@ class SyslogConfig:
     timezone: str = "Asia/Ho_Chi_Minh"
     #: Datagrams waiting to be published; past this UDP datagrams are dropped and counted.
     udp_queue: int = 100_000
+    #: Kernel receive buffer for the UDP socket, bytes: absorbs bursts while the loop is busy.
+    udp_receive_buffer: int = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,6 +135,7 @@ async def run_embedded(config: Config) -> int:
         tcp=config.syslog.tcp,
         max_message_bytes=config.syslog.max_message_bytes,
         udp_queue=config.syslog.udp_queue,
+        udp_receive_buffer=config.syslog.udp_receive_buffer,
         batch_size=batch,
     )
     await syslog.start()

@@ -28,7 +28,9 @@ def test_file_then_environment_then_flags(tmp_path: Path) -> None:
     assert config.syslog.timezone == "UTC"
 
 
-def test_flags_give_addresses_as_plain_strings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_flags_give_addresses_as_plain_strings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     config = load_config(
         environ={},

@@ -71,7 +71,9 @@ async def collect(consumer: Any, count: int) -> list[dict[str, Any]]:
 async def test_udp_and_tcp_records_carry_receipt_metadata(running: Any) -> None:
     server, consumer = running
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.sendto(b"<13>Oct 11 22:14:15 host app: over udp\n", ("127.0.0.1", server.addresses["udp"].port))
+    udp.sendto(
+        b"<13>Oct 11 22:14:15 host app: over udp\n", ("127.0.0.1", server.addresses["udp"].port)
+    )
     udp.close()
     _, writer = await asyncio.open_connection("127.0.0.1", server.addresses["tcp"].port)
     writer.write(b"<13>Oct 11 22:14:15 host app: over tcp\n")

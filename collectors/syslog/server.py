@@ -15,6 +15,7 @@ import asyncio
 import base64
 import logging
 import os
+import socket
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -180,6 +181,29 @@ class RecordMaker:
         return record
 
 
+def _grow_receive_buffer(sock: Any, size: int) -> None:
+    """A burst of datagrams that outruns the event loop waits in the kernel's receive buffer;
+    Linux's default (208 KiB) overflows within milliseconds at a few thousand lines a second.
+    SO_RCVBUFFORCE passes net.core.rmem_max when we have CAP_NET_ADMIN; else the cap applies."""
+    if sock is None:
+        return
+    force = getattr(socket, "SO_RCVBUFFORCE", None)
+    try:
+        if force is None:
+            raise PermissionError
+        sock.setsockopt(socket.SOL_SOCKET, force, size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+    granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    if granted < size:
+        log.warning(
+            "udp receive buffer smaller than asked asked=%d granted=%d "
+            "(raise net.core.rmem_max to avoid losing bursts)",
+            size,
+            granted,
+        )
+
+
 def _peer(address: Any) -> tuple[str, int]:
     if isinstance(address, tuple) and len(address) >= 2:
         return str(address[0]), int(address[1])
@@ -205,6 +229,7 @@ class SyslogServer:
         max_message_bytes: int = 65536,
         udp_queue: int = 100_000,
         batch_size: int = 2000,
+        udp_receive_buffer: int = 32 * 1024 * 1024,
     ) -> None:
         self._bus = bus
         self._listen = listen
@@ -215,6 +240,7 @@ class SyslogServer:
         self._records = RecordMaker(str(listen))
         self._udp_queue: deque[tuple[bytes, tuple[str, int], str]] = deque()
         self._udp_capacity = udp_queue
+        self._udp_buffer = udp_receive_buffer
         self._udp_wakeup = asyncio.Event()
         self._udp_transport: asyncio.DatagramTransport | None = None
         self._udp_pump: asyncio.Task[None] | None = None
@@ -239,6 +265,7 @@ class SyslogServer:
                 lambda: _UdpProtocol(self), local_addr=(self._listen.host, port)
             )
             self._udp_transport = transport
+            _grow_receive_buffer(transport.get_extra_info("socket"), self._udp_buffer)
             sockname = transport.get_extra_info("sockname")
             self.addresses["udp"] = Address(self._listen.host, int(sockname[1]))
             self._udp_pump = asyncio.create_task(self._pump_udp(), name="syslog-udp-pump")

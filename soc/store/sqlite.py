@@ -115,7 +115,7 @@ def _fts_query(text: str) -> str:
     terms = []
     for word in text.split():
         prefix = word.endswith("*")
-        core = word.rstrip("*").replace('"', '""')
+        core = word.rstrip("*").replace('"', "")
         if core:
             terms.append(f'"{core}"' + ("*" if prefix else ""))
     if not terms:

@@ -111,7 +111,14 @@ async def test_max_records_bounds_a_poll(bus: Bus) -> None:
 
 async def test_values_survive_the_round_trip_unchanged(bus: Bus) -> None:
     consumer = await bus.subscribe("t.values", "g")
-    value = {"s": "Đăng nhập thất bại", "n": 1, "f": 1.5, "b": True, "z": None, "l": [1, {"x": "y"}]}
+    value = {
+        "s": "Đăng nhập thất bại",
+        "n": 1,
+        "f": 1.5,
+        "b": True,
+        "z": None,
+        "l": [1, {"x": "y"}],
+    }
     await bus.publish("t.values", [Message("k", value)])
     (delivered,) = await consumer.poll(10, 2.0)
     assert delivered.value == value
