@@ -172,12 +172,10 @@ class RecordMaker:
             flags.append("invalid_utf8")
         if frame.truncated:
             flags.append("truncated")
-        for flag in flags:
-            metrics.RECORDS_FLAGGED.labels("syslog", flag).inc()
         if flags:
             record["flags"] = flags
-        metrics.RECORDS_RECEIVED.labels("syslog", transport).inc()
-        metrics.BYTES_RECEIVED.labels("syslog", transport).inc(len(frame.data))
+            for flag in flags:
+                metrics.RECORDS_FLAGGED.labels("syslog", flag).inc()
         return record
 
 
@@ -202,6 +200,11 @@ def _grow_receive_buffer(sock: Any, size: int) -> None:
             size,
             granted,
         )
+
+
+def _count_received(transport: str, records: int, size: int) -> None:
+    metrics.RECORDS_RECEIVED.labels("syslog", transport).inc(records)
+    metrics.BYTES_RECEIVED.labels("syslog", transport).inc(size)
 
 
 def _peer(address: Any) -> tuple[str, int]:
@@ -289,12 +292,15 @@ class SyslogServer:
                 except TimeoutError:
                     continue
             messages: list[Message] = []
+            size = 0
             while self._udp_queue and len(messages) < self._batch:
                 data, peer, received_at = self._udp_queue.popleft()
                 data = data.rstrip(b"\r\n\x00")
                 frame = Frame(data[: self._max], truncated=len(data) > self._max)
                 record = self._records.make(frame, "udp", peer, received_at)
                 messages.append(Message(peer[0], record))
+                size += len(frame.data)
+            _count_received("udp", len(messages), size)
             await self._bus.publish(RAW, messages)
 
     async def _serve_connection(
@@ -332,6 +338,7 @@ class SyslogServer:
             Message(peer[0], self._records.make(frame, "tcp", peer, received_at))
             for frame in frames
         ]
+        _count_received("tcp", len(messages), sum(len(frame.data) for frame in frames))
         await self._bus.publish(RAW, messages)
 
     async def stop(self) -> None:

@@ -7,6 +7,7 @@ rules keep running: one typo in one rule must not blind the whole SOC.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -56,23 +57,10 @@ class CompiledRule:
     path: Path
     logsource: tuple[tuple[str, str], ...]
     matches: Predicate
-
-    @property
-    def techniques(self) -> tuple[str, ...]:
-        """ATT&CK technique ids from tags such as `attack.t1110.001` -> `T1110.001`."""
-        return tuple(
-            tag.split(".", 1)[1].upper()
-            for tag in self.tags
-            if tag.startswith("attack.t") and tag[8:9].isdigit()
-        )
-
-    @property
-    def tactics(self) -> tuple[str, ...]:
-        return tuple(
-            tag.split(".", 1)[1]
-            for tag in self.tags
-            if tag.startswith("attack.") and not tag[8:9].isdigit() and tag[7:8] != "g"
-        )
+    #: ATT&CK technique ids from tags such as `attack.t1110.001` -> `T1110.001`.
+    techniques: tuple[str, ...] = ()
+    #: ATT&CK tactics from tags such as `attack.credential_access`.
+    tactics: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,12 +148,21 @@ def _compile(rule: SigmaRule, path: Path) -> CompiledRule:
         if len(predicates) == 1
         else (lambda event: any(predicate(event) for predicate in predicates))
     )
+    tags = tuple(str(tag) for tag in rule.tags)
     return CompiledRule(
+        techniques=tuple(
+            tag.split(".", 1)[1].upper()
+            for tag in tags
+            if re.fullmatch(r"attack\.t\d{4}(\.\d{3})?", tag)
+        ),
+        tactics=tuple(
+            tag.split(".", 1)[1] for tag in tags if re.fullmatch(r"attack\.[a-z]+(_[a-z]+)*", tag)
+        ),
         id=str(rule.id),
         title=rule.title,
         level=str(rule.level) if rule.level else "medium",
         status=str(rule.status) if rule.status else "experimental",
-        tags=tuple(str(tag) for tag in rule.tags),
+        tags=tags,
         description=rule.description or "",
         author=rule.author or "",
         references=tuple(rule.references or ()),

@@ -43,7 +43,7 @@ def event_from_entry(entry: Any, options: NormalizeOptions) -> Mapping[str, Any]
     return normalize(record, options)
 
 
-def tests_path(rule: CompiledRule) -> Path:
+def rule_tests_path(rule: CompiledRule) -> Path:
     return rule.path.with_name(rule.path.name.removesuffix(".yml") + TEST_SUFFIX)
 
 
@@ -54,7 +54,7 @@ def run_rule_tests(
     A test runs through the whole rule set, routing included, as an event would."""
     options = options or NormalizeOptions()
     for rule in ruleset.rules + ruleset.unrouted:
-        path = tests_path(rule)
+        path = rule_tests_path(rule)
         if not path.exists():
             yield rule, None
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from soc import metrics
 from soc.bus.base import ALERTS, EVENTS, Bus, Delivered, Message
@@ -23,14 +24,17 @@ class DetectionStage:
 
     async def handle(self, batch: list[Delivered]) -> None:
         alerts: list[Message] = []
+        hits: Counter[tuple[str, str]] = Counter()
         for record in batch:
             event = record.value
             for rule in self.rules.match(event):
                 alert = build_alert(rule, event)
                 alerts.append(Message(grouping_key(alert), alert))
-                metrics.RULE_HITS.labels(rule.id, rule.level).inc()
+                hits[rule.id, rule.level] += 1
                 _observe_latency(event)
         await self._bus.publish(ALERTS, alerts)
+        for (rule_id, level), count in hits.items():
+            metrics.RULE_HITS.labels(rule_id, level).inc(count)
 
 
 def _observe_latency(event: dict[str, object]) -> None:
