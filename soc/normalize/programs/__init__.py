@@ -1,0 +1,33 @@
+"""Registry of per-program message parsers, keyed by syslog APP-NAME / TAG (process.name).
+
+A new program (su, cron, postfix...) is one module with a ``parse(message, event)`` function and
+one line per program name here; the normalizer only ever does a dict lookup.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from soc.normalize.programs import sshd, sudo
+
+__all__ = ["PROGRAMS", "ProgramParser"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramParser:
+    """A program's parser and the ECS module/dataset its events belong to whatever the message,
+    so that an unrecognised sshd line still lands in the dataset sshd rules search."""
+
+    module: str
+    dataset: str
+    parse: Callable[[str, dict[str, Any]], None]
+
+
+_SSHD: Final = ProgramParser("system", "system.auth", sshd.parse)
+_SUDO: Final = ProgramParser("system", "system.auth", sudo.parse)
+
+PROGRAMS: Final[dict[str, ProgramParser]] = {
+    "sshd": _SSHD,
+    "sshd-session": _SSHD,  # OpenSSH 9.8+ logs the per-connection process under this name
+    "sudo": _SUDO,
+}
