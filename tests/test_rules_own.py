@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from soc.detect.rules import load_rules
-from soc.detect.ruletests import run_rule_tests, rule_tests_path
+from soc.detect.ruletests import rule_tests_path, run_rule_tests
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 
