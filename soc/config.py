@@ -96,7 +96,7 @@ class LogConfig:
 class PipelineConfig:
     batch_size: int = 2000
     #: Records the in-process bus holds per topic before publishers wait (backpressure).
-    bus_capacity: int = 200_000
+    bus_capacity: int = 20_000
 
 
 @dataclass(frozen=True, slots=True)

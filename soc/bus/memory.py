@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -18,7 +17,8 @@ from soc.bus.base import Delivered, Message
 
 @dataclass
 class _Partition:
-    records: deque[Message] = field(default_factory=deque)
+    #: A list, not a deque: consumers index into the middle, which is O(n) on a deque.
+    records: list[Message] = field(default_factory=list)
     #: Offset of records[0].
     base: int = 0
 
@@ -50,9 +50,10 @@ class _Topic:
             return
         for index, partition in enumerate(self.partitions):
             floor = min(group.committed[index] for group in self.groups.values())
-            while partition.base < floor and partition.records:
-                partition.records.popleft()
-                partition.base += 1
+            drop = min(floor - partition.base, len(partition.records))
+            if drop > 0:
+                del partition.records[:drop]
+                partition.base += drop
 
     def rebalance(self, group: _Group) -> None:
         """Share partitions round-robin among members; each restarts at the committed offset."""
@@ -138,13 +139,13 @@ class MemoryConsumer:
         for index in assigned[start:] + assigned[:start]:
             partition = self._topic.partitions[index]
             position = max(self.positions[index], partition.base)
-            while position < partition.end and len(taken) < max_records:
-                message = partition.records[position - partition.base]
-                taken.append(
-                    Delivered(self._topic.name, index, position, message.key, message.value)
-                )
-                position += 1
-            self.positions[index] = position
+            stop = min(partition.end, position + max_records - len(taken))
+            name, base = self._topic.name, partition.base
+            for offset, message in enumerate(
+                partition.records[position - base : stop - base], start=position
+            ):
+                taken.append(Delivered(name, index, offset, message.key, message.value))
+            self.positions[index] = max(position, stop)
             if len(taken) >= max_records:
                 break
         return taken
