@@ -77,7 +77,19 @@ class SyslogConfig:
 
 @dataclass(frozen=True, slots=True)
 class RulesConfig:
+    #: Rule files or directories; `pipelines/*.yml` inside a directory map its rules' fields.
     paths: tuple[str, ...] = ("rules",)
+    #: Installed pySigma pipelines (by name) or YAML files, applied to every rule.
+    pipelines: tuple[str, ...] = ("ecs_windows",)
+    #: Log-source routes (YAML); empty: the packaged `soc/detect/logsources.yml`.
+    logsources: str = ""
+    #: YAML mapping placeholder name -> values, for `|expand` (`%admins%`).
+    placeholders: str = ""
+    disabled_ids: tuple[str, ...] = ()
+    #: Glob patterns over rule file paths.
+    disabled_paths: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ("stable", "test", "experimental")
+    min_level: str = "informational"
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,6 +281,12 @@ def _validate(config: Config) -> None:
                 + ", ".join(f"{s}://" for s in schemes)
                 + ")"
             )
+    levels = ("informational", "low", "medium", "high", "critical")
+    if config.rules.min_level not in levels:
+        raise ConfigError(f"rules.min_level: expected one of {', '.join(levels)}")
+    known = {"stable", "test", "experimental", "deprecated", "unsupported"}
+    if unknown := set(config.rules.statuses) - known:
+        raise ConfigError(f"rules.statuses: unknown status {sorted(unknown)[0]!r}")
     try:
         ZoneInfo(config.syslog.timezone)
     except (ZoneInfoNotFoundError, ValueError):

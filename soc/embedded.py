@@ -26,7 +26,7 @@ from soc.api.app import create_app
 from soc.api.auth import ensure_api_token
 from soc.bus.base import Bus
 from soc.config import Address, Config
-from soc.detect.rules import RuleSet, load_rules
+from soc.detect.rules import RuleSet, load_rules, options_from_config
 from soc.detect.stage import DetectionStage
 from soc.normalize import NormalizeOptions
 from soc.normalize.stage import NormalizeStage
@@ -56,7 +56,7 @@ class _Layer:
 
 
 def load_ruleset(config: Config) -> RuleSet:
-    ruleset = load_rules([Path(p) for p in config.rules.paths])
+    ruleset = load_rules([Path(p) for p in config.rules.paths], options_from_config(config.rules))
     metrics.RULES_LOADED.set(len(ruleset.rules))
     metrics.RULES_UNROUTED.set(len(ruleset.unrouted))
     reasons: dict[str, int] = {}

@@ -8,20 +8,22 @@ from typing import Any
 import pytest
 import yaml
 
-from soc.detect.rules import Route, load_rules
+from soc.detect.routing import Route
+from soc.detect.rules import LoadOptions, load_rules
 
 HEADER = {
     "title": "t",
     "id": "00000000-0000-4000-8000-000000000001",
     "logsource": {"product": "test"},
 }
-ROUTE = Route(logsource=(("product", "test"),), where=())
+ROUTE = Route(logsource=(("product", "test"),), alternatives=((),))
+OPTIONS = LoadOptions(routes=(ROUTE,))
 
 
 def matcher(tmp_path: Path, detection: dict[str, Any]):  # type: ignore[no-untyped-def]
     path = tmp_path / "rule.yml"
     path.write_text(yaml.safe_dump({**HEADER, "detection": detection}))
-    ruleset = load_rules([path], routes=[ROUTE])
+    ruleset = load_rules([path], OPTIONS)
     assert not ruleset.problems, ruleset.problems
     (rule,) = ruleset.rules
     return rule.matches
@@ -106,7 +108,7 @@ def test_a_broken_rule_file_is_reported_and_the_others_still_load(tmp_path: Path
     bad_regex = {**HEADER, "id": "00000000-0000-4000-8000-000000000003"}
     bad_regex["detection"] = {"s": {"a|re": "(unclosed"}, "condition": "s"}
     (tmp_path / "bad_regex.yml").write_text(yaml.safe_dump(bad_regex))
-    ruleset = load_rules([tmp_path], routes=[ROUTE])
+    ruleset = load_rules([tmp_path], OPTIONS)
     assert [r.path.name for r in ruleset.rules] == ["good.yml"]
     reported = {p.path.name: p.reason for p in ruleset.problems}
     assert set(reported) == {"broken.yml", "bad_condition.yml", "bad_regex.yml"}
@@ -117,7 +119,7 @@ def test_a_rule_without_a_route_is_reported_as_unrouted_not_evaluated(tmp_path: 
     path = tmp_path / "rule.yml"
     rule = {**HEADER, "logsource": {"product": "nowhere"}}
     path.write_text(yaml.safe_dump({**rule, "detection": {"s": {"a": 1}, "condition": "s"}}))
-    ruleset = load_rules([path], routes=[ROUTE])
+    ruleset = load_rules([path], OPTIONS)
     assert ruleset.rules == [] and len(ruleset.unrouted) == 1
     assert list(ruleset.match({"a": 1})) == []
 
@@ -135,6 +137,6 @@ def test_duplicate_rule_ids_are_reported(tmp_path: Path) -> None:
     body = yaml.safe_dump({**HEADER, "detection": {"s": {"a": 1}, "condition": "s"}})
     (tmp_path / "a.yml").write_text(body)
     (tmp_path / "b.yml").write_text(body)
-    ruleset = load_rules([tmp_path], routes=[ROUTE])
+    ruleset = load_rules([tmp_path], OPTIONS)
     assert len(ruleset.rules) == 1
     assert "duplicate rule id" in ruleset.problems[0].reason

@@ -1,16 +1,18 @@
-"""Loading Sigma rules from files into a routed, compiled rule set.
+"""Loading Sigma rules from files into a routed, compiled, indexed rule set.
 
-A broken file or a rule we cannot evaluate is reported with its path and reason and the other
-rules keep running: one typo in one rule must not blind the whole SOC.
+Each rule goes through pySigma (parsing), the configured processing pipelines (field mapping to
+ECS), our compiler (predicates) and log-source routing. A broken file or a rule we cannot
+evaluate is reported with its path and reason and the other rules keep running: one typo in one
+rule must not blind the whole SOC. Rules switched off by configuration are listed as disabled.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +20,23 @@ import yaml
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
+from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 
-from soc.detect.compiler import CompileError, Event, Predicate, compile_condition, lookup
+from soc.config import RulesConfig
+from soc.detect.compiler import CompileError, CompileOptions, Event, Predicate, compile_condition
+from soc.detect.index import Requirement, RouteIndex, rule_requirement
+from soc.detect.pipelines import resolve_pipeline
+from soc.detect.routing import LogsourceKey, Route, load_routes, logsource_key
 
 log = logging.getLogger(__name__)
 
 #: Files beside rules that are not rules: their test events.
 TEST_SUFFIX = ".tests.yml"
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """The events a log source stands for: field -> accepted values (case-insensitive)."""
-
-    logsource: tuple[tuple[str, str], ...]
-    where: tuple[tuple[str, frozenset[str]], ...]
-
-    def admits(self, event: Event) -> bool:
-        for name, accepted in self.where:
-            value = lookup(event, name)
-            values = value if isinstance(value, list) else [value]
-            if not any(isinstance(v, str) and v.casefold() in accepted for v in values):
-                return False
-        return True
+#: Sigma levels in increasing order of severity.
+LEVELS = ("informational", "low", "medium", "high", "critical")
+_TECHNIQUE = re.compile(r"attack\.t\d{4}(\.\d{3})?")
+_TACTIC = re.compile(r"attack\.[a-z]+(?:[_-][a-z]+)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +50,18 @@ class CompiledRule:
     author: str
     references: tuple[str, ...]
     path: Path
-    logsource: tuple[tuple[str, str], ...]
+    logsource: LogsourceKey
     matches: Predicate
+    #: The rule's Sigma `name`, by which correlation rules may reference it.
+    name: str | None = None
     #: ATT&CK technique ids from tags such as `attack.t1110.001` -> `T1110.001`.
     techniques: tuple[str, ...] = ()
     #: ATT&CK tactics from tags such as `attack.credential_access`.
     tactics: tuple[str, ...] = ()
+    #: Literals of which one must occur for the rule to match (None: always evaluated).
+    requirement: Requirement | None = None
+    #: The pySigma rule after field mapping, kept for conversion to queries.
+    sigma: SigmaRule | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,46 +74,66 @@ class RuleProblem:
     title: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class RuleFilter:
+    """Which loaded rules run. Disabled rules are listed, not reported as problems."""
+
+    disabled_ids: frozenset[str] = frozenset()
+    disabled_paths: tuple[str, ...] = ()
+    statuses: frozenset[str] | None = None
+    min_level: str = "informational"
+
+    def reason_disabled(self, rule: CompiledRule) -> str | None:
+        if rule.id in self.disabled_ids or (rule.name and rule.name in self.disabled_ids):
+            return "disabled by id"
+        text = str(rule.path)
+        if any(fnmatch.fnmatch(text, pattern) for pattern in self.disabled_paths):
+            return "disabled by path"
+        if self.statuses is not None and rule.status not in self.statuses:
+            return f"status {rule.status} not enabled"
+        if LEVELS.index(rule.level) < LEVELS.index(self.min_level):
+            return f"level {rule.level} below {self.min_level}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    #: Installed pipeline names or YAML files; `pipelines/*.yml` inside each rule directory are
+    #: added automatically, so a rule set ships its own field mappings.
+    pipelines: tuple[str, ...] = ("ecs_windows",)
+    routes: tuple[Route, ...] | None = None
+    compile: CompileOptions = field(default_factory=CompileOptions)
+    filter: RuleFilter = field(default_factory=RuleFilter)
+
+
 @dataclass
 class RuleSet:
-    routes: list[tuple[Route, list[CompiledRule]]] = field(default_factory=list)
+    routes: list[RouteIndex] = field(default_factory=list)
     unrouted: list[CompiledRule] = field(default_factory=list)
+    disabled: list[tuple[CompiledRule, str]] = field(default_factory=list)
     problems: list[RuleProblem] = field(default_factory=list)
+    correlations: list[tuple[SigmaCorrelationRule, Path]] = field(default_factory=list)
+    #: Rule files read.
+    files: int = 0
 
     @property
     def rules(self) -> list[CompiledRule]:
-        return [rule for _, rules in self.routes for rule in rules]
+        return [rule for index in self.routes for rule in index.rules]
 
     def match(self, event: Event) -> Iterator[CompiledRule]:
-        for route, rules in self.routes:
-            if route.admits(event):
-                for rule in rules:
-                    if rule.matches(event):
-                        yield rule
+        """Rules that match the event: routed, narrowed by the index, then evaluated."""
+        for index in self.routes:
+            if index.route.admits(event):
+                rules = index.rules
+                for position in index.candidates(event):
+                    if rules[position].matches(event):
+                        yield rules[position]
 
-
-def load_routes(path: Path | None = None) -> list[Route]:
-    """Log-source routes from YAML (the packaged `logsources.yml` when no path is given)."""
-    if path is None:
-        text = resources.files("soc.detect").joinpath("logsources.yml").read_text("utf-8")
-        origin = "soc/detect/logsources.yml"
-    else:
-        text, origin = path.read_text("utf-8"), str(path)
-    entries = yaml.safe_load(text) or []
-    routes = []
-    for index, entry in enumerate(entries):
-        try:
-            logsource = tuple(sorted((k, str(v).lower()) for k, v in entry["logsource"].items()))
-            where = tuple(
-                (name, frozenset(str(v).casefold() for v in values))
-                for name, values in entry["where"].items()
-            )
-        except (KeyError, AttributeError, TypeError) as exc:
-            raise ValueError(
-                f"{origin}: entry {index}: expected 'logsource' and 'where' mappings ({exc})"
-            ) from None
-        routes.append(Route(logsource, where))
-    return routes
+    def match_unindexed(self, event: Event) -> Iterator[CompiledRule]:
+        """Every routed rule evaluated in full: the reference the index must agree with."""
+        for index in self.routes:
+            if index.route.admits(event):
+                yield from (rule for rule in index.rules if rule.matches(event))
 
 
 def rule_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -127,107 +148,112 @@ def rule_files(paths: Iterable[Path]) -> Iterator[Path]:
             yield candidate
 
 
-def _logsource_key(rule: SigmaRule) -> tuple[tuple[str, str], ...]:
-    source = rule.logsource
-    pairs = [
-        (name, str(value).lower())
-        for name, value in (
-            ("product", source.product),
-            ("category", source.category),
-            ("service", source.service),
-        )
-        if value
-    ]
-    return tuple(sorted(pairs))
+def pipeline_files(paths: Iterable[Path]) -> list[str]:
+    return [str(p) for path in paths if path.is_dir() for p in sorted(path.glob("pipelines/*.yml"))]
 
 
-def _compile(rule: SigmaRule, path: Path) -> CompiledRule:
-    predicates = [compile_condition(cond.parsed) for cond in rule.detection.parsed_condition]
+def _parse(
+    files: Iterable[Path], problems: list[RuleProblem]
+) -> list[tuple[SigmaRule | SigmaCorrelationRule, Path]]:
+    parsed: list[tuple[SigmaRule | SigmaCorrelationRule, Path]] = []
+    for path in files:
+        try:
+            collection = SigmaCollection.from_yaml(
+                path.read_text("utf-8"), collect_errors=True, resolve_references=False
+            )
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, SigmaError) as exc:
+            problems.append(RuleProblem(path, f"cannot load: {exc}"))
+            continue
+        problems.extend(RuleProblem(path, f"cannot load: {error}") for error in collection.errors)
+        for rule in collection.rules:
+            ident = str(rule.id) if rule.id else None
+            if rule.errors:
+                reasons = "; ".join(str(error) for error in rule.errors)
+                problems.append(RuleProblem(path, f"invalid rule: {reasons}", ident, rule.title))
+            elif isinstance(rule, (SigmaRule, SigmaCorrelationRule)):
+                parsed.append((rule, path))
+    return parsed
+
+
+def _compile(
+    rule: SigmaRule, path: Path, pipeline: ProcessingPipeline, options: CompileOptions
+) -> CompiledRule:
+    key = logsource_key(rule.logsource.product, rule.logsource.category, rule.logsource.service)
+    pipeline.apply(rule)
+    # `parsed` re-parses on every access: take each tree once.
+    trees = [cond.parsed for cond in rule.detection.parsed_condition]
+    predicates = [compile_condition(tree, options) for tree in trees]
     matches: Predicate = (
         predicates[0]
         if len(predicates) == 1
         else (lambda event: any(predicate(event) for predicate in predicates))
     )
     tags = tuple(str(tag) for tag in rule.tags)
+    level = str(rule.level) if rule.level else "medium"
     return CompiledRule(
-        techniques=tuple(
-            tag.split(".", 1)[1].upper()
-            for tag in tags
-            if re.fullmatch(r"attack\.t\d{4}(\.\d{3})?", tag)
-        ),
-        tactics=tuple(
-            tag.split(".", 1)[1] for tag in tags if re.fullmatch(r"attack\.[a-z]+(_[a-z]+)*", tag)
-        ),
         id=str(rule.id),
         title=rule.title,
-        level=str(rule.level) if rule.level else "medium",
+        level=level if level in LEVELS else "medium",
         status=str(rule.status) if rule.status else "experimental",
         tags=tags,
         description=rule.description or "",
         author=rule.author or "",
         references=tuple(rule.references or ()),
         path=path,
-        logsource=_logsource_key(rule),
+        logsource=key,
         matches=matches,
+        name=rule.name,
+        techniques=tuple(t.split(".", 1)[1].upper() for t in tags if _TECHNIQUE.fullmatch(t)),
+        tactics=tuple(
+            t.split(".", 1)[1] for t in tags if _TACTIC.fullmatch(t) and not _TECHNIQUE.fullmatch(t)
+        ),
+        requirement=rule_requirement(trees),
+        sigma=rule,
     )
 
 
-def _load_file(path: Path) -> tuple[list[CompiledRule], list[RuleProblem]]:
-    try:
-        text = path.read_text("utf-8")
-        collection = SigmaCollection.from_yaml(text, collect_errors=True)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, SigmaError) as exc:
-        return [], [RuleProblem(path, f"cannot load: {exc}")]
-    compiled: list[CompiledRule] = []
-    problems = [RuleProblem(path, f"cannot load: {error}") for error in collection.errors]
-    for rule in collection.rules:
-        ident = str(rule.id) if rule.id else None
-        if isinstance(rule, SigmaCorrelationRule):
-            problems.append(
-                RuleProblem(path, "correlation rules are not evaluated yet", ident, rule.title)
-            )
-            continue
-        if rule.errors:
-            reasons = "; ".join(str(error) for error in rule.errors)
-            problems.append(RuleProblem(path, f"invalid rule: {reasons}", ident, rule.title))
-            continue
-        if ident is None:
-            problems.append(RuleProblem(path, "rule has no id", None, rule.title))
-            continue
-        try:
-            compiled.append(_compile(rule, path))
-        except (CompileError, SigmaError) as exc:
-            problems.append(RuleProblem(path, f"cannot compile: {exc}", ident, rule.title))
-    return compiled, problems
-
-
-def load_rules(paths: Sequence[Path], routes: Sequence[Route] | None = None) -> RuleSet:
+def load_rules(paths: Sequence[Path], options: LoadOptions | None = None) -> RuleSet:
     """Load every rule file under `paths`; problems are collected, never raised."""
-    by_logsource: dict[tuple[tuple[str, str], ...], Route] = {
-        route.logsource: route for route in (routes if routes is not None else load_routes())
-    }
-    grouped: dict[Route, list[CompiledRule]] = {}
+    options = options or LoadOptions()
+    routes = options.routes if options.routes is not None else tuple(load_routes())
+    by_logsource: dict[LogsourceKey, Route] = {route.logsource: route for route in routes}
+    pipeline = resolve_pipeline([*options.pipelines, *pipeline_files(paths)])
     ruleset = RuleSet()
-    seen: dict[str, Path] = {}
     for path in paths:
         if not path.exists():
             ruleset.problems.append(RuleProblem(path, "rule path does not exist"))
-    for path in rule_files(p for p in paths if p.exists()):
-        compiled, problems = _load_file(path)
-        ruleset.problems.extend(problems)
-        for rule in compiled:
-            if rule.id in seen:
-                ruleset.problems.append(
-                    RuleProblem(path, f"duplicate rule id, first in {seen[rule.id]}", rule.id)
-                )
-                continue
-            seen[rule.id] = path
-            route = by_logsource.get(rule.logsource)
-            if route is None:
-                ruleset.unrouted.append(rule)
-            else:
-                grouped.setdefault(route, []).append(rule)
-    ruleset.routes = list(grouped.items())
+    files = list(rule_files(p for p in paths if p.exists()))
+    ruleset.files = len(files)
+    grouped: dict[Route, list[CompiledRule]] = {}
+    seen: dict[str, Path] = {}
+    for rule, path in _parse(files, ruleset.problems):
+        ident = str(rule.id) if rule.id else None
+        if ident is None:
+            ruleset.problems.append(RuleProblem(path, "rule has no id", None, rule.title))
+            continue
+        if ident in seen:
+            reason = f"duplicate rule id, first in {seen[ident]}"
+            ruleset.problems.append(RuleProblem(path, reason, ident, rule.title))
+            continue
+        seen[ident] = path
+        if isinstance(rule, SigmaCorrelationRule):
+            ruleset.correlations.append((rule, path))
+            continue
+        try:
+            compiled = _compile(rule, path, pipeline, options.compile)
+        except (CompileError, SigmaError, ValueError, TypeError, KeyError) as exc:
+            ruleset.problems.append(RuleProblem(path, f"cannot compile: {exc}", ident, rule.title))
+            continue
+        disabled = options.filter.reason_disabled(compiled)
+        route = by_logsource.get(compiled.logsource)
+        if disabled:
+            ruleset.disabled.append((compiled, disabled))
+        elif route is None:
+            ruleset.unrouted.append(compiled)
+        else:
+            grouped.setdefault(route, []).append(compiled)
+    ruleset.routes = [RouteIndex.build(route, rules) for route, rules in grouped.items()]
+    _resolve_correlations(ruleset)
     for problem in ruleset.problems:
         log.warning(
             "rule not loaded path=%s rule_id=%s reason=%s",
@@ -238,6 +264,52 @@ def load_rules(paths: Sequence[Path], routes: Sequence[Route] | None = None) -> 
     if ruleset.unrouted:
         log.warning("rules without a log-source route count=%d", len(ruleset.unrouted))
     return ruleset
+
+
+def _resolve_correlations(ruleset: RuleSet) -> None:
+    """Correlations reference rules by id or name; one whose references are missing is a
+    problem (it could never fire), the others are kept for the correlation engine."""
+    known = {rule.id for rule in ruleset.rules}
+    known |= {rule.name for rule in ruleset.rules if rule.name}
+    known |= {str(c.id) for c, _ in ruleset.correlations}
+    known |= {c.name for c, _ in ruleset.correlations if c.name}
+    kept = []
+    for correlation, path in ruleset.correlations:
+        missing = [ref.reference for ref in correlation.rules or () if ref.reference not in known]
+        if missing:
+            reason = "references rules that are not loaded or not enabled: " + ", ".join(missing)
+            ruleset.problems.append(
+                RuleProblem(path, reason, str(correlation.id), correlation.title)
+            )
+        else:
+            kept.append((correlation, path))
+    ruleset.correlations = kept
+
+
+def options_from_config(config: RulesConfig) -> LoadOptions:
+    """Load options from the `rules` configuration section; a bad file raises ValueError naming
+    it, which stops start-up rather than running without the operator's settings."""
+    routes = tuple(load_routes(Path(config.logsources))) if config.logsources else None
+    placeholders: dict[str, list[str]] = {}
+    if config.placeholders:
+        loaded = yaml.safe_load(Path(config.placeholders).read_text("utf-8")) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{config.placeholders}: expected a mapping of name -> values")
+        placeholders = {
+            str(k): [str(v) for v in (vs if isinstance(vs, list) else [vs])]
+            for k, vs in loaded.items()
+        }
+    return LoadOptions(
+        pipelines=config.pipelines,
+        routes=routes,
+        compile=CompileOptions(placeholders=placeholders),
+        filter=RuleFilter(
+            disabled_ids=frozenset(config.disabled_ids),
+            disabled_paths=config.disabled_paths,
+            statuses=frozenset(config.statuses),
+            min_level=config.min_level,
+        ),
+    )
 
 
 def rule_summary(rule: CompiledRule) -> Mapping[str, Any]:

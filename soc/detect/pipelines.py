@@ -1,0 +1,48 @@
+"""Field mapping: pySigma processing pipelines turn rule fields (Sigma's taxonomy: `Image`,
+`CommandLine`, `cs-uri-query`) into the ECS fields events carry, exactly as
+pysigma-backend-elasticsearch does when it converts a rule to a query, so that the stream and a
+hunt in Elasticsearch agree.
+
+Pipelines are named (installed ones such as `ecs_windows`) or YAML files (ours under
+`rules/pipelines/`). Every pipeline item carries its own log-source conditions, so the combined
+pipeline is applied to every rule and each item touches only the rules it is meant for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+from sigma.exceptions import SigmaError
+from sigma.plugins import InstalledSigmaPlugins
+from sigma.processing.pipeline import ProcessingPipeline
+from sigma.processing.resolver import ProcessingPipelineResolver
+
+
+class PipelineError(ValueError):
+    """A configured pipeline cannot be found or read; the message names it."""
+
+
+@cache
+def _resolver() -> ProcessingPipelineResolver:
+    return InstalledSigmaPlugins.autodiscover().get_pipeline_resolver()
+
+
+def resolve_pipeline(specs: Sequence[str]) -> ProcessingPipeline:
+    """One pipeline from names and YAML paths, in priority order."""
+    pipeline = ProcessingPipeline()
+    for spec in specs:
+        path = Path(spec)
+        try:
+            if path.suffix in {".yml", ".yaml"}:
+                if not path.is_file():
+                    raise PipelineError(f"pipeline file {spec} does not exist")
+                pipeline += ProcessingPipeline.from_yaml(path.read_text("utf-8"))
+            else:
+                pipeline += _resolver().resolve_pipeline(spec)
+        except (SigmaError, ValueError, KeyError) as exc:
+            if isinstance(exc, PipelineError):
+                raise
+            raise PipelineError(f"pipeline {spec}: {exc}") from None
+    return pipeline
