@@ -1,0 +1,471 @@
+"""Files seized from a server -> ECS events, for ``soc scan`` (as Hayabusa or Chainsaw read them).
+
+Formats are recognised by content, not by name, because seized files are often renamed or
+rotated (``auth.log.2.gz``): EVTX by its magic bytes, JSON by its first character and whether the
+first line is a whole object, W3C by its ``#`` directives, access logs by their first lines
+parsing as such; any other text is read as syslog. gzip, bzip2 and xz files are decompressed on
+the fly. Everything streams: a file is never held in memory whole.
+
+Conventions (the scan command prints them with each alert):
+
+- ``log.file.path``: the file's absolute, symlink-resolved path.
+- ``log.file.record``: the 1-based record number within the file: the line number for line
+  formats (syslog, access, w3c, jsonl; blank and directive lines count but yield nothing), the
+  ordinal of the value for a JSON array or JSON texts back to back, and the ordinal of the item
+  the EVTX parser returns (a corrupt chunk takes one number) for EVTX. The EVTX EventRecordID
+  stays in ``winlog.record_id``.
+- ``event.id``: ``stable_id("scan", path, record)``, so scanning the same file again gives the
+  same ids and the store overwrites instead of duplicating. A JSON event that has its own
+  ``event.id`` keeps it.
+- What cannot be read is reported as a ReadProblem (``record`` 0 when it concerns the whole
+  file) and reading goes on with the next record or file: a scan never stops on one bad file,
+  and never drops one silently.
+"""
+
+from __future__ import annotations
+
+import base64
+import bz2
+import codecs
+import gzip
+import io
+import json
+import logging
+import lzma
+import os
+import stat
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+import orjson
+from evtx import PyEvtxParser
+
+from soc.ids import stable_id
+from soc.normalize import NormalizeOptions, normalize
+from soc.normalize.ecs import format_utc
+from soc.normalize.web import W3CLog, normalize_access_log, parse_access_log
+from soc.normalize.windows import is_windows_event, normalize_windows
+
+__all__ = ["FORMATS", "ReadProblem", "ScannedEvent", "detect_format", "read_events"]
+
+_log = logging.getLogger(__name__)
+
+FORMATS: Final = ("evtx", "jsonl", "json", "syslog", "access", "w3c")
+
+_EVTX_MAGIC: Final = b"ElfFile\x00"
+_EVTX_HEADER_SIZE: Final = 4096
+_EVTX_CHUNK_SIZE: Final = 65536
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+_BZIP2_MAGIC: Final = b"BZh"
+_XZ_MAGIC: Final = b"\xfd7zXZ\x00"
+_SNIFF_BYTES: Final = 65536
+_SNIFF_LINES: Final = 10
+_W3C_DIRECTIVES: Final = ("#Software:", "#Version:", "#Fields:", "#Date:", "#Remark:")
+_BOM: Final = b"\xef\xbb\xbf"
+_EXTENSIONS: Final = {".evtx": "evtx", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_JSON_CHUNK: Final = 1 << 20
+_JSON_MAX_VALUE: Final = 64 << 20  # one JSON value larger than this is taken as corrupt
+_INVALID_UTF8: Final = "invalid_utf8"
+_DEFAULT_TIMEZONE: Final = ZoneInfo("Asia/Ho_Chi_Minh")
+_SERVERS: Final = {"nginx": "nginx", "apache": "apache", "apache2": "apache", "httpd": "apache"}
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedEvent:
+    """One ECS event read from a file, with ``log.file.path`` and ``log.file.record`` set."""
+
+    event: dict[str, Any]
+    path: str
+    record: int  # 1-based record/line number within the file
+
+
+@dataclass(frozen=True, slots=True)
+class ReadProblem:
+    """Something in a file that could not be read; the scan reports it and goes on."""
+
+    path: str
+    record: int  # 1-based record/line number, or 0 for the file as a whole
+    reason: str
+
+
+Item = ScannedEvent | ReadProblem
+
+
+def read_events(
+    paths: Sequence[Path], *, timezone: tzinfo = _DEFAULT_TIMEZONE
+) -> Iterator[ScannedEvent | ReadProblem]:
+    """Every event of every file under ``paths`` (directories walked recursively, in sorted
+    order). ``timezone`` is the zone of syslog timestamps, which carry none."""
+    options = NormalizeOptions(timezone=timezone)
+    for path in _files(paths):
+        if isinstance(path, ReadProblem):
+            yield path
+        else:
+            yield from _read_file(path, options)
+
+
+def detect_format(path: Path) -> str:
+    """The file's format, one of FORMATS, from its magic bytes and first lines (the extension
+    decides only for an empty file). Raises OSError when the file cannot be read."""
+    with _open(path) as stream:
+        head = stream.read(_SNIFF_BYTES)
+    if head.startswith(_EVTX_MAGIC):
+        return "evtx"
+    lines = _sample_lines(head, complete=len(head) < _SNIFF_BYTES)
+    if not lines:
+        return _EXTENSIONS.get(path.suffix.lower(), "syslog")
+    return _sniff_text(lines)
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+def _files(paths: Sequence[Path]) -> Iterator[Path | ReadProblem]:
+    for path in paths:
+        if path.is_dir():
+            yield from _walk(path)
+        else:
+            yield _regular_file(path)
+
+
+def _walk(directory: Path) -> Iterator[Path | ReadProblem]:
+    """Files under ``directory`` in sorted order; symlinked directories are not followed, so a
+    link loop on a seized disk cannot trap the scan. A directory that cannot be listed is
+    reported, not skipped in silence."""
+    errors: list[OSError] = []
+    for root, dirs, files in os.walk(directory, onerror=errors.append):
+        yield from _listing_problems(errors)
+        dirs.sort()
+        for name in sorted(files):
+            yield _regular_file(Path(root, name))
+    yield from _listing_problems(errors)
+
+
+def _listing_problems(errors: list[OSError]) -> Iterator[ReadProblem]:
+    while errors:
+        error = errors.pop(0)
+        yield ReadProblem(str(error.filename), 0, f"cannot list directory: {error.strerror}")
+
+
+def _regular_file(path: Path) -> Path | ReadProblem:
+    """Only regular files are read: opening a FIFO or a device found on a seized disk would
+    block the scan or read forever."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return ReadProblem(str(path), 0, f"cannot read: {exc.strerror or exc}")
+    if not stat.S_ISREG(mode):
+        return ReadProblem(str(path), 0, "not a regular file (device, FIFO or socket): not read")
+    return path
+
+
+def _open(path: Path) -> io.BufferedIOBase:
+    """The file's bytes, decompressed when its magic bytes say it is compressed; the caller
+    closes it."""
+    with path.open("rb") as probe:
+        magic = probe.read(len(_XZ_MAGIC))
+    if magic.startswith(_GZIP_MAGIC):
+        return gzip.GzipFile(path, "rb")
+    if magic.startswith(_BZIP2_MAGIC):
+        return bz2.BZ2File(path, "rb")
+    if magic.startswith(_XZ_MAGIC):
+        return lzma.LZMAFile(path, "rb")
+    return path.open("rb")
+
+
+def _read_file(path: Path, options: NormalizeOptions) -> Iterator[Item]:
+    """One file's events; whatever goes wrong ends this file with a ReadProblem, never the
+    scan. The record of the problem is the one after the last read (0: nothing was read)."""
+    name = str(path.resolve())
+    last = 0
+    try:
+        file_format = detect_format(path)
+        for item in _READERS[file_format](path, name, options):
+            last = item.record
+            yield item
+    except Exception as exc:  # a corrupt or unreadable file must not end the scan
+        record = last + 1 if last else 0
+        _log.warning("cannot read file path=%s record=%d error=%s", name, record, exc)
+        yield ReadProblem(name, record, f"{type(exc).__name__}: {exc}")
+
+
+def _sample_lines(head: bytes, *, complete: bool) -> list[str]:
+    """The first non-blank lines of the sniffed bytes; a line cut by the sample is dropped."""
+    lines = head.removeprefix(_BOM).split(b"\n")
+    if not complete and len(lines) > 1:
+        lines = lines[:-1]  # a single cut line is kept: its first character still tells
+    texts = [line.decode("utf-8", "backslashreplace").strip() for line in lines]
+    return [text for text in texts if text][:_SNIFF_LINES]
+
+
+def _sniff_text(lines: list[str]) -> str:
+    first = lines[0]
+    if first.startswith("["):
+        return "json"
+    if first.startswith("{"):
+        return "jsonl" if _is_json_object(first) else "json"
+    if any(line.startswith(_W3C_DIRECTIVES) for line in lines):
+        return "w3c"
+    access = sum(parse_access_log(line) is not None for line in lines)
+    return "access" if access * 2 >= len(lines) else "syslog"
+
+
+def _is_json_object(text: str) -> bool:
+    """A whole JSON object on the first line makes JSON lines; a "{" alone starts a
+    pretty-printed object."""
+    try:
+        return isinstance(_loads(text), dict)
+    except ValueError:
+        return False
+
+
+# --- line formats -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    number: int
+    text: str
+    raw: bytes | None  # the undecodable bytes, when the line was not valid UTF-8
+
+
+def _lines(path: Path) -> Iterator[_Line]:
+    """Non-blank lines, numbered from 1; invalid UTF-8 is decoded with backslash escapes and
+    its bytes kept, so nothing in the line is lost."""
+    with _open(path) as stream:
+        for number, data in enumerate(stream, start=1):
+            line = data.rstrip(b"\n").rstrip(b"\r")
+            if number == 1:
+                line = line.removeprefix(_BOM)
+            if not line.strip():
+                continue
+            try:
+                yield _Line(number, line.decode("utf-8"), None)
+            except UnicodeDecodeError:
+                yield _Line(number, line.decode("utf-8", "backslashreplace"), line)
+
+
+def _scan_id(name: str, record: int) -> str:
+    return stable_id("scan", name, str(record))
+
+
+def _mtime(path: Path) -> str:
+    """The file's modification time: the best receipt time an offline file has."""
+    return format_utc(datetime.fromtimestamp(path.stat().st_mtime, UTC))
+
+
+def _read_syslog(path: Path, name: str, options: NormalizeOptions) -> Iterator[Item]:
+    received_at = _mtime(path)
+    for line in _lines(path):
+        record: dict[str, Any] = {
+            "id": _scan_id(name, line.number),
+            "received_at": received_at,
+            "source": {"type": "file", "path": name},
+            "data": line.text,
+        }
+        if line.raw is not None:
+            record["flags"] = [_INVALID_UTF8]
+            record["data_b64"] = base64.b64encode(line.raw).decode("ascii")
+        yield _scanned(normalize(record, options), name, line.number)
+
+
+def _read_access(path: Path, name: str, _options: NormalizeOptions) -> Iterator[Item]:
+    received_at = _mtime(path)
+    module = _server_software(path)
+    for line in _lines(path):
+        event = normalize_access_log(
+            line.text, event_id=_scan_id(name, line.number), received_at=received_at, module=module
+        )
+        yield _scanned(_flag_invalid(event, line), name, line.number)
+
+
+def _server_software(path: Path) -> str | None:
+    """nginx and Apache lines look alike; their usual log directories tell them apart."""
+    for part in reversed(path.parts):
+        software = _SERVERS.get(part.lower())
+        if software is not None:
+            return software
+    return None
+
+
+def _read_w3c(path: Path, name: str, _options: NormalizeOptions) -> Iterator[Item]:
+    received_at = _mtime(path)
+    log = W3CLog()
+    for line in _lines(path):
+        event = log.normalize(
+            line.text, event_id=_scan_id(name, line.number), received_at=received_at
+        )
+        if event is not None:
+            yield _scanned(_flag_invalid(event, line), name, line.number)
+
+
+def _flag_invalid(event: dict[str, Any], line: _Line) -> dict[str, Any]:
+    if line.raw is not None:
+        tags = event.setdefault("tags", [])
+        if isinstance(tags, list):
+            tags.append(_INVALID_UTF8)
+    return event
+
+
+# --- JSON ---------------------------------------------------------------------------------
+
+
+def _read_jsonl(path: Path, name: str, _options: NormalizeOptions) -> Iterator[Item]:
+    for line in _lines(path):
+        try:
+            value = _loads(line.text)
+        except ValueError as exc:
+            yield ReadProblem(name, line.number, f"not a JSON value: {exc}")
+            continue
+        yield _from_json(value, name, line.number, line)
+
+
+def _read_json(path: Path, name: str, _options: NormalizeOptions) -> Iterator[Item]:
+    decoder = codecs.getincrementaldecoder("utf-8-sig")("backslashreplace")
+    with _open(path) as raw:
+
+        def read(size: int) -> str:
+            data = raw.read(size)
+            return decoder.decode(data, final=not data)
+
+        for number, value in enumerate(_json_values(read), start=1):
+            yield _from_json(value, name, number, None)
+
+
+def _loads(text: str) -> Any:
+    """orjson, falling back to the stdlib for what orjson refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def _json_values(read: Callable[[int], str]) -> Iterator[Any]:
+    """The values of a JSON array, or of JSON texts back to back (pretty-printed objects, as
+    exporters write them), parsed a chunk at a time. Raises ValueError at invalid JSON."""
+    decoder = json.JSONDecoder()
+    buffer, position, depth, eof = "", 0, 0, False
+    want = _JSON_CHUNK
+    while True:
+        position, depth = _skip_structure(buffer, position, depth)
+        if position < len(buffer):
+            try:
+                value, end = decoder.raw_decode(buffer, position)
+            except ValueError:
+                if eof or len(buffer) - position > _JSON_MAX_VALUE:
+                    raise
+                end = -1
+            if end != -1 and (end < len(buffer) or eof):
+                yield value
+                position, want = end, _JSON_CHUNK
+                continue
+            want *= 2  # the value runs past the buffer: read more, in growing steps
+        elif eof:
+            return
+        chunk = read(want)
+        eof = not chunk
+        buffer, position = buffer[position:] + chunk, 0
+
+
+def _skip_structure(buffer: str, position: int, depth: int) -> tuple[int, int]:
+    """Skip whitespace and the top-level array's own brackets and commas: the values inside
+    are what we yield, one at a time, instead of the whole array."""
+    while position < len(buffer):
+        char = buffer[position]
+        if char == "[" and depth == 0:
+            depth = 1
+        elif char == "]" and depth == 1:
+            depth = 0
+        elif not (char.isspace() or char == ","):
+            break
+        position += 1
+    return position, depth
+
+
+def _from_json(value: Any, name: str, record: int, line: _Line | None) -> Item:
+    """A Windows event is normalized, an ECS event or any other object is kept as it is; both
+    get the scan's record fields and, if they have none, the scan's event.id."""
+    if not isinstance(value, dict):
+        return ReadProblem(name, record, f"a JSON {type(value).__name__}, not an object")
+    event_id = _scan_id(name, record)
+    event = normalize_windows(value, record_id=event_id) if is_windows_event(value) else value
+    node = event.setdefault("event", {})
+    if isinstance(node, dict):
+        node.setdefault("id", event_id)
+    if line is not None:
+        _flag_invalid(event, line)
+    return _scanned(event, name, record)
+
+
+# --- EVTX ---------------------------------------------------------------------------------
+
+
+def _read_evtx(path: Path, name: str, _options: NormalizeOptions) -> Iterator[Item]:
+    """Records in file order (one parser thread keeps the order, and so the numbers, stable);
+    a corrupt chunk or record is reported and the parser goes on with the next one."""
+    with _open(path) as stream:
+        records = PyEvtxParser(stream, number_of_threads=1).records_json()
+        number = 0
+        while True:
+            number += 1
+            try:
+                record = next(records)
+            except StopIteration:
+                break
+            except Exception as exc:  # the parser's error for one chunk; the next may be fine
+                yield ReadProblem(name, number, f"corrupt EVTX data: {exc}")
+                continue
+            yield _evtx_event(record, name, number)
+        size = stream.seek(0, io.SEEK_END)
+    problem = _truncation(size, name, number)
+    if problem is not None:
+        yield problem
+
+
+def _evtx_event(record: object, name: str, number: int) -> Item:
+    try:
+        data = orjson.loads(record["data"]) if isinstance(record, dict) else None
+    except (KeyError, TypeError, ValueError) as exc:
+        return ReadProblem(name, number, f"EVTX record is not JSON: {exc}")
+    if not isinstance(data, dict):
+        return ReadProblem(name, number, "EVTX record is not a JSON object")
+    event = normalize_windows(data, record_id=_scan_id(name, number))
+    return _scanned(event, name, number)
+
+
+def _truncation(size: int, name: str, number: int) -> ReadProblem | None:
+    """The parser skips a chunk cut short without a word: a copy truncated mid-chunk is
+    reported here, because the events in the lost tail are exactly what was not looked at."""
+    tail = (size - _EVTX_HEADER_SIZE) % _EVTX_CHUNK_SIZE if size > _EVTX_HEADER_SIZE else 0
+    if size >= _EVTX_HEADER_SIZE and tail == 0:
+        return None
+    reason = (
+        f"file truncated: {size} bytes is not a {_EVTX_HEADER_SIZE}-byte header plus whole "
+        f"{_EVTX_CHUNK_SIZE}-byte chunks; the last {tail or size} bytes were not read"
+    )
+    return ReadProblem(name, number, reason)
+
+
+def _scanned(event: dict[str, Any], name: str, record: int) -> ScannedEvent:
+    """Stamp the scan's record fields (where the event has room for them) and wrap it."""
+    log = event.setdefault("log", {})
+    if isinstance(log, dict):
+        file = log.setdefault("file", {})
+        if isinstance(file, dict):
+            file["path"] = name
+            file["record"] = record
+    return ScannedEvent(event, name, record)
+
+
+_READERS: Final[dict[str, Callable[[Path, str, NormalizeOptions], Iterator[Item]]]] = {
+    "evtx": _read_evtx,
+    "jsonl": _read_jsonl,
+    "json": _read_json,
+    "syslog": _read_syslog,
+    "access": _read_access,
+    "w3c": _read_w3c,
+}
