@@ -68,7 +68,9 @@ CASES = [
     ({"s": {"n|lt": 5}, "condition": "s"}, {"n": 7}, False),
     ({"s": {"a|exists": True}, "condition": "s"}, {"a": None}, True),
     ({"s": {"a|exists": False}, "condition": "s"}, {"a": 1}, False),
-    ({"k": ["evil"], "condition": "k"}, {"message": "an EVIL thing"}, False),
+    ({"k": ["evil"], "condition": "k"}, {"message": "an EVIL thing"}, True),
+    ({"k": ["evil thing"], "condition": "k"}, {"a": "evil", "b": "thing"}, False),
+    ({"k": ["a*c"], "condition": "k"}, {"message": "xx abc yy"}, True),
     ({"k": ["*evil*"], "condition": "k"}, {"message": "an EVIL thing"}, True),
     ({"k": ["*evil*"], "condition": "k"}, {"deep": {"er": ["x", "evil"]}}, True),
     ({"k": ["*evil*"], "condition": "k"}, {"message": "benign"}, False),
@@ -140,3 +142,61 @@ def test_duplicate_rule_ids_are_reported(tmp_path: Path) -> None:
     ruleset = load_rules([tmp_path], OPTIONS)
     assert len(ruleset.rules) == 1
     assert "duplicate rule id" in ruleset.problems[0].reason
+
+
+def test_a_pathological_regex_does_not_stall_matching(tmp_path: Path) -> None:
+    import threading
+
+    predicate = matcher(tmp_path, {"s": {"a|re": "^(a+)+$"}, "condition": "s"})
+    event = {"a": "a" * 64 + "!"}  # exponential for a backtracking engine
+    result: list[bool] = []
+    worker = threading.Thread(target=lambda: result.append(predicate(event)), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert result == [False], "the regex did not finish: the stream would stall"
+
+
+def test_regexes_run_with_their_flags_and_unanchored(tmp_path: Path) -> None:
+    multiline = matcher(tmp_path, {"s": {"a|re|m": "^second$"}, "condition": "s"})
+    assert multiline({"a": "first\nsecond\nthird"})
+    dotall = matcher(tmp_path, {"s": {"a|re|s": "one.two"}, "condition": "s"})
+    assert dotall({"a": "one\ntwo"})
+    assert not matcher(tmp_path, {"s": {"a|re": "one.two"}, "condition": "s"})({"a": "one\ntwo"})
+    nested = matcher(tmp_path, {"s": {"a|re|i": "(ab|cd)+e"}, "condition": "s"})
+    assert nested({"a": "xxABcdE"})
+
+
+def test_expand_placeholders_are_filled_from_configuration(tmp_path: Path) -> None:
+    from soc.detect.compiler import CompileOptions
+    from soc.detect.rules import LoadOptions
+
+    path = tmp_path / "rule.yml"
+    detection = {"s": {"user.name|expand": "%admins%"}, "condition": "s"}
+    path.write_text(yaml.safe_dump({**HEADER, "detection": detection}))
+    filled = LoadOptions(
+        routes=(ROUTE,), compile=CompileOptions(placeholders={"admins": ["root", "adm*"]})
+    )
+    (rule,) = load_rules([path], filled).rules
+    assert rule.matches({"user": {"name": "administrator"}})
+    assert not rule.matches({"user": {"name": "bob"}})
+    unfilled = load_rules([path], OPTIONS)
+    assert "%admins%" in unfilled.problems[0].reason
+
+
+def test_timestamp_part_modifiers(tmp_path: Path) -> None:
+    night = matcher(tmp_path, {"s": {"@timestamp|hour": 2}, "condition": "s"})
+    assert night({"@timestamp": "2026-11-28T02:15:00.000000Z"})
+    assert not night({"@timestamp": "2026-11-28T14:15:00.000000Z"})
+
+
+@pytest.mark.parametrize(
+    ("modifier", "value", "text"),
+    [
+        ("base64offset|contains", "evil", "ZXZpbA"),
+        ("base64", "evil", "ZXZpbA=="),
+        ("wide|base64offset|contains", "ping", "cABpAG4AZwA"),
+        ("windash|contains", "-enc", "powershell /enc AAAA"),
+    ],
+)
+def test_encoding_modifiers(tmp_path: Path, modifier: str, value: str, text: str) -> None:
+    assert matcher(tmp_path, {"s": {f"a|{modifier}": value}, "condition": "s"})({"a": text})

@@ -12,8 +12,10 @@ widen, never narrow, what the full evaluation decides.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from re import _parser  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
 import ahocorasick
@@ -28,10 +30,17 @@ from sigma.types import (
     SigmaBool,
     SigmaExpansion,
     SigmaNumber,
+    SigmaRegularExpression,
     SigmaString,
 )
 
-from soc.detect.compiler import Event, _as_text, event_field, lookup, string_leaves, string_shape
+from soc.detect.compiler import (
+    Event,
+    event_field,
+    event_fields,
+    event_texts_folded,
+    string_shape,
+)
 from soc.detect.routing import Route
 
 if TYPE_CHECKING:
@@ -41,6 +50,64 @@ if TYPE_CHECKING:
 Requirement = frozenset[tuple[str | None, str]]
 #: Literals shorter than this are too common to narrow anything.
 MIN_LITERAL = 3
+#: Fields that routing already decides (and that pipelines add to rules as conditions): every
+#: event that reaches a route's rules has them, so requiring them narrows nothing.
+ROUTING_FIELDS = frozenset(
+    {"winlog.channel", "event.code", "event.module", "event.dataset", "event.category"}
+)
+#: Fragments found in most Windows process events: as a rule's only requirement they would
+#: make it a candidate for nearly everything, so an AND prefers any other child.
+_UBIQUITOUS = frozenset(
+    {".exe", ".dll", "c:\\", "\\windows\\", "\\system32\\", "microsoft", "http", "windows"}
+)
+
+
+def _cost(needed: Requirement) -> float:
+    """Roughly how often a requirement lets an event through: many or short literals let
+    more through. Used only to choose among the children of an AND."""
+    return sum(
+        (50.0 if literal in _UBIQUITOUS else 1.0) / len(literal) ** 2 for _, literal in needed
+    )
+
+
+def _pattern_literals(items: Any) -> set[str] | None:
+    """Literals one of which any match of a parsed regex sequence must contain: the longest run
+    of plain characters, or what a group, a branch or a repeat of at least one requires."""
+    candidates: list[set[str]] = []
+    run: list[str] = []
+    for op, arg in items:
+        if op is _parser.LITERAL:
+            run.append(chr(arg))
+            continue
+        if run:
+            candidates.append({"".join(run)})
+            run = []
+        inner: set[str] | None = None
+        if op is _parser.SUBPATTERN:
+            inner = _pattern_literals(arg[-1])
+        elif op is _parser.BRANCH:
+            branches = [_pattern_literals(branch) for branch in arg[1]]
+            if all(branch is not None for branch in branches):
+                inner = set().union(*(b for b in branches if b is not None))
+        elif op in (_parser.MAX_REPEAT, _parser.MIN_REPEAT) and arg[0] >= 1:
+            inner = _pattern_literals(arg[2])
+        if inner is not None:
+            candidates.append(inner)
+    if run:
+        candidates.append({"".join(run)})
+    usable = [c for c in candidates if all(len(lit) >= MIN_LITERAL for lit in c)]
+    if not usable:
+        return None
+    return min(usable, key=lambda c: sum(1 / len(lit) ** 2 for lit in c))
+
+
+def _regex_literals(value: SigmaRegularExpression) -> set[str] | None:
+    try:
+        parsed = _parser.parse(str(value.regexp))
+    except (re.error, RecursionError, OverflowError):
+        return None
+    literals = _pattern_literals(parsed)
+    return {literal.casefold() for literal in literals} if literals else None
 
 
 def _value_literals(value: Any) -> set[str] | None:
@@ -53,6 +120,8 @@ def _value_literals(value: Any) -> set[str] | None:
                 return None
             found |= literals
         return found
+    if isinstance(value, SigmaRegularExpression):
+        return _regex_literals(value)
     if isinstance(value, SigmaBool) or not isinstance(value, (SigmaString, SigmaNumber)):
         return None
     if isinstance(value, SigmaNumber):
@@ -72,10 +141,10 @@ def _value_literals(value: Any) -> set[str] | None:
 def requirement(node: Any) -> Requirement | None:
     """The requirement of a pySigma condition node, or None when it cannot be narrowed."""
     if isinstance(node, ConditionFieldEqualsValueExpression):
-        literals = _value_literals(node.value)
+        name = event_field(node.field)
+        literals = None if name in ROUTING_FIELDS else _value_literals(node.value)
         if literals is None:
             return None
-        name = event_field(node.field)
         return frozenset((name, literal) for literal in literals)
     if isinstance(node, ConditionValueExpression):
         literals = _value_literals(node.value)
@@ -92,7 +161,7 @@ def requirement(node: Any) -> Requirement | None:
         children = [child for arg in node.args if (child := requirement(arg)) is not None]
         if not children:
             return None
-        return min(children, key=lambda r: (len(r), -min(len(lit) for _, lit in r)))
+        return min(children, key=_cost)
     if isinstance(node, ConditionNOT):
         return None
     return None
@@ -107,14 +176,6 @@ def rule_requirement(conditions: Sequence[Any]) -> Requirement | None:
             return None
         united |= child
     return frozenset(united)
-
-
-def _values_text(value: Any) -> Iterator[str]:
-    if isinstance(value, list):
-        for item in value:
-            yield from _values_text(item)
-    elif isinstance(value, (str, int, float)):
-        yield _as_text(value).casefold()
 
 
 @dataclass
@@ -149,10 +210,14 @@ class RouteIndex:
 
     def candidates(self, event: Event) -> list[int]:
         found: set[int] = set(self.always)
+        fields = event_fields(event)
         for name, automaton in self.automata.items():
-            texts = string_leaves(event) if name is None else _values_text(lookup(event, name))
+            if name is None:
+                texts: Iterable[str] = event_texts_folded(event)
+            else:
+                texts = [text.casefold() for text in fields.get(name, ())]
             for text in texts:
-                for _, positions in automaton.iter(text.casefold() if name is None else text):
+                for _, positions in automaton.iter(text):
                     found.update(positions)
         return sorted(found)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from soc.detect.compiler import Event, lookup
+from soc.detect.compiler import Event, Getter, getter, lookup
 
 LogsourceKey = tuple[tuple[str, str], ...]
 Alternative = tuple[tuple[str, frozenset[str]], ...]
@@ -95,3 +95,64 @@ def load_routes(path: Path | None = None) -> list[Route]:
         text = resources.files("soc.detect").joinpath("logsources.yml").read_text("utf-8")
         return parse_routes(yaml.safe_load(text), "soc/detect/logsources.yml")
     return parse_routes(yaml.safe_load(path.read_text("utf-8")), str(path))
+
+
+#: Fields tried first to dispatch on: the most selective ones events reliably carry.
+_DISPATCH_PRIORITY = (
+    "event.code",
+    "winlog.channel",
+    "event.dataset",
+    "process.name",
+    "event.module",
+)
+_Check = tuple[Getter, frozenset[str]]
+
+
+def _check_holds(checks: tuple[_Check, ...], event: Event) -> bool:
+    for get, accepted in checks:
+        value = get(event)
+        values = value if isinstance(value, list) else (value,)
+        if not any(_text(v) in accepted for v in values):
+            return False
+    return True
+
+
+class RouteTable:
+    """Which routes admit an event, found by dictionary look-ups rather than by testing each of
+    ~100 routes: every alternative is filed under the value of one field (the most selective it
+    names); an event looks up its own values of those few fields and tests only the rest of the
+    alternatives found there."""
+
+    def __init__(self, routes: list[Route]) -> None:
+        self._getters: dict[str, Getter] = {}
+        self._table: dict[str, dict[str, list[tuple[int, tuple[_Check, ...]]]]] = {}
+        self._unconditional: list[int] = []
+        for position, route in enumerate(routes):
+            for alternative in route.alternatives:
+                self._file(position, alternative)
+
+    def _file(self, position: int, alternative: Alternative) -> None:
+        if not alternative:
+            self._unconditional.append(position)
+            return
+        names = [name for name, _ in alternative]
+        key = next((name for name in _DISPATCH_PRIORITY if name in names), names[0])
+        for name, _ in alternative:
+            self._getters.setdefault(name, getter(name))
+        rest = tuple((self._getters[n], accepted) for n, accepted in alternative if n != key)
+        values = dict(alternative)[key]
+        table = self._table.setdefault(key, {})
+        for value in values:
+            table.setdefault(value, []).append((position, rest))
+
+    def admitted(self, event: Event) -> list[int]:
+        """Positions of the routes admitting the event, in route order."""
+        found = set(self._unconditional)
+        for name, table in self._table.items():
+            value = self._getters[name](event)
+            for item in value if isinstance(value, list) else (value,):
+                text = _text(item)
+                for position, rest in table.get(text, ()) if text is not None else ():
+                    if position not in found and _check_holds(rest, event):
+                        found.add(position)
+        return sorted(found)

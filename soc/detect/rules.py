@@ -27,7 +27,7 @@ from soc.config import RulesConfig
 from soc.detect.compiler import CompileError, CompileOptions, Event, Predicate, compile_condition
 from soc.detect.index import Requirement, RouteIndex, rule_requirement
 from soc.detect.pipelines import resolve_pipeline
-from soc.detect.routing import LogsourceKey, Route, load_routes, logsource_key
+from soc.detect.routing import LogsourceKey, Route, RouteTable, load_routes, logsource_key
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,7 @@ class LoadOptions:
 @dataclass
 class RuleSet:
     routes: list[RouteIndex] = field(default_factory=list)
+    table: RouteTable = field(default_factory=lambda: RouteTable([]))
     unrouted: list[CompiledRule] = field(default_factory=list)
     disabled: list[tuple[CompiledRule, str]] = field(default_factory=list)
     problems: list[RuleProblem] = field(default_factory=list)
@@ -122,12 +123,12 @@ class RuleSet:
 
     def match(self, event: Event) -> Iterator[CompiledRule]:
         """Rules that match the event: routed, narrowed by the index, then evaluated."""
-        for index in self.routes:
-            if index.route.admits(event):
-                rules = index.rules
-                for position in index.candidates(event):
-                    if rules[position].matches(event):
-                        yield rules[position]
+        for route_position in self.table.admitted(event):
+            index = self.routes[route_position]
+            rules = index.rules
+            for position in index.candidates(event):
+                if rules[position].matches(event):
+                    yield rules[position]
 
     def match_unindexed(self, event: Event) -> Iterator[CompiledRule]:
         """Every routed rule evaluated in full: the reference the index must agree with."""
@@ -253,6 +254,7 @@ def load_rules(paths: Sequence[Path], options: LoadOptions | None = None) -> Rul
         else:
             grouped.setdefault(route, []).append(compiled)
     ruleset.routes = [RouteIndex.build(route, rules) for route, rules in grouped.items()]
+    ruleset.table = RouteTable([index.route for index in ruleset.routes])
     _resolve_correlations(ruleset)
     for problem in ruleset.problems:
         log.warning(
