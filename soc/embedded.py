@@ -27,7 +27,7 @@ from soc.api.auth import ensure_api_token
 from soc.bus.base import Bus
 from soc.config import Address, Config
 from soc.detect.rules import RuleSet, load_rules, options_from_config
-from soc.detect.stage import DetectionStage
+from soc.detect.stage import CorrelationStage, Detection, DetectionStage
 from soc.normalize import NormalizeOptions
 from soc.normalize.stage import NormalizeStage
 from soc.stage import Stage, run_stage
@@ -109,10 +109,14 @@ async def run_embedded(config: Config) -> int:
         len(ruleset.problems),
     )
 
+    detection = Detection.from_rules(ruleset)
+    detect = DetectionStage(bus, detection)
+    correlate = CorrelationStage(bus, detection)
     options = NormalizeOptions(timezone=ZoneInfo(config.syslog.timezone))
     layers = [
         _Layer([NormalizeStage(bus, options)]),
-        _Layer([DetectionStage(bus, ruleset), StoreWriter(store, "events")]),
+        _Layer([detect, StoreWriter(store, "events")]),
+        _Layer([correlate]),
         _Layer([StoreWriter(store, "alerts")]),
     ]
     batch = config.pipeline.batch_size
@@ -139,12 +143,22 @@ async def run_embedded(config: Config) -> int:
         batch_size=batch,
     )
     await syslog.start()
-    backlog_task = asyncio.create_task(_watch_backlog(bus, ["soc.raw", "soc.events", "soc.alerts"]))
+    backlog_task = asyncio.create_task(
+        _watch_backlog(bus, ["soc.raw", "soc.events", "soc.matches", "soc.alerts"])
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    reloads: set[asyncio.Task[None]] = set()
+
+    def reload() -> None:
+        task = asyncio.create_task(_reload_rules(config, [detect, correlate]))
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
 
     host, port = http_socket.getsockname()[:2]
     http = Address(str(host), int(port))
@@ -174,6 +188,25 @@ async def run_embedded(config: Config) -> int:
         log.error("stage failed stage=%s error=%r", task.get_name(), task.exception())
     log.info("stopped cleanly" if not failed else "stopped with failed stages")
     return 0 if not failed and stopped_by == "signal" else 1
+
+
+async def _reload_rules(config: Config, stages: list[DetectionStage | CorrelationStage]) -> None:
+    """SIGHUP: load the rules again and swap them in between two batches. A rule set that
+    fails to load as a whole leaves the running one in place; correlation windows restart."""
+    log.info("reloading rules")
+    try:
+        ruleset = await asyncio.to_thread(load_ruleset, config)
+    except (OSError, ValueError) as exc:
+        log.error("rule reload failed, keeping the loaded rules reason=%s", exc)
+        return
+    detection = Detection.from_rules(ruleset)
+    for stage in stages:
+        stage.detection = detection
+    log.info(
+        "rules reloaded count=%d unrouted=%d problems=%d correlations=%d",
+        len(ruleset.rules), len(ruleset.unrouted), len(ruleset.problems),
+        len(detection.correlations.correlations),
+    )  # fmt: skip
 
 
 async def _wait_for_stop(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> str:

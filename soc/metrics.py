@@ -53,3 +53,13 @@ ALERT_LATENCY_SECONDS = Histogram(
     "Delay from receipt of an event to its alert being produced.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
 )
+CORRELATION_LATE = Counter(
+    "soc_correlation_late_total",
+    "Matches older than the allowed lateness: counted, not applied to any window.",
+)
+CORRELATION_EVICTED = Counter(
+    "soc_correlation_evictions_total",
+    "Correlation groups dropped: `expired` (idle past the window) or `cap` (state full).",
+    ["reason"],
+)
+CORRELATION_GROUPS = Gauge("soc_correlation_groups", "Correlation groups held in memory.")

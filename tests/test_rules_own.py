@@ -7,48 +7,54 @@ from pathlib import Path
 import pytest
 import yaml
 
-from soc.detect.rules import load_rules
+from soc.detect.rules import RuleSet, load_rules, rule_files
 from soc.detect.ruletests import rule_tests_path, run_rule_tests
 
 RULES = Path(__file__).resolve().parent.parent / "rules"
 
 
-def test_every_own_rule_loads_and_is_routed() -> None:
-    ruleset = load_rules([RULES])
+@pytest.fixture(scope="module")
+def ruleset() -> RuleSet:
+    return load_rules([RULES])
+
+
+def test_every_own_rule_loads_and_is_routed(ruleset: RuleSet) -> None:
     assert ruleset.problems == []
     assert ruleset.unrouted == []
-    assert len(ruleset.rules) >= 2
+    assert len(ruleset.rules) + len(ruleset.correlations) == len(list(rule_files([RULES])))
+    assert {rule.title for rule, _ in ruleset.correlations} >= {
+        "SSH Brute Force From One Address",
+        "SSH Password Spraying From One Address",
+        "SSH Login Succeeded After Brute Force",
+        "Windows Logon Brute Force From One Address",
+        "Port Scan From One Address",
+    }
 
 
-@pytest.mark.parametrize("rule", load_rules([RULES]).rules, ids=lambda rule: rule.path.stem)
-def test_every_own_rule_has_positive_and_negative_test_events(rule) -> None:  # type: ignore[no-untyped-def]
-    spec = yaml.safe_load(rule_tests_path(rule).read_text())
-    assert spec.get("match"), f"{rule.path}: no events that must match"
-    assert spec.get("nomatch"), f"{rule.path}: no events that must not match"
+@pytest.mark.parametrize("path", list(rule_files([RULES])), ids=lambda path: path.stem)
+def test_every_own_rule_has_attack_tags_and_both_kinds_of_test_events(path: Path) -> None:
+    rule = yaml.safe_load(path.read_text())
+    assert any(tag.startswith("attack.t") for tag in rule["tags"]), f"{path}: no ATT&CK technique"
+    spec = yaml.safe_load(rule_tests_path(path).read_text())
+    assert spec.get("match"), f"{path}: no events that must match"
+    assert spec.get("nomatch"), f"{path}: no events that must not match"
 
 
-def test_own_rules_pass_their_test_events() -> None:
-    failures = [
-        str(failure)
-        for _, rule_failures in run_rule_tests(load_rules([RULES]))
-        for failure in rule_failures or []
-    ]
+def test_own_rules_pass_their_test_events(ruleset: RuleSet) -> None:
+    results = list(run_rule_tests(ruleset))
+    failures = [str(f) for result in results for f in result.failures or []]
     assert failures == []
+    assert all(result.failures is not None for result in results)
+    assert sum(result.cases for result in results) >= 60
 
 
 def test_a_wrong_expectation_is_reported(tmp_path: Path) -> None:
     rule = next(RULES.rglob("sshd_invalid_user.yml"))
     (tmp_path / rule.name).write_text(rule.read_text())
+    accepted = "<38>Nov 28 10:00:00 h sshd[1]: Accepted password for x from 10.0.0.1 port 1 ssh2"
     (tmp_path / "sshd_invalid_user.tests.yml").write_text(
-        yaml.safe_dump(
-            {
-                "match": [
-                    "<38>Nov 28 10:00:00 h sshd[1]: Accepted password for x from "
-                    "10.0.0.1 port 1 ssh2"
-                ],
-                "nomatch": [],
-            }
-        )
+        yaml.safe_dump({"match": [accepted], "nomatch": []})
     )
-    results = list(run_rule_tests(load_rules([tmp_path])))
-    assert [len(failures or []) for _, failures in results] == [1]
+    (result,) = run_rule_tests(load_rules([tmp_path]))
+    assert result.failures is not None and len(result.failures) == 1
+    assert "should match but did not" in str(result.failures[0])

@@ -3,9 +3,12 @@ the ATT&CK mapping, the entities analysts pivot on, and the triggering event its
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
+from soc.detect.correlation import CorrelationHit
 from soc.detect.rules import CompiledRule, rule_summary
 from soc.ids import stable_id
 from soc.timeutil import format_ts, utcnow
@@ -15,6 +18,7 @@ SEVERITY = {"informational": 21, "low": 21, "medium": 47, "high": 73, "critical"
 
 #: Entity fields copied from the event to the alert top level, for filters and grouping.
 _ENTITIES = ("host", "source", "destination", "user", "process", "organization", "url")
+_TECHNIQUE = re.compile(r"attack\.t\d{4}(\.\d{3})?")
 
 
 def alert_id(rule_id: str, event_id: str) -> str:
@@ -51,6 +55,68 @@ def build_alert(rule: CompiledRule, event: Mapping[str, Any]) -> dict[str, Any]:
         if name in event:
             alert[name] = event[name]
     return alert
+
+
+def build_correlation_alert(hit: CorrelationHit) -> dict[str, Any]:
+    """A correlation hit as an alert: the group it fired for, the window, the count, and a few
+    of the events that made it up (their ids all, up to the engine's cap)."""
+    rule = hit.rule
+    summary: dict[str, Any] = {
+        "id": rule.id,
+        "name": rule.title,
+        "level": rule.level,
+        "ruleset": "sigma",
+        "tags": list(rule.tags),
+        "type": rule.type,
+    }
+    if rule.description:
+        summary["description"] = rule.description
+    alert: dict[str, Any] = {
+        "@timestamp": format_ts(datetime.fromtimestamp(hit.last_seen, UTC)),
+        "event": {
+            "id": hit.id,
+            "kind": "alert",
+            "module": "sigma",
+            "dataset": "soc.alerts",
+            "created": format_ts(utcnow()),
+            "severity": SEVERITY.get(rule.level, 47),
+            "start": format_ts(datetime.fromtimestamp(hit.first_seen, UTC)),
+            "end": format_ts(datetime.fromtimestamp(hit.last_seen, UTC)),
+        },
+        "rule": summary,
+        "tags": list(rule.tags),
+        "message": rule.title,
+        "correlation": {
+            "type": rule.type,
+            "group": dict(hit.group),
+            "value": hit.value,
+            "event_ids": list(hit.event_ids),
+        },
+        "events": [dict(event) for event in hit.events],
+    }
+    techniques = [t.split(".", 1)[1].upper() for t in rule.tags if _TECHNIQUE.fullmatch(t)]
+    if techniques:
+        alert["threat"] = {"framework": "MITRE ATT&CK", "technique": {"id": techniques}}
+    first = hit.events[0] if hit.events else {}
+    for name in _ENTITIES:
+        if name in first:
+            alert[name] = first[name]
+    for path, value in hit.group:
+        _set_path(alert, path, value)
+    return alert
+
+
+def _set_path(doc: dict[str, Any], path: str, value: str) -> None:
+    *parents, leaf = path.split(".")
+    node = doc
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {} if child is None else {"value": child}
+        else:
+            child = node[part] = dict(child)  # never write into a copied event's own dict
+        node = child
+    node[leaf] = value
 
 
 def grouping_key(alert: Mapping[str, Any]) -> str:

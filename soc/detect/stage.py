@@ -1,43 +1,148 @@
-"""The detection stage: `soc.events` in, `soc.alerts` out."""
+"""The detection stages.
+
+`detect`: `soc.events` in; single-event rule hits out to `soc.alerts`, and the matches that
+correlation rules need out to `soc.matches`, keyed by the correlation's group-by value so that one
+consumer owns all the state of a group (DESIGN.md).
+
+`correlate`: `soc.matches` in, correlation hits out to `soc.alerts`. Its windows live in memory;
+after a restart they refill from the matches that follow (the offsets of matches still inside a
+window are not held back yet), so a window that straddles a restart can be missed.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
+from typing import Any
 
 from soc import metrics
-from soc.bus.base import ALERTS, EVENTS, Bus, Delivered, Message
-from soc.detect.alerts import build_alert, grouping_key
+from soc.bus.base import ALERTS, EVENTS, MATCHES, Bus, Delivered, Message
+from soc.detect.alerts import build_alert, build_correlation_alert, grouping_key
+from soc.detect.correlation import CorrelationEngine, CorrelationHit, Match
 from soc.detect.rules import RuleSet
 from soc.timeutil import parse_ts, utcnow
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class Detection:
+    """What the stages evaluate: swapped as a whole when rules are reloaded."""
+
+    rules: RuleSet
+    correlations: CorrelationEngine
+
+    @classmethod
+    def from_rules(cls, rules: RuleSet, allowed_lateness: float = 60.0) -> Detection:
+        engine = CorrelationEngine(
+            [rule for rule, _ in rules.correlations], allowed_lateness=allowed_lateness
+        )
+        for problem in engine.problems:
+            log.warning(
+                "correlation rule not evaluated rule_id=%s title=%s reason=%s",
+                problem.rule_id, problem.title, problem.reason,
+            )  # fmt: skip
+        return cls(rules, engine)
+
+
+def event_time(event: dict[str, Any]) -> float:
+    stamp = event.get("@timestamp")
+    if isinstance(stamp, str):
+        try:
+            return parse_ts(stamp).timestamp()
+        except ValueError:
+            pass
+    return utcnow().timestamp()
+
+
 class DetectionStage:
     name = "detect"
     topic = EVENTS
 
-    def __init__(self, bus: Bus, rules: RuleSet) -> None:
+    def __init__(self, bus: Bus, detection: Detection) -> None:
         self._bus = bus
-        self.rules = rules
+        self.detection = detection
 
     async def handle(self, batch: list[Delivered]) -> None:
+        detection = self.detection  # one rule set for the whole batch, even across a reload
+        engine = detection.correlations
         alerts: list[Message] = []
+        matches: list[Message] = []
         hits: Counter[tuple[str, str]] = Counter()
         for record in batch:
             event = record.value
-            for rule in self.rules.match(event):
-                alert = build_alert(rule, event)
-                alerts.append(Message(grouping_key(alert), alert))
+            for rule in detection.rules.match(event):
                 hits[rule.id, rule.level] += 1
-                _observe_latency(event)
+                if engine.wants(rule.id, rule.name):
+                    match = Match(
+                        rule.id, rule.name, event_time(event), event, event["event"]["id"]
+                    )
+                    matches.append(Message(engine.group_key(match), _match_value(match)))
+                if engine.generate(rule.id, rule.name):
+                    alert = build_alert(rule, event)
+                    alerts.append(Message(grouping_key(alert), alert))
+                    _observe_latency(event)
+        await self._bus.publish(MATCHES, matches)
         await self._bus.publish(ALERTS, alerts)
         for (rule_id, level), count in hits.items():
             metrics.RULE_HITS.labels(rule_id, level).inc(count)
 
 
-def _observe_latency(event: dict[str, object]) -> None:
+def _match_value(match: Match) -> dict[str, Any]:
+    return {
+        "rule_id": match.rule_id,
+        "rule_name": match.rule_name,
+        "timestamp": match.timestamp,
+        "event_id": match.event_id,
+        "event": match.event,
+    }
+
+
+class CorrelationStage:
+    name = "correlate"
+    topic = MATCHES
+
+    def __init__(self, bus: Bus, detection: Detection) -> None:
+        self._bus = bus
+        self.detection = detection
+        self._watermark = 0.0
+
+    async def handle(self, batch: list[Delivered]) -> None:
+        engine = self.detection.correlations
+        found: list[CorrelationHit] = []
+        before = engine.stats
+        for record in batch:
+            value = record.value
+            match = Match(
+                value["rule_id"],
+                value.get("rule_name"),
+                float(value["timestamp"]),
+                value["event"],
+                value["event_id"],
+            )
+            self._watermark = max(self._watermark, match.timestamp)
+            found += engine.process(match)
+        found += engine.advance(self._watermark)
+        alerts = []
+        for hit in found:
+            if hit.raise_alert:
+                alert = build_correlation_alert(hit)
+                alerts.append(Message(grouping_key(alert), alert))
+                metrics.RULE_HITS.labels(hit.rule.id, hit.rule.level).inc()
+        await self._bus.publish(ALERTS, alerts)
+        _count_correlation(before, engine)
+
+
+def _count_correlation(before: Any, engine: CorrelationEngine) -> None:
+    after = engine.stats
+    metrics.CORRELATION_LATE.inc(after.late - before.late)
+    metrics.CORRELATION_EVICTED.labels("expired").inc(after.groups_expired - before.groups_expired)
+    metrics.CORRELATION_EVICTED.labels("cap").inc(after.groups_evicted - before.groups_evicted)
+    metrics.CORRELATION_GROUPS.set(after.groups)
+
+
+def _observe_latency(event: dict[str, Any]) -> None:
     inner = event.get("event")
     ingested = inner.get("ingested") if isinstance(inner, dict) else None
     if isinstance(ingested, str):
