@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "e2e-token-abcdefghijklmnopqrstuvwxyz"
 FAILED_PASSWORD = "0b0c9a3e-6f1d-4d8e-9a57-2f4f1f0a6c11"
 INVALID_USER = "6c3f2d1a-8e4b-4f0a-b8c2-9d5e7a1b3c22"
+ACCEPTED = "2d7f5c1e-93a4-4b62-8f0d-4e6a1c9b7d31"
 
 
 @dataclass
@@ -123,7 +124,7 @@ def test_sshd_lines_over_udp_and_tcp_become_events_and_alerts(soc: Running) -> N
         "<38>1 2026-11-28T10:00:01Z web04 sshd 104 - - Failed password for invalid user test "
         "from 198.51.100.10 port 50004 ssh2": {FAILED_PASSWORD},
         f"<38>{stamp} web05 sshd[105]: Accepted publickey for bob from 10.0.0.5 port 50005 ssh2"
-        ": ED25519 SHA256:abcdef": set(),
+        ": ED25519 SHA256:abcdef": {ACCEPTED},
     }
     soc.send_udp([line.encode() for line in udp_lines])
     # TCP: one LF-framed line, one octet-counted, one LF-framed again, in one stream.
@@ -157,8 +158,14 @@ def test_sshd_lines_over_udp_and_tcp_become_events_and_alerts(soc: Running) -> N
     got = {(a["events"][0]["event"]["original"], a["rule"]["id"]) for a in alerts["items"]}
     assert got == {(line, rule) for line, rules in expected.items() for rule in rules}
     for alert in alerts["items"]:
-        assert alert["rule"]["name"] and alert["rule"]["level"] in {"low", "medium"}
-        assert any(tag.startswith("attack.t1110") for tag in alert["rule"]["tags"])
+        assert alert["rule"]["name"] and alert["rule"]["level"] in {
+            "informational",
+            "low",
+            "medium",
+        }
+        assert any(
+            tag.startswith(("attack.t1110", "attack.t1078")) for tag in alert["rule"]["tags"]
+        )
         assert alert["event"]["id"] and alert["event"]["kind"] == "alert"
     by_rule = soc.api("/api/v1/alerts", filter=f"rule.id:{INVALID_USER}")
     assert by_rule["total"] == 2
@@ -185,7 +192,8 @@ def test_malformed_and_invalid_utf8_lines_are_stored_and_flagged(soc: Running) -
 def test_sigterm_drains_everything_sent_and_exits_zero(soc: Running) -> None:
     tcp_count, udp_count = 5000, 300
     payload = b"".join(
-        b"<38>Nov 28 10:00:00 bulk sshd[9]: Invalid user u%d from 203.0.113.9 port %d\n" % (i, i)
+        # one user name throughout, so that no spraying correlation adds alerts
+        b"<38>Nov 28 10:00:00 bulk sshd[9]: Invalid user admin from 203.0.113.9 port %d\n" % i
         for i in range(tcp_count)
     )
     soc.send_tcp(payload)
@@ -215,3 +223,29 @@ def test_a_bad_configuration_stops_with_a_message_naming_the_key(tmp_path: Path)
     )  # fmt: skip
     assert result.returncode == 2
     assert b"syslog.lisen_tls" in result.stderr
+
+
+def test_ssh_brute_force_raises_one_correlation_alert_with_its_failures(soc: Running) -> None:
+    stamp = _stamp()
+    lines = [
+        f"<38>{stamp} web07 sshd[700]: Failed password for root from 198.51.100.77 "
+        f"port {4000 + i} ssh2"
+        for i in range(12)
+    ]
+    soc.send_tcp("\n".join(lines).encode() + b"\n")
+    found = _wait_for(
+        lambda: (
+            (r := soc.api("/api/v1/alerts", filter="rule.name:SSH Brute Force From One Address"))[
+                "total"
+            ]
+            >= 1
+            and r
+        )
+    )
+    assert found, "no brute-force alert"
+    (alert,) = found["items"]
+    assert alert["correlation"]["group"] == {"source.ip": "198.51.100.77"}
+    assert alert["correlation"]["value"] == 10
+    assert len(alert["correlation"]["event_ids"]) == 10
+    assert alert["source"]["ip"] == "198.51.100.77"
+    assert alert["rule"]["level"] == "medium"

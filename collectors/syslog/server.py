@@ -16,7 +16,9 @@ import base64
 import logging
 import os
 import socket
+import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,10 @@ _QUIET_SECONDS = 0.3
 #: Stopping never takes longer than this, however busy a sender is.
 _STOP_GRACE_SECONDS = 5.0
 _READ_SIZE = 256 * 1024
+_MAX_DATAGRAM = 65535
+#: Datagrams handed from the receiving thread to the event loop at most at once.
+_UDP_BATCH = 1000
+_Datagram = tuple[bytes, tuple[str, int], str]
 #: LF, CR and NUL between frames.
 _SEPARATORS = frozenset(b"\n\r\x00")
 
@@ -213,12 +219,55 @@ def _peer(address: Any) -> tuple[str, int]:
     return "unknown", 0
 
 
-class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, server: SyslogServer) -> None:
-        self._server = server
+class _UdpReceiver:
+    """Reads datagrams on a thread of its own. asyncio reads one datagram per turn of the event
+    loop, so while the loop is busy normalizing and matching, a burst waits in the kernel and
+    overflows it; a blocking `recvfrom` on a thread keeps draining the socket whatever the loop
+    does, and hands datagrams over in batches. At stop it empties the socket before closing it,
+    so a datagram that reached the host before SIGTERM is not lost."""
 
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        self._server.on_datagram(data, _peer(addr))
+    def __init__(self, sock: socket.socket, deliver: Callable[[list[_Datagram]], None]) -> None:
+        self._sock = sock
+        self._deliver = deliver
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="syslog-udp", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        self._sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                first = self._sock.recvfrom(_MAX_DATAGRAM)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._deliver([(first[0], _peer(first[1]), format_ts(utcnow())), *self._drain()])
+        self._deliver(self._drain())
+
+    def _drain(self) -> list[_Datagram]:
+        """Whatever is queued in the socket now, without waiting."""
+        batch: list[_Datagram] = []
+        self._sock.setblocking(False)
+        try:
+            while len(batch) < _UDP_BATCH:
+                data, address = self._sock.recvfrom(_MAX_DATAGRAM)
+                batch.append((data, _peer(address), format_ts(utcnow())))
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError:
+            return batch
+        finally:
+            if not self._stop.is_set():
+                self._sock.settimeout(0.2)
+        return batch
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sock.close()
 
 
 class SyslogServer:
@@ -241,13 +290,12 @@ class SyslogServer:
         self._max = max_message_bytes
         self._batch = batch_size
         self._records = RecordMaker(str(listen))
-        self._udp_queue: deque[tuple[bytes, tuple[str, int], str]] = deque()
+        self._udp_queue: deque[_Datagram] = deque()
         self._udp_capacity = udp_queue
         self._udp_buffer = udp_receive_buffer
         self._udp_wakeup = asyncio.Event()
-        self._udp_transport: asyncio.DatagramTransport | None = None
+        self._udp_receiver: _UdpReceiver | None = None
         self._udp_pump: asyncio.Task[None] | None = None
-        self._last_datagram = 0.0
         self._tcp_server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
@@ -264,27 +312,32 @@ class SyslogServer:
         if self._udp_enabled:
             # The same port as TCP when TCP asked the system for one, as syslog senders expect.
             port = self.addresses["tcp"].port if "tcp" in self.addresses else self._listen.port
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self), local_addr=(self._listen.host, port)
-            )
-            self._udp_transport = transport
-            _grow_receive_buffer(transport.get_extra_info("socket"), self._udp_buffer)
-            sockname = transport.get_extra_info("sockname")
-            self.addresses["udp"] = Address(self._listen.host, int(sockname[1]))
+            family = socket.AF_INET6 if ":" in self._listen.host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock.bind((self._listen.host, port))
+            _grow_receive_buffer(sock, self._udp_buffer)
+            self.addresses["udp"] = Address(self._listen.host, int(sock.getsockname()[1]))
+
+            def deliver(batch: list[_Datagram]) -> None:
+                if batch:
+                    loop.call_soon_threadsafe(self._on_datagrams, batch)
+
+            self._udp_receiver = _UdpReceiver(sock, deliver)
+            self._udp_receiver.start()
             self._udp_pump = asyncio.create_task(self._pump_udp(), name="syslog-udp-pump")
 
-    def on_datagram(self, data: bytes, peer: tuple[str, int]) -> None:
-        self._last_datagram = asyncio.get_running_loop().time()
-        if len(self._udp_queue) >= self._udp_capacity:
-            metrics.DROPPED.labels("syslog", "udp_queue_full").inc()
-            return
-        self._udp_queue.append((data, peer, format_ts(utcnow())))
+    def _on_datagrams(self, batch: list[_Datagram]) -> None:
+        room = self._udp_capacity - len(self._udp_queue)
+        if room < len(batch):
+            metrics.DROPPED.labels("syslog", "udp_queue_full").inc(len(batch) - max(room, 0))
+            batch = batch[: max(room, 0)]
+        self._udp_queue.extend(batch)
         self._udp_wakeup.set()
 
     async def _pump_udp(self) -> None:
         while True:
             if not self._udp_queue:
-                if self._stopping.is_set() and self._udp_transport is None:
+                if self._stopping.is_set() and self._udp_receiver is None:
                     return
                 self._udp_wakeup.clear()
                 try:
@@ -348,17 +401,10 @@ class SyslogServer:
         deadline = loop.time() + _STOP_GRACE_SECONDS
         if self._tcp_server is not None:
             self._tcp_server.close()
-        if self._udp_transport is not None:
-            # Datagrams already in the socket buffer arrive within a few loop turns; wait
-            # until the socket has been quiet for a moment.
-            await asyncio.sleep(0.05)
-            while loop.time() < deadline:
-                quiet_for = loop.time() - self._last_datagram
-                if quiet_for >= _QUIET_SECONDS:
-                    break
-                await asyncio.sleep(_QUIET_SECONDS - quiet_for)
-            self._udp_transport.close()
-            self._udp_transport = None
+        if self._udp_receiver is not None:
+            await asyncio.to_thread(self._udp_receiver.stop)
+            await asyncio.sleep(0)  # let the receiver's last hand-over run
+            self._udp_receiver = None
         if self._connections:
             pending = set(self._connections)
             _, late = await asyncio.wait(pending, timeout=max(deadline - loop.time(), 0.1))
