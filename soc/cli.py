@@ -4,86 +4,255 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from soc import __version__
-from soc.config import ConfigError, load_config
+from soc.config import Config, ConfigError, load_config
 from soc.logs import setup_logging
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="soc", description="Provincial SOC platform.")
     parser.add_argument("--version", action="version", version=f"soc {__version__}")
+    parser.add_argument(
+        "--config", type=Path, help="YAML file (default: $SOC_CONFIG or ./soc.yaml)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the whole platform in one process")
-    run.add_argument("--config", type=Path, help="YAML file (default: $SOC_CONFIG or ./soc.yaml)")
+    run.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="YAML file")
     run.add_argument("--data-dir", metavar="DIR", help="where the store and secrets live")
     run.add_argument("--http", metavar="HOST:PORT", help="API and console address")
     run.add_argument("--syslog", metavar="HOST:PORT", help="syslog UDP and TCP address")
     run.add_argument("--rules", metavar="PATH", action="append", help="rule path (repeatable)")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
 
-    rules = commands.add_parser("rules", help="work with rule sets")
-    rule_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
-    check = rule_commands.add_parser("check", help="load and compile rules, report problems")
-    check.add_argument("paths", nargs="+", type=Path)
+    rules = commands.add_parser("rules", help="check, test, list and convert rules")
+    actions = rules.add_subparsers(dest="action", required=True, metavar="ACTION")
+    check = actions.add_parser("check", help="load and compile rules, report each one not run")
+    check.add_argument("paths", nargs="*", type=Path, help="default: rules.paths")
+    check.add_argument("--json", action="store_true", help="a JSON summary on stdout")
+    test = actions.add_parser("test", help="run each rule's own test events")
+    test.add_argument("paths", nargs="*", type=Path, help="default: rules.paths")
+    listing = actions.add_parser("list", help="list the rules that are loaded")
+    listing.add_argument("paths", nargs="*", type=Path, help="default: rules.paths")
+    listing.add_argument("--json", action="store_true", help="JSON lines on stdout")
+    convert = actions.add_parser("convert", help="a rule as an Elasticsearch query, for hunting")
+    convert.add_argument("rule", type=Path, help="a rule file")
+    convert.add_argument("--target", choices=("lucene", "eql", "esql"), default="lucene")
+
+    scan = commands.add_parser("scan", help="detection over files (EVTX, JSON, syslog, web logs)")
+    scan.add_argument("paths", nargs="+", type=Path, help="files or directories")
+    scan.add_argument("--rules", metavar="PATH", type=Path, action="append", help="rule path")
+    scan.add_argument("--output", "-o", type=Path, help="alerts as JSON lines (default: stdout)")
+    scan.add_argument("--summary-json", type=Path, help="also write the summary as JSON here")
     return parser
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
-    if args.data_dir:
+    if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
-    if args.http:
+    if getattr(args, "http", None):
         overrides["http"] = {"listen": args.http}
-    if args.syslog:
+    if getattr(args, "syslog", None):
         overrides["syslog"] = {"listen": args.syslog}
-    if args.rules:
+    if args.command == "run" and args.rules:
         overrides["rules"] = {"paths": args.rules}
-    if args.log_level:
+    if getattr(args, "log_level", None):
         overrides["log"] = {"level": args.log_level}
     return overrides
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(config: Config) -> int:
     from soc.embedded import run_embedded
 
+    setup_logging(config.log.level, config.log.format)
+    return asyncio.run(run_embedded(config))
+
+
+def _load(config: Config, paths: Sequence[Path]) -> Any:
+    from soc.detect.rules import load_rules, options_from_config
+
+    setup_logging("error")
+    chosen = list(paths) or [Path(p) for p in config.rules.paths]
+    return load_rules(chosen, options_from_config(config.rules))
+
+
+def _rules_check(config: Config, args: argparse.Namespace) -> int:
+    ruleset = _load(config, args.paths)
+    not_run = [
+        {"path": str(p.path), "id": p.rule_id, "title": p.title, "reason": p.reason}
+        for p in ruleset.problems
+    ] + [
+        {
+            "path": str(rule.path),
+            "id": rule.id,
+            "title": rule.title,
+            "reason": "no route for log source " + ",".join(f"{k}={v}" for k, v in rule.logsource),
+        }
+        for rule in ruleset.unrouted
+    ]
+    summary = {
+        "loaded": ruleset.files,
+        "compiled": len(ruleset.rules) + len(ruleset.unrouted) + len(ruleset.disabled),
+        "routed": len(ruleset.rules),
+        "correlations": len(ruleset.correlations),
+        "disabled": [
+            {"path": str(rule.path), "id": rule.id, "reason": reason}
+            for rule, reason in ruleset.disabled
+        ],
+        "not_run": not_run,
+        "errors": len(ruleset.problems),
+    }
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False, indent=2))
+    else:
+        for item in not_run:
+            rule = f" rule={item['id']}" if item["id"] else ""
+            print(f"{item['path']}:{rule} {item['reason']}")
+        print(
+            f"{summary['loaded']} files, {summary['compiled']} rules compiled "
+            f"({summary['routed']} routed, {len(ruleset.unrouted)} unrouted, "
+            f"{len(ruleset.disabled)} disabled), {summary['correlations']} correlations, "
+            f"{summary['errors']} errors"
+        )
+    return 1 if ruleset.problems else 0
+
+
+def _rules_test(config: Config, args: argparse.Namespace) -> int:
+    from soc.detect.ruletests import run_rule_tests
+    from soc.normalize import NormalizeOptions
+
+    ruleset = _load(config, args.paths)
+    options = NormalizeOptions(timezone=ZoneInfo(config.syslog.timezone))
+    passed = failed = untested = 0
+    for result in run_rule_tests(ruleset, options):
+        if result.failures is None:
+            untested += 1
+        elif result.failures:
+            failed += 1
+            for failure in result.failures:
+                print(f"FAIL {failure}")
+        else:
+            passed += 1
+    for problem in ruleset.problems:
+        print(f"ERROR {problem.path}: {problem.reason}")
+    print(f"rules: {passed} passed, {failed} failed, {untested} without tests")
+    return 1 if failed or ruleset.problems else 0
+
+
+def _rules_list(config: Config, args: argparse.Namespace) -> int:
+    ruleset = _load(config, args.paths)
+    rows: list[dict[str, Any]] = [
+        {
+            "id": rule.id,
+            "title": rule.title,
+            "level": rule.level,
+            "status": rule.status,
+            "logsource": dict(rule.logsource),
+            "state": state,
+            "path": str(rule.path),
+        }
+        for state, rules in (("routed", ruleset.rules), ("unrouted", ruleset.unrouted))
+        for rule in rules
+    ]
+    rows += [
+        {
+            "id": str(rule.id),
+            "title": rule.title,
+            "level": str(rule.level) if rule.level else "medium",
+            "status": str(rule.status) if rule.status else "experimental",
+            "logsource": {"correlation": rule.type.value if rule.type else "?"},
+            "state": "correlation",
+            "path": str(path),
+        }
+        for rule, path in ruleset.correlations
+    ]
+    for row in rows:
+        if args.json:
+            print(json.dumps(row, ensure_ascii=False))
+        else:
+            source = ",".join(f"{k}={v}" for k, v in row["logsource"].items())
+            print(f"{row['id']}  {row['level']:<13} {row['state']:<11} {source:<40} {row['title']}")
+    return 0
+
+
+def _rules_convert(config: Config, args: argparse.Namespace) -> int:
+    from sigma.backends.elasticsearch.elasticsearch_eql import EqlBackend
+    from sigma.backends.elasticsearch.elasticsearch_esql import ESQLBackend
+    from sigma.backends.elasticsearch.elasticsearch_lucene import LuceneBackend
+    from sigma.collection import SigmaCollection
+    from sigma.exceptions import SigmaError
+
+    from soc.detect.pipelines import resolve_pipeline
+    from soc.detect.rules import pipeline_files
+
+    paths = [Path(p) for p in config.rules.paths]
+    pipeline = resolve_pipeline([*config.rules.pipelines, *pipeline_files(paths)])
+    backends = {"lucene": LuceneBackend, "eql": EqlBackend, "esql": ESQLBackend}
+    try:
+        collection = SigmaCollection.from_yaml(args.rule.read_text("utf-8"))
+        backend = backends[args.target](processing_pipeline=pipeline)
+        for query in backend.convert(collection):
+            print(query)
+    except (OSError, SigmaError) as exc:
+        print(f"soc: cannot convert {args.rule}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _scan(config: Config, args: argparse.Namespace) -> int:
+    from soc.scan.run import print_summary, scan
+
+    ruleset = _load(config, args.rules or [])
+    output = args.output.open("wb") if args.output else sys.stdout.buffer
+    progress = sys.stderr if sys.stderr.isatty() else None
+    try:
+        summary = scan(
+            args.paths,
+            ruleset,
+            output,
+            timezone=ZoneInfo(config.syslog.timezone),
+            progress=progress,
+        )
+    finally:
+        if args.output:
+            output.close()
+        else:
+            output.flush()
+    print_summary(summary)
+    if args.summary_json:
+        args.summary_json.write_text(json.dumps(summary.as_dict(), ensure_ascii=False, indent=2))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    # Output piped into `head` ends quietly, as command-line tools do.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    args = _parser().parse_args(argv)
     try:
         config = load_config(file=args.config, overrides=_overrides(args))
     except ConfigError as exc:
         print(f"soc: configuration error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(config.log.level, config.log.format)
-    return asyncio.run(run_embedded(config))
-
-
-def _rules_check(args: argparse.Namespace) -> int:
-    from soc.detect.rules import load_rules
-
-    setup_logging("error")
-    ruleset = load_rules(args.paths)
-    for problem in ruleset.problems:
-        rule = f" rule={problem.rule_id}" if problem.rule_id else ""
-        print(f"{problem.path}:{rule} {problem.reason}")
-    for unrouted in ruleset.unrouted:
-        source = ",".join(f"{k}={v}" for k, v in unrouted.logsource)
-        print(f"{unrouted.path}: rule={unrouted.id} not evaluated: no route for {source}")
-    print(
-        f"{len(ruleset.rules)} rules compiled, {len(ruleset.unrouted)} unrouted, "
-        f"{len(ruleset.problems)} problems"
-    )
-    return 1 if ruleset.problems else 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     if args.command == "run":
-        return _run(args)
-    return _rules_check(args)
+        return _run(config)
+    if args.command == "scan":
+        return _scan(config, args)
+    handlers = {
+        "check": _rules_check,
+        "test": _rules_test,
+        "list": _rules_list,
+        "convert": _rules_convert,
+    }
+    return handlers[args.action](config, args)
 
 
 if __name__ == "__main__":
