@@ -27,7 +27,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py $(ARGS)
+	$(BIN)/python bench/run.py
+	$(BIN)/python bench/detect.py
+	$(BIN)/python bench/correlation.py
+	$(BIN)/python bench/scan.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -82,7 +82,9 @@ def mixed_stream(count: int) -> list[dict[str, Any]]:
     return stream
 
 
-def measure(events: list[dict[str, Any]], match: Callable[[dict[str, Any]], Iterable[CompiledRule]]) -> tuple[float, int]:
+def measure(
+    events: list[dict[str, Any]], match: Callable[[dict[str, Any]], Iterable[CompiledRule]]
+) -> tuple[float, int]:
     hits = 0
     started = time.perf_counter()
     for event in events:
@@ -106,7 +108,12 @@ def main() -> int:
         return 0
     started = time.perf_counter()
     ruleset = load_rules(
-        [SIGMA / "rules", SIGMA / "rules-emerging-threats", SIGMA / "rules-threat-hunting", ROOT / "rules"]
+        [
+            SIGMA / "rules",
+            SIGMA / "rules-emerging-threats",
+            SIGMA / "rules-threat-hunting",
+            ROOT / "rules",
+        ]
     )
     load_seconds = time.perf_counter() - started
     events = mixed_stream(args.events)
@@ -116,17 +123,28 @@ def main() -> int:
     routed_rate, routed_hits = measure(events, ruleset.match_unindexed)
     naive_rate, _ = measure(events[: args.naive_events], naive(ruleset))
     candidates = sum(
-        len(index.candidates(event)) for event in events[:10_000] for index in ruleset.routes if index.route.admits(event)
+        len(index.candidates(event))
+        for event in events[:10_000]
+        for index in ruleset.routes
+        if index.route.admits(event)
     ) / min(len(events), 10_000)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    print(f"rules: {len(ruleset.rules)} routed, {len(ruleset.unrouted)} unrouted, {len(ruleset.problems)} problems; loaded in {load_seconds:.1f} s")
+    print(
+        f"rules: {len(ruleset.rules)} routed, {len(ruleset.unrouted)} unrouted, {len(ruleset.problems)} problems; loaded in {load_seconds:.1f} s"
+    )
     print(f"events: {len(events)} (40% Windows EVTX, 30% Linux syslog, 30% web access)")
     print(f"rules fully evaluated per event (indexed): {candidates:.1f}")
     print()
-    print(f"naive   (every rule, every event)    : {naive_rate:>10,.0f} events/s  (over {args.naive_events} events)")
-    print(f"routed  (routing, every routed rule)  : {routed_rate:>10,.0f} events/s  ({routed_hits} matches)")
-    print(f"indexed (routing + literal index)     : {indexed_rate:>10,.0f} events/s  ({indexed_hits} matches)")
+    print(
+        f"naive   (every rule, every event)    : {naive_rate:>10,.0f} events/s  (over {args.naive_events} events)"
+    )
+    print(
+        f"routed  (routing, every routed rule)  : {routed_rate:>10,.0f} events/s  ({routed_hits} matches)"
+    )
+    print(
+        f"indexed (routing + literal index)     : {indexed_rate:>10,.0f} events/s  ({indexed_hits} matches)"
+    )
     print()
     print(f"indexed / naive : {indexed_rate / naive_rate:,.0f}x")
     print(f"indexed / routed: {indexed_rate / routed_rate:,.1f}x")

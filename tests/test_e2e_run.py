@@ -59,7 +59,7 @@ class Running:
             tcp.sendall(payload)
 
 
-def _start(tmp_path: Path) -> Running:
+def _start(tmp_path: Path, rules: Path = ROOT / "rules") -> Running:
     log = tmp_path / "soc.log"
     env = {**os.environ, "SOC_AUTH__API_TOKEN": TOKEN}
     command = [
@@ -67,7 +67,7 @@ def _start(tmp_path: Path) -> Running:
         "--data-dir", str(tmp_path / "data"),
         "--http", "127.0.0.1:0",
         "--syslog", "127.0.0.1:0",
-        "--rules", str(ROOT / "rules"),
+        "--rules", str(rules),
     ]  # fmt: skip
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=sink, env=env, cwd=tmp_path)
@@ -249,3 +249,30 @@ def test_ssh_brute_force_raises_one_correlation_alert_with_its_failures(soc: Run
     assert len(alert["correlation"]["event_ids"]) == 10
     assert alert["source"]["ip"] == "198.51.100.77"
     assert alert["rule"]["level"] == "medium"
+
+
+def test_sighup_reloads_rules_without_a_restart(tmp_path: Path) -> None:
+    import shutil
+
+    rules = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", rules)
+    running = _start(tmp_path, rules=rules)
+    try:
+        (rules / "linux" / "cron_job_marker.yml").write_text(
+            "title: Test Marker In Syslog\nid: 99999999-9999-4999-8999-999999999999\n"
+            "status: test\nlogsource: {product: linux, service: syslog}\n"
+            "tags: [attack.t1053.003]\n"
+            "detection:\n  sel:\n    message|contains: reload-marker-42\n  condition: sel\n"
+            "level: high\n"
+        )
+        running.process.send_signal(signal.SIGHUP)
+        assert _wait_for(lambda: "rules reloaded" in running.log.read_text(), 60)
+        running.send_tcp(b"<13>Nov 28 10:00:00 host app: reload-marker-42 seen\n")
+        alerts = _wait_for(
+            lambda: (r := running.api("/api/v1/alerts", filter="rule.level:high"))["total"] and r
+        )
+        assert alerts and alerts["items"][0]["rule"]["name"] == "Test Marker In Syslog"
+        assert running.process.poll() is None
+    finally:
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(60) == 0

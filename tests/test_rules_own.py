@@ -58,3 +58,27 @@ def test_a_wrong_expectation_is_reported(tmp_path: Path) -> None:
     (result,) = run_rule_tests(load_rules([tmp_path]))
     assert result.failures is not None and len(result.failures) == 1
     assert "should match but did not" in str(result.failures[0])
+
+
+def test_rules_are_switched_off_by_id_path_status_and_level() -> None:
+    from soc.detect.rules import LoadOptions, RuleFilter
+
+    def enabled(rule_filter: RuleFilter) -> set[str]:
+        loaded = load_rules([RULES], LoadOptions(filter=rule_filter))
+        assert len(loaded.rules) + len(loaded.disabled) == 15
+        return {rule.title for rule in loaded.rules}
+
+    everything = enabled(RuleFilter())
+    by_id = enabled(RuleFilter(disabled_ids=frozenset({"6c3f2d1a-8e4b-4f0a-b8c2-9d5e7a1b3c22"})))
+    assert everything - by_id == {"SSH Login Attempt With an Invalid User"}
+    by_path = enabled(RuleFilter(disabled_paths=("*/web/*",)))
+    assert not any(title.startswith("Web") or "Web" in title for title in by_path)
+    assert enabled(RuleFilter(statuses=frozenset({"stable"}))) == set()
+    high = enabled(RuleFilter(min_level="high"))
+    assert high == {
+        "SQL Injection Attempt in a Web Request",
+        "Path Traversal Attempt in a Web Request",
+        "Web Shell Access",
+        "Linux User Account Created With UID 0",
+        "Account Added to an Administrators Group",
+    }

@@ -498,6 +498,14 @@ def _contains_test(literals: tuple[str, ...]) -> Callable[[str], bool]:
         return lambda text: characters.search(text) is not None
     if len(literals) < _AUTOMATON_FROM:
         return lambda text: any(literal in text for literal in literals)
+    if not all(literal.isascii() for literal in literals):
+        # The automaton slows down ten-fold on large non-ASCII alphabets (emoji lists: 30 us a
+        # value); RE2 compiles the alternation to one DFA (2 us).
+        try:
+            alternation = re2.compile("|".join(re2.escape(lit) for lit in literals), _RE2_OPTIONS)
+            return lambda text: alternation.search(text) is not None
+        except re2.error:
+            pass
     automaton = ahocorasick.Automaton()
     for literal in literals:
         automaton.add_word(literal, literal)
