@@ -182,18 +182,19 @@ class _EventViews:
     them). Holding the event itself (not its id) makes the identity check safe: a cached event
     cannot be freed and its address reused by another."""
 
-    __slots__ = ("event", "fields", "folded", "texts")
+    __slots__ = ("event", "fields", "folded", "joined", "texts")
 
     def __init__(self) -> None:
         self.event: object = None
         self.texts: tuple[str, ...] | None = None
         self.folded: tuple[str, ...] | None = None
+        self.joined: str | None = None
         self.fields: dict[str, list[str]] | None = None
 
     def of(self, event: Event) -> _EventViews:
         if event is not self.event:
             self.event = event
-            self.texts = self.folded = self.fields = None
+            self.texts = self.folded = self.joined = self.fields = None
         return self
 
 
@@ -223,6 +224,14 @@ def event_texts_folded(event: Event) -> tuple[str, ...]:
     if views.folded is None:
         views.folded = tuple(text.casefold() for text in event_texts(event))
     return views.folded
+
+
+def event_text_joined(event: Event) -> str:
+    """All the event's folded texts in one string, for a single scan by the keyword index."""
+    views = _VIEWS.of(event)
+    if views.joined is None:
+        views.joined = "\n".join(event_texts_folded(event))
+    return views.joined
 
 
 def event_fields(event: Event) -> dict[str, list[str]]:

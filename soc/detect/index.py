@@ -38,7 +38,7 @@ from soc.detect.compiler import (
     Event,
     event_field,
     event_fields,
-    event_texts_folded,
+    event_text_joined,
     string_shape,
 )
 from soc.detect.routing import Route
@@ -50,11 +50,18 @@ if TYPE_CHECKING:
 Requirement = frozenset[tuple[str | None, str]]
 #: Literals shorter than this are too common to narrow anything.
 MIN_LITERAL = 3
+
+
+def _narrows(literal: str) -> bool:
+    """Long enough to narrow: three characters, or any non-ASCII text (an emoji or a Cyrillic
+    look-alike is rare in logs even alone, and rules that list them would else run always)."""
+    return len(literal) >= MIN_LITERAL or (bool(literal) and not literal.isascii())
+
+
 #: Fields that routing already decides (and that pipelines add to rules as conditions): every
-#: event that reaches a route's rules has them, so requiring them narrows nothing.
-ROUTING_FIELDS = frozenset(
-    {"winlog.channel", "event.code", "event.module", "event.dataset", "event.category"}
-)
+#: event that reaches a route's rules has them, so requiring them narrows nothing. (`event.code`
+#: is not among them: within a channel such as Security it is the best discriminator there is.)
+ROUTING_FIELDS = frozenset({"winlog.channel", "event.module", "event.dataset", "event.category"})
 #: Fragments found in most Windows process events: as a rule's only requirement they would
 #: make it a candidate for nearly everything, so an AND prefers any other child.
 _UBIQUITOUS = frozenset(
@@ -95,7 +102,7 @@ def _pattern_literals(items: Any) -> set[str] | None:
             candidates.append(inner)
     if run:
         candidates.append({"".join(run)})
-    usable = [c for c in candidates if all(len(lit) >= MIN_LITERAL for lit in c)]
+    usable = [c for c in candidates if all(_narrows(lit) for lit in c)]
     if not usable:
         return None
     return min(usable, key=lambda c: sum(1 / len(lit) ** 2 for lit in c))
@@ -128,14 +135,14 @@ def _value_literals(value: Any) -> set[str] | None:
         if not isinstance(value.number, int):
             return None
         text = str(value.number)
-        return {text} if len(text) >= MIN_LITERAL else None
+        return {text} if _narrows(text) else None
     shape = string_shape(value)
     if shape is not None:
         literal = shape[1]
     else:
         pieces = "".join(p if isinstance(p, str) else "\0" for p in value.s).split("\0")
         literal = max(pieces, key=len).casefold() if pieces else ""
-    return {literal} if len(literal) >= MIN_LITERAL else None
+    return {literal} if _narrows(literal) else None
 
 
 def requirement(node: Any) -> Requirement | None:
@@ -213,7 +220,7 @@ class RouteIndex:
         fields = event_fields(event)
         for name, automaton in self.automata.items():
             if name is None:
-                texts: Iterable[str] = event_texts_folded(event)
+                texts: Iterable[str] = (event_text_joined(event),)
             else:
                 texts = [text.casefold() for text in fields.get(name, ())]
             for text in texts:
