@@ -95,7 +95,7 @@ def getter(name: str) -> Getter:
             return value
         node = event.get(first, _MISSING)
         for part in rest:
-            if isinstance(node, (dict, Mapping)):
+            if type(node) is dict or isinstance(node, Mapping):
                 node = node.get(part, _MISSING)
             else:
                 return _MISSING
@@ -156,24 +156,51 @@ def string_leaves(node: Any) -> list[str]:
     return texts
 
 
-def _flatten(node: Any, prefix: str, out: dict[str, list[str]]) -> None:
+FieldTexts = str | list[str]
+
+
+def _add(out: dict[str, FieldTexts], path: str, text: str) -> None:
+    """A second value for a path (a list field, or a flat dotted key beside a nested one)."""
+    old = out.get(path)
+    if old is None:
+        out[path] = text
+    elif type(old) is list:
+        old.append(text)
+    else:
+        out[path] = [old, text]  # type: ignore[list-item]
+
+
+def _flatten(node: Any, prefix: str, out: dict[str, FieldTexts]) -> None:
+    """Values by dotted path; a path holds one text, or a list when it has several. This runs
+    once per event and costs as much as evaluating two rules, hence the shape."""
     for key, value in node.items():
-        path = f"{prefix}{key}"
         kind = type(value)
-        if kind is dict:
-            _flatten(value, path + ".", out)
-        elif kind is str:
-            out.setdefault(path, []).append(value)
+        if kind is str:
+            path = prefix + key
+            if path in out:
+                _add(out, path, value)
+            else:
+                out[path] = value
+        elif kind is dict:
+            _flatten(value, prefix + key + ".", out)
         elif kind is list:
+            path = prefix + key
             for item in value:
                 if isinstance(item, dict):
                     _flatten(item, path + ".", out)
                 elif item is not None:
-                    out.setdefault(path, []).append(as_text(item))
-        elif isinstance(value, Mapping):
-            _flatten(value, path + ".", out)
+                    _add(out, path, as_text(item))
         elif value is not None:
-            out.setdefault(path, []).append(as_text(value))
+            if isinstance(value, Mapping):
+                _flatten(value, prefix + key + ".", out)
+            else:
+                _add(out, prefix + key, as_text(value))
+
+
+def field_texts(texts: FieldTexts | None) -> list[str] | tuple[str, ...]:
+    if texts is None:
+        return ()
+    return (texts,) if type(texts) is str else texts  # type: ignore[return-value]
 
 
 class _EventViews:
@@ -182,19 +209,21 @@ class _EventViews:
     them). Holding the event itself (not its id) makes the identity check safe: a cached event
     cannot be freed and its address reused by another."""
 
-    __slots__ = ("event", "fields", "folded", "joined", "texts")
+    __slots__ = ("event", "fields", "folded", "folded_fields", "joined", "texts")
 
     def __init__(self) -> None:
         self.event: object = None
         self.texts: tuple[str, ...] | None = None
         self.folded: tuple[str, ...] | None = None
         self.joined: str | None = None
-        self.fields: dict[str, list[str]] | None = None
+        self.fields: dict[str, FieldTexts] | None = None
+        self.folded_fields: dict[str, list[str]] = {}
 
     def of(self, event: Event) -> _EventViews:
         if event is not self.event:
             self.event = event
             self.texts = self.folded = self.joined = self.fields = None
+            self.folded_fields = {}
         return self
 
 
@@ -214,7 +243,7 @@ def event_texts(event: Event) -> tuple[str, ...]:
             text
             for path, texts in event_fields(event).items()
             if path != _NOT_KEYWORD_SEARCHED
-            for text in texts
+            for text in field_texts(texts)
         )
     return views.texts
 
@@ -234,7 +263,18 @@ def event_text_joined(event: Event) -> str:
     return views.joined
 
 
-def event_fields(event: Event) -> dict[str, list[str]]:
+def event_field_folded(event: Event, name: str) -> list[str]:
+    """The case-folded texts of one field (cached: several routes' indexes read the same)."""
+    views = _VIEWS.of(event)
+    folded = views.folded_fields.get(name)
+    if folded is None:
+        folded = views.folded_fields[name] = [
+            text.casefold() for text in field_texts(event_fields(event).get(name))
+        ]
+    return folded
+
+
+def event_fields(event: Event) -> dict[str, FieldTexts]:
     """Values as text by dotted path (nested and flat dotted keys alike)."""
     views = _VIEWS.of(event)
     if views.fields is None:
@@ -554,11 +594,17 @@ def _on_field(name: str, test: ValueTest) -> Predicate:
 
     def predicate(event: Event) -> bool:
         found = get(event)
-        if found is _MISSING or found is None or isinstance(found, Mapping):
+        kind = type(found)
+        if kind is str:  # by far the commonest case: decided without an ABC check
+            return test(found)
+        if found is _MISSING or found is None or kind is dict:
             return False
-        if isinstance(found, list):
-            return any(test(item) for item in _scalars(found))
-        return test(found)
+        if kind is list:
+            for item in _scalars(found):
+                if test(item):
+                    return True
+            return False
+        return not isinstance(found, Mapping) and test(found)
 
     return predicate
 
@@ -644,17 +690,57 @@ def _compile_or(args: list[Any], options: CompileOptions) -> Predicate:
     if keywords:
         parts.append(_fused_keywords(keywords))
     parts += [compile_condition(arg, options) for arg in others]
+    return any_of(parts)
+
+
+def all_of(parts: Sequence[Predicate]) -> Predicate:
+    """AND of predicates, short-circuiting. Closures for two and three parts and a plain loop
+    beyond: `all(genexpr)` costs a generator per call, a third of a rule's evaluation time."""
     if len(parts) == 1:
         return parts[0]
-    return lambda event: any(part(event) for part in parts)
+    if len(parts) == 2:
+        first, second = parts
+        return lambda event: first(event) and second(event)
+    if len(parts) == 3:
+        first, second, third = parts
+        return lambda event: first(event) and second(event) and third(event)
+    frozen = tuple(parts)
+
+    def every(event: Event) -> bool:
+        for part in frozen:
+            if not part(event):
+                return False
+        return True
+
+    return every
+
+
+def any_of(parts: Sequence[Predicate]) -> Predicate:
+    """OR of predicates, short-circuiting (see `all_of`)."""
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        first, second = parts
+        return lambda event: first(event) or second(event)
+    if len(parts) == 3:
+        first, second, third = parts
+        return lambda event: first(event) or second(event) or third(event)
+    frozen = tuple(parts)
+
+    def some(event: Event) -> bool:
+        for part in frozen:
+            if part(event):
+                return True
+        return False
+
+    return some
 
 
 def compile_condition(node: Any, options: CompileOptions | None = None) -> Predicate:
     """Compile a pySigma parsed condition (`rule.detection.parsed_condition[i].parsed`)."""
     options = options or CompileOptions()
     if isinstance(node, ConditionAND):
-        parts = [compile_condition(arg, options) for arg in node.args]
-        return lambda event: all(part(event) for part in parts)
+        return all_of([compile_condition(arg, options) for arg in node.args])
     if isinstance(node, ConditionOR):
         return _compile_or(list(node.args), options)
     if isinstance(node, ConditionNOT):

@@ -37,6 +37,7 @@ from sigma.types import (
 from soc.detect.compiler import (
     Event,
     event_field,
+    event_field_folded,
     event_fields,
     event_text_joined,
     string_shape,
@@ -221,8 +222,10 @@ class RouteIndex:
         for name, automaton in self.automata.items():
             if name is None:
                 texts: Iterable[str] = (event_text_joined(event),)
+            elif name in fields:
+                texts = event_field_folded(event, name)
             else:
-                texts = [text.casefold() for text in fields.get(name, ())]
+                continue
             for text in texts:
                 for _, positions in automaton.iter(text):
                     found.update(positions)

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from soc.detect.compiler import Event, Getter, getter, lookup
+from soc.detect.compiler import Event, Getter, event_fields, field_texts, getter, lookup
 
 LogsourceKey = tuple[tuple[str, str], ...]
 Alternative = tuple[tuple[str, frozenset[str]], ...]
@@ -148,11 +148,10 @@ class RouteTable:
     def admitted(self, event: Event) -> list[int]:
         """Positions of the routes admitting the event, in route order."""
         found = set(self._unconditional)
+        fields = event_fields(event)
         for name, table in self._table.items():
-            value = self._getters[name](event)
-            for item in value if isinstance(value, list) else (value,):
-                text = _text(item)
-                for position, rest in table.get(text, ()) if text is not None else ():
+            for item in field_texts(fields.get(name)):
+                for position, rest in table.get(item.casefold(), ()):
                     if position not in found and _check_holds(rest, event):
                         found.add(position)
         return sorted(found)

@@ -24,7 +24,14 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 
 from soc.config import RulesConfig
-from soc.detect.compiler import CompileError, CompileOptions, Event, Predicate, compile_condition
+from soc.detect.compiler import (
+    CompileError,
+    CompileOptions,
+    Event,
+    Predicate,
+    any_of,
+    compile_condition,
+)
 from soc.detect.index import Requirement, RouteIndex, rule_requirement
 from soc.detect.pipelines import resolve_pipeline
 from soc.detect.routing import LogsourceKey, Route, RouteTable, load_routes, logsource_key
@@ -197,11 +204,7 @@ def _compile(
     # `parsed` re-parses on every access: take each tree once.
     trees = [cond.parsed for cond in rule.detection.parsed_condition]
     predicates = [compile_condition(tree, options) for tree in trees]
-    matches: Predicate = (
-        predicates[0]
-        if len(predicates) == 1
-        else (lambda event: any(predicate(event) for predicate in predicates))
-    )
+    matches = any_of(predicates)
     tags = tuple(str(tag) for tag in rule.tags)
     level = str(rule.level) if rule.level else "medium"
     return CompiledRule(
