@@ -32,7 +32,8 @@ def main() -> int:
     matches = []
     for i in range(args.matches):
         rule, extra = kinds[i % len(kinds)]
-        event = {"source": {"ip": f"10.{i % args.sources // 250}.{i % 250}.{i % 7}"}, **extra(i)}
+        source = (i // len(kinds)) % args.sources  # every kind cycles through every source
+        event = {"source": {"ip": f"10.0.{source // 250}.{source % 250}"}, **extra(i)}
         matches.append(Match(rule.id, rule.name, 1_800_000_000 + i * 0.01, event, f"e{i}"))
     started = time.perf_counter()
     hits = 0

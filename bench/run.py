@@ -34,22 +34,31 @@ from soc.timeutil import format_ts, utcnow  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdefghijkl"
 
-TEMPLATES = [
-    "<38>Nov 28 10:00:00 web{h:02d} sshd[{p}]: Failed password for root from 203.0.{a}.{b} port {p} ssh2",
-    "<38>Nov 28 10:00:00 web{h:02d} sshd[{p}]: Invalid user admin{p} from 198.51.{a}.{b} port {p}",
-    "<38>Nov 28 10:00:00 web{h:02d} sshd[{p}]: Accepted publickey for deploy from 10.1.{a}.{b} port {p} ssh2: ED25519 SHA256:Zm9vYmFy",
+#: A day on a province's Linux servers, roughly: mostly routine lines, one line in ten an
+#: attacker's (failed passwords and invalid users from a few hundred addresses, which also feed
+#: the brute-force and spraying correlations).
+ROUTINE = [
+    "<30>Nov 28 10:00:00 web{h:02d} systemd[1]: Started Session {p} of user deploy.",
+    "<13>Nov 28 10:00:00 web{h:02d} app[{p}]: request handled in {a} ms status=200 path=/api/v{b}",
+    "<78>Nov 28 10:00:00 web{h:02d} CRON[{p}]: (root) CMD (/usr/lib/php/sessionclean)",
     "<38>Nov 28 10:00:00 web{h:02d} sshd[{p}]: Disconnected from user deploy 10.1.{a}.{b} port {p}",
     "<86>Nov 28 10:00:00 web{h:02d} sudo:   deploy : TTY=pts/0 ; PWD=/srv ; USER=root ; COMMAND=/usr/bin/systemctl restart nginx",
-    "<30>Nov 28 10:00:00 web{h:02d} systemd[1]: Started Session {p} of user deploy.",
-    "<38>1 2026-11-28T10:00:00.123+07:00 web{h:02d} sshd {p} - - Failed password for invalid user test from 203.0.{a}.{b} port {p} ssh2",
-    "<13>Nov 28 10:00:00 web{h:02d} app[{p}]: request handled in {a} ms status=200 path=/api/v{b}",
-]  # fmt: skip
+    "<13>1 2026-11-28T10:00:00.123+07:00 web{h:02d} nginx {p} - - 10.1.{a}.{b} GET /tin-tuc/{p} 200",
+    "<30>Nov 28 10:00:00 web{h:02d} kernel: [UFW BLOCK] IN=eth0 OUT= SRC=203.0.{a}.{b} DST=10.0.0.1 PROTO=TCP DPT={p}",
+    "<13>Nov 28 10:00:00 web{h:02d} app[{p}]: cache refreshed entries={a}",
+    "<38>Nov 28 10:00:00 web{h:02d} sshd[{p}]: Accepted publickey for deploy from 10.1.{a}.{b} port {p} ssh2: ED25519 SHA256:Zm9vYmFy",
+]
+ATTACK = [
+    "<38>Nov 28 10:00:00 web{h:02d} sshd[{p}]: Failed password for root from 203.0.113.{b} port {p} ssh2",
+    "<38>1 2026-11-28T10:00:00.123+07:00 web{h:02d} sshd {p} - - Invalid user admin{a} from 198.51.100.{b} port {p}",
+]
+TEMPLATES = ROUTINE + ATTACK  # fmt: skip
 
 
 def make_lines(count: int) -> list[bytes]:
     lines = []
     for i in range(count):
-        template = TEMPLATES[i % len(TEMPLATES)]
+        template = ATTACK[i // 10 % len(ATTACK)] if i % 10 == 0 else ROUTINE[i % len(ROUTINE)]
         lines.append(template.format(h=i % 40, p=1000 + i % 60000, a=i % 250, b=i % 251).encode())
     return lines
 
@@ -165,7 +174,7 @@ def main() -> int:
     store_rate = n / direct["write_seconds"]
     normalize_rate = n / direct["normalize_seconds"]
     print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    print(f"lines: {n} ({len(TEMPLATES)} kinds: sshd, sudo, systemd, app; RFC 3164 and 5424)")
+    print(f"lines: {n} ({len(TEMPLATES)} kinds, one in ten an attack; RFC 3164 and 5424)")
     print()
     print(f"soc run, syslog TCP -> events and alerts stored : {through:>10,.0f} lines/s"
           f"  ({run['seconds']:.2f} s, {run['alerts']} alerts, peak RSS {run['peak_rss_mib']:.0f} MiB,"
