@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench install clean
+.PHONY: run test lint bench install clean services services-down
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -18,7 +18,14 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/soc run $(ARGS)
 
-test: $(STAMP)
+# Real Kafka and Elasticsearch on loopback for the integration tests (deploy/local/).
+services:
+	bash deploy/local/services.sh up
+
+services-down:
+	bash deploy/local/services.sh down
+
+test: $(STAMP) services
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -1,0 +1,193 @@
+"""The Kafka bus (aiokafka): the same contract as the in-process bus, across processes.
+
+Producers write keyed records with acks=all and idempotence, so a record acknowledged is on every
+in-sync replica and a retried send is not written twice. Each stage is a consumer group with
+manual commits: the stage commits only after what it produced was acknowledged downstream, so a
+crash replays the batch (deterministic ids absorb the replay). Memory stays bounded: the producer
+waits when its buffer is full, and a poll takes at most `max_records`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from soc.bus.base import Delivered, Message
+
+log = logging.getLogger(__name__)
+
+#: How long `subscribe` waits for the group to hand the new member its partitions.
+_JOIN_TIMEOUT = 60.0
+
+
+class KafkaBus:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        partitions: int = 4,
+        replication: int = 1,
+        namespace: str = "",
+        client_id: str = "soc",
+    ) -> None:
+        """`namespace` prefixes every topic and group, so several platforms (or test runs)
+        can share one cluster without reading each other's records."""
+        self._bootstrap = bootstrap
+        self._partitions = partitions
+        self._replication = replication
+        self._namespace = namespace
+        self._client_id = client_id
+        self._producer: AIOKafkaProducer | None = None
+        self._known_topics: set[str] = set()
+        self._topic_lock = asyncio.Lock()
+        self._consumers: list[KafkaConsumer] = []
+
+    def _name(self, topic: str) -> str:
+        return f"{self._namespace}{topic}"
+
+    async def start(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=True,
+            compression_type="gzip",
+            linger_ms=5,
+            max_batch_size=1024 * 1024,
+            key_serializer=lambda key: key.encode("utf-8", "surrogatepass"),
+            value_serializer=orjson.dumps,
+        )
+        await self._producer.start()
+
+    async def ensure_topic(self, topic: str) -> None:
+        """Create the topic with the configured partitions if it does not exist yet."""
+        name = self._name(topic)
+        if name in self._known_topics:
+            return
+        async with self._topic_lock:
+            if name in self._known_topics:
+                return
+            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+            await admin.start()
+            try:
+                await admin.create_topics([NewTopic(name, self._partitions, self._replication)])
+            except TopicAlreadyExistsError:
+                pass
+            finally:
+                await admin.close()
+            self._known_topics.add(name)
+
+    async def publish(self, topic: str, messages: Sequence[Message]) -> None:
+        if not messages:
+            return
+        if self._producer is None:
+            raise RuntimeError("publish before start")
+        await self.ensure_topic(topic)
+        name = self._name(topic)
+        pending = [
+            await self._producer.send(name, value=message.value, key=message.key)
+            for message in messages
+        ]
+        # Every send is acknowledged (acks=all) before publish returns.
+        await asyncio.gather(*pending)
+
+    async def subscribe(self, topic: str, group: str) -> KafkaConsumer:
+        await self.ensure_topic(topic)
+        consumer = KafkaConsumer(
+            AIOKafkaConsumer(
+                self._name(topic),
+                bootstrap_servers=self._bootstrap,
+                client_id=self._client_id,
+                group_id=self._name(group),
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=10_000,
+                session_timeout_ms=10_000,
+                heartbeat_interval_ms=1_000,
+                value_deserializer=orjson.loads,
+                key_deserializer=lambda key: key.decode("utf-8", "surrogatepass") if key else "",
+            ),
+            topic,
+        )
+        await consumer.start()
+        self._consumers.append(consumer)
+        return consumer
+
+    async def close(self) -> None:
+        for consumer in self._consumers:
+            await consumer.close()
+        self._consumers.clear()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+
+class KafkaConsumer:
+    def __init__(self, consumer: AIOKafkaConsumer, topic: str) -> None:
+        self._consumer = consumer
+        self._topic = topic
+        #: Next offset per partition after the records returned by poll so far.
+        self._positions: dict[TopicPartition, int] = {}
+        self._closed = False
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _JOIN_TIMEOUT
+        # Joining the group happens in the background; a member is only useful (and its lag
+        # only meaningful) once it owns partitions.
+        while not self._consumer.assignment():
+            if loop.time() > deadline:
+                raise TimeoutError(f"no partitions assigned for {self._topic} in {_JOIN_TIMEOUT}s")
+            await asyncio.sleep(0.05)
+
+    async def poll(self, max_records: int, max_wait: float) -> list[Delivered]:
+        if self._closed:
+            raise RuntimeError("poll on a closed consumer")
+        batches = await self._consumer.getmany(
+            timeout_ms=int(max_wait * 1000), max_records=max_records
+        )
+        delivered: list[Delivered] = []
+        for partition, records in batches.items():
+            for record in records:
+                delivered.append(
+                    Delivered(
+                        self._topic, partition.partition, record.offset, record.key, record.value
+                    )
+                )
+            if records:
+                self._positions[partition] = records[-1].offset + 1
+        return delivered
+
+    async def commit(self) -> None:
+        assigned = self._consumer.assignment()
+        offsets = {tp: offset for tp, offset in self._positions.items() if tp in assigned}
+        if offsets:
+            await self._consumer.commit(offsets)
+        self._positions = {tp: o for tp, o in self._positions.items() if tp not in offsets}
+
+    async def lag(self) -> int:
+        assigned = list(self._consumer.assignment())
+        if not assigned:
+            return 0
+        ends: dict[Any, int] = await self._consumer.end_offsets(assigned)
+        starts: dict[Any, int] = await self._consumer.beginning_offsets(assigned)
+        total = 0
+        for partition in assigned:
+            committed = await self._consumer.committed(partition)
+            base = committed if committed is not None else starts.get(partition, 0)
+            total += max(ends.get(partition, 0) - base, 0)
+        return total
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._consumer.stop()
