@@ -33,6 +33,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--rules", metavar="PATH", action="append", help="rule path (repeatable)")
     run.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
 
+    for name, text in (
+        ("engine", "normalize, detect, correlate and index (distributed deployment)"),
+        ("api", "the HTTP API and console (distributed deployment)"),
+    ):
+        part = commands.add_parser(name, help=text)
+        part.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="YAML file")
+        part.add_argument("--data-dir", metavar="DIR", help="where secrets live")
+        part.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+        if name == "api":
+            part.add_argument("--http", metavar="HOST:PORT", help="API and console address")
+        else:
+            part.add_argument("--rules", metavar="PATH", action="append", help="rule path")
+    collector = commands.add_parser("collector", help="an edge collector (distributed deployment)")
+    kinds = collector.add_subparsers(dest="kind", required=True, metavar="KIND")
+    syslog = kinds.add_parser("syslog", help="syslog over UDP and TCP into the bus")
+    syslog.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="YAML file")
+    syslog.add_argument("--syslog", metavar="HOST:PORT", help="listen address")
+    syslog.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+
     rules = commands.add_parser("rules", help="check, test, list and convert rules")
     actions = rules.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = actions.add_parser("check", help="load and compile rules, report each one not run")
@@ -63,18 +82,26 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["http"] = {"listen": args.http}
     if getattr(args, "syslog", None):
         overrides["syslog"] = {"listen": args.syslog}
-    if args.command == "run" and args.rules:
+    if args.command in {"run", "engine"} and args.rules:
         overrides["rules"] = {"paths": args.rules}
     if getattr(args, "log_level", None):
         overrides["log"] = {"level": args.log_level}
     return overrides
 
 
-def _run(config: Config) -> int:
-    from soc.embedded import run_embedded
+_PARTS = {
+    "run": frozenset({"collector", "engine", "api"}),
+    "engine": frozenset({"engine"}),
+    "api": frozenset({"api"}),
+    "collector": frozenset({"collector"}),
+}
+
+
+def _run(config: Config, command: str) -> int:
+    from soc.embedded import run_parts
 
     setup_logging(config.log.level, config.log.format)
-    return asyncio.run(run_embedded(config))
+    return asyncio.run(run_parts(config, _PARTS[command]))
 
 
 def _load(config: Config, paths: Sequence[Path]) -> Any:
@@ -242,8 +269,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"soc: configuration error: {exc}", file=sys.stderr)
         return 2
-    if args.command == "run":
-        return _run(config)
+    if args.command in _PARTS:
+        return _run(config, args.command)
     if args.command == "scan":
         return _scan(config, args)
     handlers = {

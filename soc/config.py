@@ -109,6 +109,8 @@ class PipelineConfig:
     batch_size: int = 2000
     #: Records the in-process bus holds per topic before publishers wait (backpressure).
     bus_capacity: int = 20_000
+    #: Partitions of each Kafka topic (the most consumers a stage's group can use).
+    partitions: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,9 @@ class Config:
     data_dir: Path = Path("data")
     bus: str = "memory://"
     store: str = "sqlite://"
+    #: Prefix of Kafka topics and groups and of Elasticsearch indices, so that several
+    #: platforms (a test, a staging copy) can share one cluster.
+    namespace: str = ""
     http: HttpConfig = field(default_factory=HttpConfig)
     syslog: SyslogConfig = field(default_factory=SyslogConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
@@ -135,8 +140,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "log.format": ("text", "json"),
 }
 _URL_SCHEMES: dict[str, tuple[str, ...]] = {
-    "bus": ("memory",),
-    "store": ("sqlite",),
+    "bus": ("memory", "kafka"),
+    "store": ("sqlite", "http", "https"),
 }
 
 
@@ -293,6 +298,10 @@ def _validate(config: Config) -> None:
         raise ConfigError(
             f"syslog.timezone: unknown time zone {config.syslog.timezone!r}"
         ) from None
+    if config.namespace and not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", config.namespace):
+        raise ConfigError(
+            "namespace: lowercase letters, digits, '-' and '_' only (it prefixes index names)"
+        )
     if config.syslog.max_message_bytes < 480:
         raise ConfigError("syslog.max_message_bytes: must be at least 480 (RFC 5426)")
     if config.pipeline.batch_size < 1:

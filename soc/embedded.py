@@ -88,61 +88,86 @@ async def _watch_backlog(bus: Bus, topics: list[str]) -> None:
         await asyncio.sleep(1.0)
 
 
+PARTS = frozenset({"collector", "engine", "api"})
+
+
 async def run_embedded(config: Config) -> int:
+    """`soc run`: every part in this process."""
+    return await run_parts(config, PARTS)
+
+
+async def run_parts(config: Config, parts: frozenset[str]) -> int:
+    """Run some parts of the platform: `collector` (syslog in), `engine` (normalize, detect,
+    correlate, index) and `api`. With every part here (`soc run`), a stop drains each stage in
+    turn, so that all received lines reach the store; an engine alone stops after its current
+    batch instead, since its upstream lives on in other processes."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
-    token, generated = ensure_api_token(config.auth.api_token, config.data_dir)
-    if generated:
-        log.warning(
-            "generated an API token (shown once; kept in %s): %s",
-            config.data_dir / "secrets" / "api_token",
-            token,
-        )
     bus = make_bus(config)
     store = make_store(config)
     await bus.start()
     await store.open()
-    ruleset = load_ruleset(config)
-    log.info(
-        "rules loaded count=%d unrouted=%d problems=%d",
-        len(ruleset.rules),
-        len(ruleset.unrouted),
-        len(ruleset.problems),
-    )
-
-    detection = Detection.from_rules(ruleset)
-    detect = DetectionStage(bus, detection)
-    correlate = CorrelationStage(bus, detection)
-    options = NormalizeOptions(timezone=ZoneInfo(config.syslog.timezone))
-    layers = [
-        _Layer([NormalizeStage(bus, options)]),
-        _Layer([detect, StoreWriter(store, "events")]),
-        _Layer([correlate]),
-        _Layer([StoreWriter(store, "alerts")]),
-    ]
     batch = config.pipeline.batch_size
-    for layer in layers:
-        for stage in layer.stages:
-            layer.tasks.append(
-                asyncio.create_task(run_stage(bus, stage, layer.stop, batch), name=stage.name)
+    drain = parts == PARTS
+    layers: list[_Layer] = []
+    detection_stages: list[DetectionStage | CorrelationStage] = []
+    if "engine" in parts:
+        ruleset = load_ruleset(config)
+        log.info(
+            "rules loaded count=%d unrouted=%d problems=%d correlations=%d",
+            len(ruleset.rules), len(ruleset.unrouted), len(ruleset.problems),
+            len(ruleset.correlations),
+        )  # fmt: skip
+        detection = Detection.from_rules(ruleset)
+        detection_stages = [DetectionStage(bus, detection), CorrelationStage(bus, detection)]
+        options = NormalizeOptions(timezone=ZoneInfo(config.syslog.timezone))
+        layers = [
+            _Layer([NormalizeStage(bus, options)]),
+            _Layer([detection_stages[0], StoreWriter(store, "events")]),
+            _Layer([detection_stages[1]]),
+            _Layer([StoreWriter(store, "alerts")]),
+        ]
+        for layer in layers:
+            for stage in layer.stages:
+                layer.tasks.append(
+                    asyncio.create_task(
+                        run_stage(bus, stage, layer.stop, batch, drain=drain), name=stage.name
+                    )
+                )
+    api: _ApiServer | None = None
+    api_task: asyncio.Task[None] | None = None
+    addresses: list[str] = []
+    if "api" in parts:
+        token, generated = ensure_api_token(config.auth.api_token, config.data_dir)
+        if generated:
+            log.warning(
+                "generated an API token (shown once; kept in %s): %s",
+                config.data_dir / "secrets" / "api_token",
+                token,
             )
-
-    http_socket = _bind(config.http.listen)
-    api = _ApiServer(
-        uvicorn.Config(create_app(store, token), log_config=None, access_log=False, lifespan="off")
-    )
-    api_task = asyncio.create_task(api.serve(sockets=[http_socket]), name="api")
-
-    syslog = SyslogServer(
-        bus,
-        config.syslog.listen,
-        udp=config.syslog.udp,
-        tcp=config.syslog.tcp,
-        max_message_bytes=config.syslog.max_message_bytes,
-        udp_queue=config.syslog.udp_queue,
-        udp_receive_buffer=config.syslog.udp_receive_buffer,
-        batch_size=batch,
-    )
-    await syslog.start()
+        http_socket = _bind(config.http.listen)
+        api = _ApiServer(
+            uvicorn.Config(
+                create_app(store, token), log_config=None, access_log=False, lifespan="off"
+            )
+        )
+        api_task = asyncio.create_task(api.serve(sockets=[http_socket]), name="api")
+        host, port = http_socket.getsockname()[:2]
+        http = Address(str(host), int(port))
+        addresses.append(f"console=http://{http}/ api=http://{http}/api/v1 http={http}")
+    syslog: SyslogServer | None = None
+    if "collector" in parts:
+        syslog = SyslogServer(
+            bus,
+            config.syslog.listen,
+            udp=config.syslog.udp,
+            tcp=config.syslog.tcp,
+            max_message_bytes=config.syslog.max_message_bytes,
+            udp_queue=config.syslog.udp_queue,
+            udp_receive_buffer=config.syslog.udp_receive_buffer,
+            batch_size=batch,
+        )
+        await syslog.start()
+        addresses += [f"syslog_{name}={address}" for name, address in syslog.addresses.items()]
     backlog_task = asyncio.create_task(
         _watch_backlog(bus, ["soc.raw", "soc.events", "soc.matches", "soc.alerts"])
     )
@@ -154,33 +179,30 @@ async def run_embedded(config: Config) -> int:
     reloads: set[asyncio.Task[None]] = set()
 
     def reload() -> None:
-        task = asyncio.create_task(_reload_rules(config, [detect, correlate]))
+        task = asyncio.create_task(_reload_rules(config, detection_stages))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
-    loop.add_signal_handler(signal.SIGHUP, reload)
-
-    host, port = http_socket.getsockname()[:2]
-    http = Address(str(host), int(port))
+    if detection_stages:
+        loop.add_signal_handler(signal.SIGHUP, reload)
     log.info(
-        "ready console=http://%s/ api=http://%s/api/v1 http=%s %s data_dir=%s",
-        http,
-        http,
-        http,
-        " ".join(f"syslog_{name}={address}" for name, address in syslog.addresses.items()),
-        config.data_dir,
-    )
+        "ready parts=%s %s bus=%s store=%s data_dir=%s",
+        ",".join(sorted(parts)), " ".join(addresses), config.bus, config.store, config.data_dir,
+    )  # fmt: skip
 
     stage_tasks = [task for layer in layers for task in layer.tasks]
-    stopped_by = await _wait_for_stop(stop, [api_task, *stage_tasks])
+    watched = [*stage_tasks, *([api_task] if api_task else [])]
+    stopped_by = await _wait_for_stop(stop, watched)
     log.info("stopping reason=%s", stopped_by)
-    await syslog.stop()
+    if syslog is not None:
+        await syslog.stop()
     for layer in layers:
         layer.stop.set()
         await asyncio.gather(*layer.tasks, return_exceptions=True)
     backlog_task.cancel()
-    api.should_exit = True
-    await asyncio.gather(api_task, return_exceptions=True)
+    if api is not None and api_task is not None:
+        api.should_exit = True
+        await asyncio.gather(api_task, return_exceptions=True)
     await bus.close()
     await store.close()
     failed = [task for task in stage_tasks if task.done() and task.exception() is not None]

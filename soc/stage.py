@@ -24,10 +24,17 @@ class Stage(Protocol):
 
 
 async def run_stage(
-    bus: Bus, stage: Stage, stop: asyncio.Event, batch_size: int, poll_wait: float = 0.2
+    bus: Bus,
+    stage: Stage,
+    stop: asyncio.Event,
+    batch_size: int,
+    poll_wait: float = 0.2,
+    *,
+    drain: bool = True,
 ) -> None:
-    """Run until `stop` is set and a poll comes back empty, i.e. the input is drained (the caller
-    stops upstream stages first)."""
+    """Run until `stop` is set. With `drain`, go on until a poll comes back empty, i.e. the input
+    is drained (the caller stops upstream stages first); without, stop after the batch in hand
+    is handled and committed (upstream runs elsewhere and never stops)."""
     consumer = await bus.subscribe(stage.topic, stage.name)
     retry_delay = 0.1
     try:
@@ -42,6 +49,8 @@ async def run_stage(
                     await stage.handle(batch)
                     break
                 except Exception:
+                    if stop.is_set() and not drain:
+                        return  # uncommitted: the next member of the group takes it over
                     metrics.STAGE_ERRORS.labels(stage.name).inc()
                     log.exception(
                         "stage batch failed, retrying stage=%s records=%d delay_s=%.1f",
@@ -54,5 +63,7 @@ async def run_stage(
             retry_delay = 0.1
             await consumer.commit()
             metrics.STAGE_RECORDS.labels(stage.name).inc(len(batch))
+            if stop.is_set() and not drain:
+                return
     finally:
         await consumer.close()

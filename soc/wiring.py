@@ -3,6 +3,8 @@ stages only ever see the Bus and Store contracts (DESIGN.md)."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from soc.bus.base import Bus
 from soc.bus.memory import MemoryBus
 from soc.config import Config
@@ -11,9 +13,24 @@ from soc.store.sqlite import SqliteStore
 
 
 def make_bus(config: Config) -> Bus:
-    # config validation admits only the schemes implemented here.
+    """`memory://` (in this process) or `kafka://host:port[,host:port...]`."""
+    if config.bus.startswith("kafka://"):
+        from soc.bus.kafka import KafkaBus
+
+        return KafkaBus(
+            config.bus.removeprefix("kafka://").rstrip("/"),
+            partitions=config.pipeline.partitions,
+            namespace=f"{config.namespace}." if config.namespace else "",
+        )
     return MemoryBus(capacity=config.pipeline.bus_capacity)
 
 
 def make_store(config: Config) -> Store:
+    """`sqlite://[path]` or an Elasticsearch URL (`http://host:9200`, `https://...`)."""
+    if urlsplit(config.store).scheme in {"http", "https"}:
+        from soc.store.elasticsearch import ElasticsearchStore
+
+        prefix = f"{config.namespace}-soc" if config.namespace else "soc"
+        store: Store = ElasticsearchStore(config.store, prefix=prefix)
+        return store
     return SqliteStore(config.sqlite_path)

@@ -2,24 +2,65 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import functools
+import os
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from elasticsearch import AsyncElasticsearch
 
 from soc.store.base import Query, QueryError, Scope, Store
+from soc.store.elasticsearch import ElasticsearchStore
 from soc.store.sqlite import SqliteStore
 
-StoreFactory = Callable[[Path], Awaitable[Store]]
+#: A backend: given a temporary directory, a store that is not open yet, and whatever the backend
+#: leaves behind removed once the test is over.
+StoreFactory = Callable[[Path], AbstractAsyncContextManager[Store]]
 
 
-async def _sqlite(tmp: Path) -> Store:
-    return SqliteStore(tmp / "store.db")
+@asynccontextmanager
+async def _sqlite(tmp: Path) -> AsyncIterator[Store]:
+    yield SqliteStore(tmp / "store.db")
 
 
-BACKENDS: dict[str, StoreFactory] = {"sqlite": _sqlite}
+ES_URL = os.environ.get("SOC_TEST_ES_URL", "http://127.0.0.1:9200")
+
+
+@functools.cache
+def _es_unreachable() -> str | None:
+    """Why the test Elasticsearch cannot be used, or None; asked once per session, in 1 s."""
+    try:
+        with urllib.request.urlopen(f"{ES_URL}/_cluster/health", timeout=1) as response:
+            response.read()
+    except OSError as exc:
+        return f"Elasticsearch not reachable at {ES_URL} ({exc}); set SOC_TEST_ES_URL"
+    return None
+
+
+@asynccontextmanager
+async def _elasticsearch(tmp: Path) -> AsyncIterator[Store]:
+    reason = _es_unreachable()
+    if reason:
+        pytest.skip(reason)
+    prefix = f"soc-test-{uuid.uuid4().hex[:8]}"
+    try:
+        yield ElasticsearchStore(ES_URL, prefix=prefix)
+    finally:
+        async with AsyncElasticsearch(ES_URL) as client:
+            found = await client.indices.get(index=f"{prefix}-*", allow_no_indices=True)
+            for name in found.body:
+                await client.indices.delete(index=name)
+            for kind in ("events", "alerts"):
+                await client.indices.delete_index_template(name=f"{prefix}-{kind}")
+
+
+BACKENDS: dict[str, StoreFactory] = {"sqlite": _sqlite, "elasticsearch": _elasticsearch}
 
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 ALL = Scope.everything()
@@ -44,10 +85,10 @@ def event(n: int, **fields: Any) -> dict[str, Any]:
 
 @pytest.fixture(params=sorted(BACKENDS))
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    instance = await BACKENDS[request.param](tmp_path)
-    await instance.open()
-    yield instance
-    await instance.close()
+    async with BACKENDS[request.param](tmp_path) as instance:
+        await instance.open()
+        yield instance
+        await instance.close()
 
 
 @pytest.fixture

@@ -1,0 +1,615 @@
+"""The Elasticsearch store: dated indices, bulk writes by id, ECS-style mappings.
+
+Events go to `{prefix}-events-YYYY.MM.DD` and alerts to `{prefix}-alerts-YYYY.MM`, named after
+the UTC day (month) of the document's own `@timestamp`. A replayed document therefore lands in the
+index it was first written to, and `op_type: create` with `_id = event.id` turns the replay into a
+409 conflict: a duplicate, as the contract requires. Retention drops whole dated indices
+(`delete_before`), which costs nothing, unlike deleting documents one by one.
+
+Mapping choices, all made so that a document is stored as it came and never refused for its shape:
+
+* Every string is a `keyword` (dynamic template), so any field can be filtered, sorted and counted
+  by its exact text, the way the SQLite store compares values. IP fields stay keywords too: an
+  `ip` field would refuse (or silently not index) the odd value a device sends ("-", "unknown",
+  an address with a port), and a filter on such a value would be an error instead of a match.
+  CIDR queries are the price.
+* `date_detection` is off: a string that happens to look like a date stays a keyword instead of
+  making its field a date that refuses the next value that does not.
+* `index.mapping.ignore_malformed` keeps a document whose number or date does not parse; the value
+  stays in `_source`, it is only not indexed. Fields beyond the field limit are kept the same way.
+* `@timestamp` is `date_nanos`: the platform's timestamps carry microseconds, and time ranges and
+  sorting must honour them as the SQLite store does.
+* `event.original` is stored only (ECS: not indexed, no doc values). Free text is searched in
+  `soc_text`, built at write time from the same text the SQLite store indexes, folded in Python
+  (diacritics removed, `đ` -> `d`, punctuation -> spaces) so that "dang nhap" finds "đăng nhập" and
+  "203.0.113" finds "203.0.113.7" without depending on an analysis plugin (`asciifolding` is not in
+  every distribution). It is excluded from `_source`: indexed, never returned, never stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from elasticsearch import ApiError, AsyncElasticsearch, TransportError
+from elasticsearch.serializer import OrjsonSerializer
+
+from soc.store.base import (
+    FIELD_NAME,
+    KINDS,
+    Bucket,
+    Kind,
+    Page,
+    Query,
+    QueryError,
+    Scope,
+    WriteResult,
+    document_id,
+)
+
+# Shared with the SQLite store on purpose: both stores must search the same text and place a
+# document at the same time.
+from soc.store.sqlite import _doc_time, _fts_text
+from soc.timeutil import format_ts
+
+#: The field free text is searched in; built at write time, never returned.
+TEXT_FIELD = "soc_text"
+
+#: Strings longer than this are kept in `_source` but not indexed (a keyword term must stay under
+#: 32766 bytes; 8191 characters of up to four UTF-8 bytes each do).
+_IGNORE_ABOVE = 8191
+
+#: Elasticsearch's default `index.max_result_window`: deeper pages need search_after, not offsets.
+MAX_RESULT_WINDOW = 10_000
+
+#: Attempts at a bulk request before the error reaches the caller, whose stage retries the batch.
+_WRITE_ATTEMPTS = 4
+_BACKOFF_SECONDS = 0.5
+
+_REFRESH_MODES = frozenset({"wait_for", "true", "false"})
+_PREFIX = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+#: Letters that carry their mark in the letter itself, so Unicode decomposition leaves them alone.
+_UNDECOMPOSABLE = str.maketrans(
+    {"đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "\u0131": "i"}
+)
+#: Combining marks of the Latin, Greek and Cyrillic scripts (Vietnamese tones and hooks included).
+_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
+_NON_WORD = re.compile(r"[\W_]+")
+#: The same for ASCII text, which is most logs, in one `str.translate` pass: letters lowercased,
+#: everything that is not a letter or a digit a space.
+_ASCII_FOLD = str.maketrans(
+    {
+        chr(code): chr(code).lower() if chr(code).isalnum() else " "
+        for code in range(128)
+        if not chr(code).isalnum() or chr(code).isupper()
+    }
+)
+_USERINFO = re.compile(r"//[^/@\s]*@")
+
+
+class StoreUnavailable(RuntimeError):
+    """Elasticsearch could not be reached or failed a request; the batch is worth retrying.
+
+    Messages never carry credentials: they are built from the address without its user part and
+    from the reasons Elasticsearch gives."""
+
+
+def fold(text: str) -> str:
+    """Lowercase words separated by spaces, without diacritics or punctuation.
+
+    Applied to indexed text and to searched words alike, this is what the SQLite store's
+    `unicode61 remove_diacritics` tokenizer does, so both stores find the same documents."""
+    if text.isascii():
+        return text.translate(_ASCII_FOLD)
+    decomposed = unicodedata.normalize("NFKD", text.translate(_UNDECOMPOSABLE))
+    return _NON_WORD.sub(" ", _MARKS.sub("", decomposed).lower())
+
+
+def _word_clause(word: str) -> dict[str, Any] | None:
+    """One searched word as a query that cannot be a syntax error; None if it has no core."""
+    prefix = word.endswith("*")
+    core = word.rstrip("*").replace('"', "")
+    if not core:
+        return None
+    tokens = fold(core).split()
+    if not tokens:
+        # Punctuation only: like an empty phrase in SQLite, it matches nothing.
+        return {"match_none": {}}
+    folded = " ".join(tokens)
+    if not prefix:
+        return {"match_phrase": {TEXT_FIELD: folded}}
+    if len(tokens) == 1 and folded.isascii():
+        # One token: a prefix query finds every term, where a phrase prefix stops at
+        # `max_expansions` of them.
+        return {"prefix": {TEXT_FIELD: folded}}
+    return {"match_phrase_prefix": {TEXT_FIELD: {"query": folded, "max_expansions": 1000}}}
+
+
+def text_clauses(text: str) -> list[dict[str, Any]]:
+    """Free text -> one required clause per word, operators and quotes taken literally."""
+    clauses = [clause for word in text.split() if (clause := _word_clause(word)) is not None]
+    if not clauses:
+        raise QueryError("free text has no words to search for")
+    return clauses
+
+
+def _scope_clause(scope: Scope) -> dict[str, Any] | None:
+    if scope.agencies is None:
+        return None
+    if not scope.agencies:
+        return {"match_none": {}}
+    return {"terms": {"organization.id": sorted(scope.agencies)}}
+
+
+def _field_clause(name: str, values: Sequence[str]) -> dict[str, Any]:
+    """Any of `values`, compared as text. A lenient `match` is a term query in the field's own
+    type: "22" finds the number 22, "true" the boolean, and "abc" on a number field finds
+    nothing instead of failing the whole search (a `terms` query would)."""
+    if not values:
+        return {"match_none": {}}
+    should = [{"match": {name: {"query": str(value), "lenient": True}}} for value in values]
+    return {"bool": {"should": should, "minimum_should_match": 1}}
+
+
+def to_es_query(query: Query) -> dict[str, Any]:
+    """The bool query selecting what `query` selects: every part a filter, nothing scored."""
+    clauses: list[dict[str, Any]] = []
+    scope = _scope_clause(query.scope)
+    if scope is not None:
+        clauses.append(scope)
+    if query.start is not None or query.end is not None:
+        bounds = {}
+        if query.start is not None:
+            bounds["gte"] = format_ts(query.start)
+        if query.end is not None:
+            bounds["lt"] = format_ts(query.end)
+        clauses.append({"range": {"@timestamp": bounds}})
+    clauses += [_field_clause(name, values) for name, values in query.filters.items()]
+    if query.text:
+        clauses += text_clauses(query.text)
+    return {"bool": {"filter": clauses}}
+
+
+_NUMERIC_TYPES = frozenset(
+    {"long", "integer", "short", "byte", "double", "float", "half_float", "scaled_float"}
+)
+
+
+def _sort_type(name: str, types: set[str]) -> tuple[str, str | None]:
+    """How to sort a field mapped as `types` across the searched indices: the type indices
+    without the field pretend it has (an unmapped field must not make the sort compare numbers
+    with strings), and a common numeric type when indices disagree on which number it is."""
+    if not types:
+        return "keyword", None
+    if len(types) == 1:
+        return next(iter(types)), None
+    if types <= _NUMERIC_TYPES:
+        return "double", "double"
+    raise QueryError(
+        f"cannot sort on {name!r}: it is {' and '.join(sorted(types))} in different indices"
+    )
+
+
+def _sort(query: Query, types: set[str]) -> list[dict[str, Any]]:
+    """The requested order, then `event.id` so that equal keys page stably (sorting on `_id` is
+    disabled in recent Elasticsearch). Missing values sort as the smallest, as NULL does in
+    SQLite."""
+    order = "desc" if query.descending else "asc"
+    if query.sort == "@timestamp":
+        return [
+            {"@timestamp": {"order": order}},
+            {"event.id": {"order": order, "unmapped_type": "keyword"}},
+        ]
+    unmapped, numeric = _sort_type(query.sort, types)
+    spec = {
+        "order": order,
+        "missing": "_last" if query.descending else "_first",
+        "unmapped_type": unmapped,
+    }
+    if numeric:
+        spec["numeric_type"] = numeric
+    return [
+        {query.sort: spec},
+        {"@timestamp": {"order": "desc"}},
+        {"event.id": {"order": "desc", "unmapped_type": "keyword"}},
+    ]
+
+
+def _template(prefix: str, kind: Kind) -> dict[str, Any]:
+    """The composable index template of one kind's dated indices."""
+    return {
+        "index_patterns": [f"{prefix}-{kind}-*"],
+        # Above the stack's own templates (100), so `logs-*`-style defaults never win.
+        "priority": 200,
+        "template": {
+            "settings": {
+                "number_of_shards": 1,
+                "number_of_replicas": 0,
+                "refresh_interval": "1s",
+                "index.mapping.ignore_malformed": True,
+                "index.mapping.total_fields.limit": 5000,
+                "index.mapping.total_fields.ignore_dynamic_beyond_limit": True,
+                "analysis": {
+                    "analyzer": {
+                        TEXT_FIELD: {
+                            "type": "custom",
+                            "tokenizer": "standard",
+                            "filter": ["lowercase"],
+                        }
+                    }
+                },
+            },
+            "mappings": {
+                "_source": {"excludes": [TEXT_FIELD]},
+                "date_detection": False,
+                "dynamic_templates": [
+                    # The originals of the events an alert carries: kept, searched through
+                    # soc_text, not indexed a second time.
+                    {
+                        "originals": {
+                            "path_match": "*event.original",
+                            "mapping": {"type": "keyword", "index": False, "doc_values": False},
+                        }
+                    },
+                    {
+                        "strings": {
+                            "match_mapping_type": "string",
+                            "mapping": {"type": "keyword", "ignore_above": _IGNORE_ABOVE},
+                        }
+                    },
+                ],
+                "properties": {
+                    "@timestamp": {"type": "date_nanos"},
+                    "event": {
+                        "properties": {
+                            "id": {"type": "keyword"},
+                            "original": {"type": "keyword", "index": False, "doc_values": False},
+                        }
+                    },
+                    "organization": {"properties": {"id": {"type": "keyword"}}},
+                    TEXT_FIELD: {"type": "text", "analyzer": TEXT_FIELD, "norms": False},
+                },
+            },
+        },
+    }
+
+
+def index_name(prefix: str, kind: Kind, micros: int) -> str:
+    """The dated index a document of that time (microseconds since the epoch) belongs to: daily
+    events, monthly alerts."""
+    return f"{prefix}-{kind}-{_suffix(kind, micros // _MICROS_PER_DAY)}"
+
+
+_MICROS_PER_DAY = 86_400_000_000
+
+
+@functools.lru_cache(maxsize=1024)
+def _suffix(kind: Kind, day: int) -> str:
+    """Cached per day: formatting a date costs more than the rest of a document's bulk line."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=day)
+    return moment.strftime("%Y.%m.%d" if kind == "events" else "%Y.%m")
+
+
+def _period_end(kind: Kind, suffix: str) -> date | None:
+    """The first day after the period a dated index covers; None for a name that is not dated."""
+    try:
+        if kind == "events":
+            return datetime.strptime(suffix, "%Y.%m.%d").date() + timedelta(days=1)
+        start = datetime.strptime(suffix, "%Y.%m").date()
+    except ValueError:
+        return None
+    return date(start.year + start.month // 12, start.month % 12 + 1, 1)
+
+
+def _redact(text: str) -> str:
+    return _USERINFO.sub("//***@", text)
+
+
+def _reason(body: Any) -> str:
+    """The most telling reasons in an Elasticsearch error body: the root cause and what caused
+    the error (a search failure's own reason is often empty)."""
+    error = body.get("error") if isinstance(body, Mapping) else body
+    if not isinstance(error, Mapping):
+        return _redact(str(error))[:1000]
+    causes = error.get("root_cause") or [error]
+    parts = [
+        f"{cause.get('type', 'error')}: {cause['reason']}"
+        for cause in (causes[0], error.get("caused_by"))
+        if isinstance(cause, Mapping) and cause.get("reason")
+    ]
+    return _redact("; ".join(dict.fromkeys(parts)) or str(error.get("type", "error")))[:1000]
+
+
+@dataclass(frozen=True, slots=True)
+class _Action:
+    """One document ready for the bulk body: its id and its two NDJSON lines."""
+
+    ident: str
+    lines: bytes
+
+
+class ElasticsearchStore:
+    """The Store contract on Elasticsearch 9. `refresh` is the bulk refresh policy: `wait_for`
+    returns once the documents are searchable, as the contract requires."""
+
+    def __init__(self, url: str, *, prefix: str = "soc", refresh: str = "wait_for") -> None:
+        if not _PREFIX.match(prefix):
+            raise ValueError(f"index prefix {prefix!r} must be lowercase letters, digits, - or _")
+        if refresh not in _REFRESH_MODES:
+            raise ValueError(f"refresh must be one of {sorted(_REFRESH_MODES)}, not {refresh!r}")
+        parts = urlsplit(url)
+        #: The address for messages: never the user part of the URL.
+        self.address = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+        self.prefix = prefix
+        self.refresh = refresh
+        # Retries are ours (write) so that whole-request and per-document rejections share one
+        # budget and one backoff; reads fail fast to the analyst.
+        self._client = AsyncElasticsearch(
+            url, max_retries=0, request_timeout=30, serializer=OrjsonSerializer()
+        )
+
+    def pattern(self, kind: Kind) -> str:
+        """The indices a read of `kind` searches."""
+        return f"{self.prefix}-{kind}-*"
+
+    async def open(self) -> None:
+        try:
+            for kind in KINDS:
+                await self._client.indices.put_index_template(
+                    name=f"{self.prefix}-{kind}", **_template(self.prefix, kind)
+                )
+        except (ApiError, TransportError) as exc:
+            raise self._unavailable(exc) from None
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    def _unavailable(self, exc: ApiError | TransportError) -> StoreUnavailable:
+        if isinstance(exc, ApiError):
+            status = exc.meta.status
+            if status in (401, 403):
+                return StoreUnavailable(
+                    f"Elasticsearch at {self.address} refused the credentials ({status}):"
+                    f" {_reason(exc.body)}"
+                )
+            return StoreUnavailable(
+                f"Elasticsearch at {self.address} answered {status}: {_reason(exc.body)}"
+            )
+        return StoreUnavailable(
+            f"Elasticsearch at {self.address} unreachable: {type(exc).__name__}:"
+            f" {_redact(str(exc.message))}"
+        )
+
+    # Writes
+
+    def _actions(
+        self, kind: Kind, docs: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[_Action], list[tuple[str, str]]]:
+        """Bulk lines per document, and the documents refused before sending (no id, or not
+        serializable), each with its reason."""
+        actions: list[_Action] = []
+        errors: list[tuple[str, str]] = []
+        for doc in docs:
+            try:
+                ident = document_id(doc)
+                source = orjson.dumps({**doc, TEXT_FIELD: fold(_fts_text(kind, doc))})
+            except (QueryError, TypeError) as exc:
+                event = doc.get("event")
+                raw_id = event.get("id") if isinstance(event, Mapping) else None
+                errors.append((str(raw_id or "?"), str(exc)))
+                continue
+            index = index_name(self.prefix, kind, _doc_time(doc))
+            head = orjson.dumps({"create": {"_index": index, "_id": ident}})
+            actions.append(_Action(ident, b"%s\n%s\n" % (head, source)))
+        return actions, errors
+
+    async def _bulk(self, actions: Sequence[_Action]) -> list[dict[str, Any]]:
+        """One bulk request; the per-document results in the order sent."""
+        response = await self._client.perform_request(
+            "POST",
+            "/_bulk",
+            params={
+                "refresh": self.refresh,
+                "filter_path": "items.*.status,items.*.error",
+            },
+            headers={"accept": "application/json", "content-type": "application/x-ndjson"},
+            body=b"".join(action.lines for action in actions),
+        )
+        return [next(iter(item.values())) for item in response.body["items"]]
+
+    async def write(self, kind: Kind, docs: Sequence[Mapping[str, Any]]) -> WriteResult:
+        pending, errors = self._actions(kind, docs)
+        written = duplicates = 0
+        failure = ""
+        for attempt in range(_WRITE_ATTEMPTS):
+            if not pending:
+                break
+            if attempt:
+                await asyncio.sleep(_BACKOFF_SECONDS * 2 ** (attempt - 1))
+            try:
+                results = await self._bulk(pending)
+            except ApiError as exc:
+                if exc.meta.status != 429 and exc.meta.status < 500:
+                    raise self._unavailable(exc) from None
+                failure = str(self._unavailable(exc))
+                continue
+            except TransportError as exc:
+                failure = str(self._unavailable(exc))
+                continue
+            retry: list[_Action] = []
+            for action, result in zip(pending, results, strict=True):
+                status = int(result.get("status", 0))
+                if status in (200, 201):
+                    written += 1
+                elif status == 409:
+                    duplicates += 1
+                elif status == 429 or status >= 500:
+                    # Rejected for load, not for content: send it again.
+                    retry.append(action)
+                    failure = _reason({"error": result.get("error")})
+                else:
+                    errors.append((action.ident, _reason({"error": result.get("error")})))
+            pending = retry
+        if pending:
+            raise StoreUnavailable(
+                f"{len(pending)} of {len(docs)} documents not stored after {_WRITE_ATTEMPTS}"
+                f" attempts: {failure}"
+            )
+        return WriteResult(written=written, duplicates=duplicates, errors=tuple(errors))
+
+    async def delete_before(self, kind: Kind, day: date) -> list[str]:
+        """Delete the dated indices of `kind` that hold nothing from `day` on; their names.
+
+        Whole indices only: a month of alerts goes once its last day is before `day`."""
+        try:
+            found = await self._client.indices.get(
+                index=self.pattern(kind),
+                features="aliases",
+                expand_wildcards="all",
+                allow_no_indices=True,
+                ignore_unavailable=True,
+            )
+            stem = f"{self.prefix}-{kind}-"
+            doomed = sorted(
+                name
+                for name in found.body
+                if (end := _period_end(kind, name.removeprefix(stem))) is not None and end <= day
+            )
+            for name in doomed:
+                await self._client.indices.delete(index=name)
+        except (ApiError, TransportError) as exc:
+            raise self._unavailable(exc) from None
+        return doomed
+
+    # Reads
+
+    async def _search(self, kind: Kind, **params: Any) -> dict[str, Any]:
+        """A search over every dated index of `kind`; a refused query raises QueryError. Partial
+        results are refused too: an answer missing a failed index would look complete."""
+        try:
+            response = await self._client.search(
+                index=self.pattern(kind),
+                ignore_unavailable=True,
+                allow_no_indices=True,
+                allow_partial_search_results=False,
+                **params,
+            )
+        except ApiError as exc:
+            if exc.meta.status == 400:
+                raise QueryError(f"Elasticsearch refused the query: {_reason(exc.body)}") from None
+            raise self._unavailable(exc) from None
+        except TransportError as exc:
+            raise self._unavailable(exc) from None
+        body: dict[str, Any] = response.body
+        return body
+
+    async def _field_types(self, kind: Kind, name: str) -> set[str]:
+        """The types `name` is mapped as in the indices of `kind`; empty where it is nowhere."""
+        try:
+            response = await self._client.field_caps(
+                index=self.pattern(kind),
+                fields=name,
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            )
+        except ApiError as exc:
+            if exc.meta.status == 400:
+                raise QueryError(f"Elasticsearch refused the field: {_reason(exc.body)}") from None
+            raise self._unavailable(exc) from None
+        except TransportError as exc:
+            raise self._unavailable(exc) from None
+        return set(response.body.get("fields", {}).get(name, {}))
+
+    async def get(self, kind: Kind, ident: str, scope: Scope) -> dict[str, Any] | None:
+        clauses: list[dict[str, Any]] = [{"ids": {"values": [ident]}}]
+        scope_clause = _scope_clause(scope)
+        if scope_clause is not None:
+            clauses.append(scope_clause)
+        body = await self._search(
+            kind,
+            query={"bool": {"filter": clauses}},
+            size=1,
+            filter_path="hits.hits._source",
+        )
+        hits = body.get("hits", {}).get("hits", [])
+        return dict(hits[0]["_source"]) if hits else None
+
+    async def search(self, kind: Kind, query: Query) -> Page:
+        if query.offset + query.limit > MAX_RESULT_WINDOW:
+            raise QueryError(
+                f"offset + limit must not exceed {MAX_RESULT_WINDOW}: narrow the query instead"
+            )
+        types = set() if query.sort == "@timestamp" else await self._field_types(kind, query.sort)
+        body = await self._search(
+            kind,
+            query=to_es_query(query),
+            sort=_sort(query, types),
+            from_=query.offset,
+            size=query.limit,
+            track_total_hits=True,
+            filter_path="hits.total.value,hits.hits._source",
+        )
+        hits = body.get("hits", {})
+        items = [dict(hit["_source"]) for hit in hits.get("hits", [])]
+        return Page(items=items, total=int(hits.get("total", {}).get("value", 0)))
+
+    async def count_by(
+        self, kind: Kind, name: str, query: Query, size: int = 10
+    ) -> list[tuple[str, int]]:
+        if not FIELD_NAME.match(name):
+            raise QueryError(f"invalid field name {name!r}")
+        if size <= 0:
+            return []
+        terms = {
+            "field": name,
+            "size": size,
+            # Counts are exact while one index holds the value's documents; across many
+            # indices a larger shard size keeps the top of the list right.
+            "shard_size": max(size * 10, 100),
+            "order": [{"_count": "desc"}, {"_key": "asc"}],
+        }
+        body = await self._search(
+            kind,
+            query=to_es_query(query),
+            size=0,
+            track_total_hits=False,
+            aggs={"values": {"terms": terms}},
+            filter_path="aggregations.values.buckets",
+        )
+        buckets = body.get("aggregations", {}).get("values", {}).get("buckets", [])
+        return [
+            (str(bucket.get("key_as_string", bucket["key"])), int(bucket["doc_count"]))
+            for bucket in buckets
+        ]
+
+    async def histogram(self, kind: Kind, interval_seconds: int, query: Query) -> list[Bucket]:
+        if interval_seconds < 1:
+            raise QueryError("interval must be at least one second")
+        histogram = {
+            "field": "@timestamp",
+            "fixed_interval": f"{interval_seconds}s",
+            "min_doc_count": 1,
+        }
+        body = await self._search(
+            kind,
+            query=to_es_query(query),
+            size=0,
+            track_total_hits=False,
+            aggs={"time": {"date_histogram": histogram}},
+            filter_path="aggregations.time.buckets.key,aggregations.time.buckets.doc_count",
+        )
+        buckets = body.get("aggregations", {}).get("time", {}).get("buckets", [])
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        return [
+            Bucket(epoch + timedelta(milliseconds=int(b["key"])), int(b["doc_count"]))
+            for b in buckets
+        ]

@@ -1,0 +1,184 @@
+"""The distributed deployment on real services: `soc collector syslog`, `soc engine` and
+`soc api` as separate processes over Kafka and Elasticsearch (started by `make services`)."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA = os.environ.get("SOC_TEST_KAFKA", "127.0.0.1:9092")
+ES = os.environ.get("SOC_TEST_ES_URL", "http://127.0.0.1:9200")
+TOKEN = "distributed-token-0123456789abcdef"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+pytestmark = pytest.mark.skipif(
+    not (_reachable("127.0.0.1", int(KAFKA.rsplit(":", 1)[1])) and _reachable("127.0.0.1", 9200)),
+    reason="Kafka and Elasticsearch not running (make services)",
+)
+
+
+class Part:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], workdir: Path) -> None:
+        self.log = workdir / f"{name}.log"
+        with self.log.open("wb") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "soc", *args], stdout=sink, stderr=sink, env=env, cwd=workdir
+            )
+
+    def ready(self, timeout: float = 90) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log.read_text(errors="replace")
+            line = next((ln for ln in text.splitlines() if " ready " in ln), None)
+            if line:
+                return line
+            if self.process.poll() is not None:
+                pytest.fail(f"exited early:\n{text}")
+            time.sleep(0.1)
+        pytest.fail(f"not ready:\n{self.log.read_text(errors='replace')}")
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    namespace = f"it{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "SOC_BUS": f"kafka://{KAFKA}",
+        "SOC_STORE": ES,
+        "SOC_NAMESPACE": namespace,
+        "SOC_AUTH__API_TOKEN": TOKEN,
+        "SOC_DATA_DIR": str(tmp_path / "data"),
+    }
+    engine = Part("engine", ["engine", "--rules", str(ROOT / "rules")], env, tmp_path)
+    api = Part("api", ["api", "--http", "127.0.0.1:0"], env, tmp_path)
+    collector = Part("collector", ["collector", "syslog", "--syslog", "127.0.0.1:0"], env, tmp_path)
+    parts = [engine, api, collector]
+    try:
+        engine.ready()
+        http = re.search(r"http=(\S+)", api.ready())
+        tcp = re.search(r"syslog_tcp=\S+:(\d+)", collector.ready())
+        assert http and tcp
+        yield {"http": f"http://{http[1]}", "tcp": int(tcp[1]), "parts": parts}
+    finally:
+        codes = [part.stop() for part in parts]
+        assert codes == [0, 0, 0], [part.log.read_text() for part in parts]
+        httpx.delete(f"{ES}/{namespace}-soc-*", timeout=30)
+
+
+def _api(base: str, path: str, **params: Any) -> Any:
+    response = httpx.get(
+        base + path, params=params, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+    )
+    response.raise_for_status()
+    return response.json()
+
+
+def test_syslog_through_kafka_and_the_engine_into_elasticsearch_and_out_of_the_api(
+    platform: dict[str, Any],
+) -> None:
+    lines = [
+        f"<38>Nov 28 10:00:{i:02d} web09 sshd[900]: Failed password for root from "
+        f"198.51.100.99 port {7000 + i} ssh2"
+        for i in range(12)
+    ] + ["<38>Nov 28 10:01:00 web09 sshd[901]: Invalid user oracle from 198.51.100.98 port 7100"]
+    with socket.create_connection(("127.0.0.1", platform["tcp"])) as sender:
+        sender.sendall("\n".join(lines).encode() + b"\n")
+    deadline = time.monotonic() + 60
+    events: dict[str, Any] = {"total": 0}
+    alerts: dict[str, Any] = {"total": 0}
+    while time.monotonic() < deadline:
+        events = _api(platform["http"], "/api/v1/events", limit=100)
+        alerts = _api(platform["http"], "/api/v1/alerts", limit=100)
+        if events["total"] >= len(lines) and alerts["total"] >= 14:
+            break
+        time.sleep(0.5)
+    assert events["total"] == len(lines)
+    assert {e["event"]["original"] for e in events["items"]} == set(lines)
+    names = [a["rule"]["name"] for a in alerts["items"]]
+    assert names.count("SSH Failed Password") == 12
+    assert names.count("SSH Login Attempt With an Invalid User") == 1
+    assert names.count("SSH Brute Force From One Address") == 1
+    brute = next(a for a in alerts["items"] if a["rule"]["name"].startswith("SSH Brute"))
+    assert brute["correlation"]["group"] == {"source.ip": "198.51.100.99"}
+
+
+def test_two_engines_share_the_work_and_survive_a_kill_9_with_nothing_lost_or_doubled(
+    tmp_path: Path,
+) -> None:
+    namespace = f"it{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "SOC_BUS": f"kafka://{KAFKA}",
+        "SOC_STORE": ES,
+        "SOC_NAMESPACE": namespace,
+        "SOC_AUTH__API_TOKEN": TOKEN,
+        "SOC_DATA_DIR": str(tmp_path / "data"),
+        "SOC_PIPELINE__BATCH_SIZE": "500",
+    }
+    first = Part("engine-a", ["engine", "--rules", str(ROOT / "rules")], env, tmp_path)
+    second = Part("engine-b", ["engine", "--rules", str(ROOT / "rules")], env, tmp_path)
+    api = Part("api", ["api", "--http", "127.0.0.1:0"], env, tmp_path)
+    collector = Part("collector", ["collector", "syslog", "--syslog", "127.0.0.1:0"], env, tmp_path)
+    try:
+        first.ready()
+        second.ready()
+        http = re.search(r"http=(\S+)", api.ready())
+        tcp = re.search(r"syslog_tcp=\S+:(\d+)", collector.ready())
+        assert http and tcp
+        base = f"http://{http[1]}"
+        total = 20_000
+        # One user name throughout: every line raises exactly one alert, and no correlation.
+        lines = [
+            b"<38>Nov 28 10:00:00 h%d sshd[1]: Invalid user admin from 203.0.113.%d port %d\n"
+            % (i % 50, i % 200, i)
+            for i in range(total)
+        ]
+        with socket.create_connection(("127.0.0.1", int(tcp[1]))) as sender:
+            for start in range(0, total, 1000):
+                sender.sendall(b"".join(lines[start : start + 1000]))
+                if start == 6000:
+                    first.process.send_signal(signal.SIGKILL)
+                time.sleep(0.05)
+        assert first.process.wait(10) == -signal.SIGKILL
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            events = _api(base, "/api/v1/events", limit=0)["total"]
+            alerts = _api(base, "/api/v1/alerts", limit=0)["total"]
+            if events >= total and alerts >= total:
+                break
+            time.sleep(1)
+        time.sleep(3)  # anything doubled would show up now
+        assert _api(base, "/api/v1/events", limit=0)["total"] == total
+        assert _api(base, "/api/v1/alerts", limit=0)["total"] == total
+        hosts = _api(base, "/api/v1/events/counts", field="host.name", size=100)
+        assert sorted(row["count"] for row in hosts) == [total // 50] * 50
+    finally:
+        codes = [part.stop() for part in (second, api, collector)]
+        assert codes == [0, 0, 0], [p.log.read_text() for p in (second, api, collector)]
+        httpx.delete(f"{ES}/{namespace}-soc-*", timeout=30)
