@@ -141,11 +141,11 @@ YML
 
 wait_ready() {
   local deadline=$((SECONDS + ${SOC_SERVICES_TIMEOUT:-180}))
-  until port_open "$KAFKA_PORT"; do
+  until [ "$which" = es ] || port_open "$KAFKA_PORT"; do
     [ $SECONDS -lt $deadline ] || die "Kafka not listening after ${SOC_SERVICES_TIMEOUT:-180}s; see $RUN/kafka/stdout.log"
     sleep 0.5
   done
-  until curl -fsS "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=5s" >/dev/null 2>&1; do
+  until [ "$which" = kafka ] || curl -fsS "http://127.0.0.1:$ES_PORT/_cluster/health?wait_for_status=yellow&timeout=5s" >/dev/null 2>&1; do
     [ $SECONDS -lt $deadline ] || die "Elasticsearch not ready; see $RUN/elasticsearch/logs"
     sleep 1
   done
@@ -166,11 +166,19 @@ stop_pidfile() {
   rm -f "$file"
 }
 
+# `up` / `down` act on both services, or on the one named after them (kafka | es).
+which=${2:-all}
 case "${1:-}" in
-  up) mkdir -p "$CACHE" "$RUN"; kafka_up; es_up; wait_ready ;;
-  down) stop_pidfile "$RUN/kafka/pid" Kafka; stop_pidfile "$RUN/elasticsearch/pid" Elasticsearch ;;
+  up)
+    mkdir -p "$CACHE" "$RUN"
+    [ "$which" = es ] || kafka_up
+    [ "$which" = kafka ] || es_up
+    wait_ready ;;
+  down)
+    [ "$which" = es ] || stop_pidfile "$RUN/kafka/pid" Kafka
+    [ "$which" = kafka ] || stop_pidfile "$RUN/elasticsearch/pid" Elasticsearch ;;
   status)
     port_open "$KAFKA_PORT" && echo "kafka: up (127.0.0.1:$KAFKA_PORT)" || echo "kafka: down"
     port_open "$ES_PORT" && echo "elasticsearch: up (127.0.0.1:$ES_PORT)" || echo "elasticsearch: down" ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status [kafka|es]" >&2; exit 2 ;;
 esac

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from soc import __version__, metrics  # noqa: F401 (registers every series for /metrics)
 from soc.api.auth import CurrentPrincipal, require_principal
-from soc.store.base import Kind, QueryError, Store
+from soc.store.base import Kind, QueryError, Store, StoreUnavailable
 from soc.store.base import Query as StoreQuery
 
 MAX_PAGE = 1000
@@ -153,6 +153,16 @@ def create_app(store: Store, api_token: str) -> FastAPI:
     )
     app.state.store = store
     app.state.api_token = api_token
+
+    @app.exception_handler(StoreUnavailable)
+    async def store_unavailable(_request: Request, exc: StoreUnavailable) -> JSONResponse:
+        # The analyst's search failed because the store is down or starting: say so (503),
+        # so that clients retry, rather than reporting a server bug (500).
+        return JSONResponse(
+            {"detail": f"store unavailable, retry shortly: {exc}"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
 
     @app.get("/healthz", include_in_schema=True, tags=["operations"])
     async def healthz() -> dict[str, str]:

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from soc.bus.base import Delivered, Message
 
@@ -85,8 +85,27 @@ class KafkaBus:
             self._known_topics.add(name)
 
     async def publish(self, topic: str, messages: Sequence[Message]) -> None:
+        """Returns once every message is acknowledged by all in-sync replicas. While the
+        cluster is unreachable it keeps retrying (the idempotent producer makes a resend safe),
+        so a collector holds its senders instead of dropping their lines."""
         if not messages:
             return
+        delay = 0.5
+        while True:
+            try:
+                await self._publish_once(topic, messages)
+                return
+            except KafkaError as exc:
+                if not getattr(exc, "retriable", True) and not isinstance(exc, KafkaTimeoutError):
+                    raise
+                log.warning(
+                    "kafka unavailable, retrying topic=%s records=%d delay_s=%.1f error=%s",
+                    topic, len(messages), delay, exc,
+                )  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _publish_once(self, topic: str, messages: Sequence[Message]) -> None:
         if self._producer is None:
             raise RuntimeError("publish before start")
         await self.ensure_topic(topic)
@@ -95,7 +114,6 @@ class KafkaBus:
             await self._producer.send(name, value=message.value, key=message.key)
             for message in messages
         ]
-        # Every send is acknowledged (acks=all) before publish returns.
         await asyncio.gather(*pending)
 
     async def subscribe(self, topic: str, group: str) -> KafkaConsumer:

@@ -28,6 +28,11 @@ class QueryError(ValueError):
     """A query the store cannot run; the message names the offending part."""
 
 
+class StoreUnavailable(RuntimeError):
+    """The store could not be reached or failed a request; worth retrying later. Stages retry
+    their batch without committing; the API answers 503."""
+
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     """Agencies (`organization.id`) a caller may see; None means every agency."""

@@ -54,6 +54,7 @@ from soc.store.base import (
     WriteResult,
     document_id,
 )
+from soc.store.base import StoreUnavailable as BaseStoreUnavailable
 
 # Shared with the SQLite store on purpose: both stores must search the same text and place a
 # document at the same time.
@@ -96,7 +97,11 @@ _ASCII_FOLD = str.maketrans(
 _USERINFO = re.compile(r"//[^/@\s]*@")
 
 
-class StoreUnavailable(RuntimeError):
+#: Searches retried while a new index's primary shard starts (about a second in all).
+_SHARD_START_RETRIES = 6
+
+
+class StoreUnavailable(BaseStoreUnavailable):
     """Elasticsearch could not be reached or failed a request; the batch is worth retrying.
 
     Messages never carry credentials: they are built from the address without its user part and
@@ -494,23 +499,31 @@ class ElasticsearchStore:
 
     async def _search(self, kind: Kind, **params: Any) -> dict[str, Any]:
         """A search over every dated index of `kind`; a refused query raises QueryError. Partial
-        results are refused too: an answer missing a failed index would look complete."""
-        try:
-            response = await self._client.search(
-                index=self.pattern(kind),
-                ignore_unavailable=True,
-                allow_no_indices=True,
-                allow_partial_search_results=False,
-                **params,
-            )
-        except ApiError as exc:
-            if exc.meta.status == 400:
-                raise QueryError(f"Elasticsearch refused the query: {_reason(exc.body)}") from None
-            raise self._unavailable(exc) from None
-        except TransportError as exc:
-            raise self._unavailable(exc) from None
-        body: dict[str, Any] = response.body
-        return body
+        results are refused too: an answer missing a failed index would look complete. A 503
+        while a new dated index's shard is still starting (the first write of a day creates it)
+        is waited out briefly rather than shown to the analyst as an outage."""
+        for attempt in range(_SHARD_START_RETRIES + 1):
+            try:
+                response = await self._client.search(
+                    index=self.pattern(kind),
+                    ignore_unavailable=True,
+                    allow_no_indices=True,
+                    allow_partial_search_results=False,
+                    **params,
+                )
+            except ApiError as exc:
+                if exc.meta.status == 400:
+                    reason = _reason(exc.body)
+                    raise QueryError(f"Elasticsearch refused the query: {reason}") from None
+                if exc.meta.status == 503 and attempt < _SHARD_START_RETRIES:
+                    await asyncio.sleep(0.2 * (attempt + 1))
+                    continue
+                raise self._unavailable(exc) from None
+            except TransportError as exc:
+                raise self._unavailable(exc) from None
+            body: dict[str, Any] = response.body
+            return body
+        raise AssertionError("unreachable")
 
     async def _field_types(self, kind: Kind, name: str) -> set[str]:
         """The types `name` is mapped as in the indices of `kind`; empty where it is nowhere."""
