@@ -1,0 +1,201 @@
+"""End to end on real services: syslog TCP -> `soc collector syslog` -> Kafka -> `soc engine`
+(with the full SigmaHQ rule set) -> Elasticsearch -> `soc api`, each its own process, on this
+machine with Kafka and Elasticsearch beside them (`make services`).
+
+Prints sustained events/s (all lines searchable) and the delay from sending a line to its alert
+being searchable through the API (p50/p99 over marker lines spread through the stream), next to
+the same load through `soc run` (embedded) as the baseline. Never fails on a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.run import make_lines  # noqa: E402
+
+SIGMA = Path(os.environ.get("SOC_SIGMA_PATH", ROOT.parent / "shared" / "sigma"))
+TOKEN = "bench-distributed-0123456789abcdef"
+INVALID_USER = "6c3f2d1a-8e4b-4f0a-b8c2-9d5e7a1b3c22"
+
+
+def _up(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "soc", *args], stdout=sink, stderr=sink, env=env
+        )
+
+
+def _ready(log: Path, process: subprocess.Popen[bytes]) -> str:
+    for _ in range(1200):
+        text = log.read_text(errors="replace")
+        line = next((ln for ln in text.splitlines() if " ready " in ln), None)
+        if line:
+            return line
+        if process.poll() is not None:
+            raise RuntimeError(text)
+        time.sleep(0.1)
+    raise RuntimeError(f"not ready: {log}")
+
+
+def run(
+    distributed: bool, lines: list[bytes], markers: dict[int, str], rules: list[str]
+) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="soc-bench-e2e-"))
+    namespace = f"bench{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "SOC_AUTH__API_TOKEN": TOKEN, "SOC_DATA_DIR": str(work / "data")}
+    rule_args = [arg for path in rules for arg in ("--rules", path)]
+    processes: list[subprocess.Popen[bytes]] = []
+    if distributed:
+        env |= {
+            "SOC_BUS": "kafka://127.0.0.1:9092",
+            "SOC_STORE": "http://127.0.0.1:9200",
+            "SOC_NAMESPACE": namespace,
+        }
+        parts = [
+            (["engine", *rule_args], "engine"),
+            (["api", "--http", "127.0.0.1:0"], "api"),
+            (["collector", "syslog", "--syslog", "127.0.0.1:0"], "collector"),
+        ]
+        logs = {}
+        for args, name in parts:
+            logs[name] = work / f"{name}.log"
+            processes.append(_start(args, env, logs[name]))
+        _ready(logs["engine"], processes[0])
+        http = re.search(r"http=(\S+)", _ready(logs["api"], processes[1]))
+        tcp = re.search(r"syslog_tcp=\S+:(\d+)", _ready(logs["collector"], processes[2]))
+    else:
+        log = work / "run.log"
+        processes.append(
+            _start(
+                ["run", "--http", "127.0.0.1:0", "--syslog", "127.0.0.1:0", *rule_args], env, log
+            )
+        )
+        line = _ready(log, processes[0])
+        http = re.search(r"http=(\S+)", line)
+        tcp = re.search(r"syslog_tcp=\S+:(\d+)", line)
+    assert http and tcp
+    client = httpx.Client(
+        base_url=f"http://{http[1]}", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30
+    )
+    sent_at: dict[str, float] = {}
+    seen_at: dict[str, float] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            try:
+                page = client.get(
+                    "/api/v1/alerts", params={"filter": f"rule.id:{INVALID_USER}", "limit": 1000}
+                ).json()
+                now = time.perf_counter()
+                for alert in page.get("items", []):
+                    user = alert.get("user", {}).get("name", "")
+                    if user in sent_at and user not in seen_at:
+                        seen_at[user] = now
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    started = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", int(tcp[1]))) as sender:
+        for start in range(0, len(lines), 1000):
+            chunk = lines[start : start + 1000]
+            now = time.perf_counter()
+            for index in range(start, start + len(chunk)):
+                if index in markers:
+                    sent_at[markers[index]] = now
+            sender.sendall(b"".join(chunk))
+    sent = time.perf_counter()
+    while True:
+        try:
+            total = client.get("/api/v1/events", params={"limit": 0}).json().get("total", 0)
+        except httpx.HTTPError:
+            total = 0
+        if total >= len(lines) or time.perf_counter() - sent > 900:
+            break
+        time.sleep(0.5)
+    finished = time.perf_counter()
+    time.sleep(2)
+    done.set()
+    watcher.join()
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.wait(120)
+    if distributed:
+        httpx.delete(f"http://127.0.0.1:9200/{namespace}-soc-*", timeout=60)
+    delays = sorted(seen_at[m] - sent_at[m] for m in seen_at)
+    return {
+        "rate": total / (finished - started),
+        "events": total,
+        "seconds": finished - started,
+        "p50": statistics.median(delays) if delays else float("nan"),
+        "p99": delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else float("nan"),
+        "markers": f"{len(delays)}/{len(markers)}",
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--own-rules-only", action="store_true")
+    args = parser.parse_args()
+    if not (_up(9092) and _up(9200)):
+        print("Kafka and Elasticsearch are not running: make services")
+        return 0
+    rules = [str(ROOT / "rules")]
+    if not args.own_rules_only and (SIGMA / "rules").is_dir():
+        rules += [
+            str(SIGMA / d) for d in ("rules", "rules-emerging-threats", "rules-threat-hunting")
+        ]
+    lines = make_lines(args.lines)
+    markers: dict[int, str] = {}
+    for k, index in enumerate(range(500, args.lines, max(args.lines // 200, 1))):
+        markers[index] = f"marker{k}x{uuid.uuid4().hex[:6]}"
+        lines[index] = (
+            f"<38>Nov 28 10:00:00 bench sshd[1]: Invalid user {markers[index]} from 192.0.2.{k % 250} port {k}"
+        ).encode()
+    print(f"lines: {args.lines:,}; rules: {'own only' if len(rules) == 1 else 'full SigmaHQ + own'}; "
+          f"{len(markers)} latency markers")  # fmt: skip
+    for distributed in (True, False):
+        result = run(distributed, lines, markers, rules)
+        name = (
+            "distributed (Kafka + ES, 3 processes)"
+            if distributed
+            else "embedded soc run (baseline)"
+        )
+        print(f"{name:<40}: {result['rate']:>8,.0f} events/s  ({result['events']:,} in {result['seconds']:.1f} s); "
+              f"receipt -> alert searchable p50 {result['p50']:.2f} s, p99 {result['p99']:.2f} s "
+              f"(markers seen {result['markers']})")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
