@@ -31,6 +31,9 @@ def make_store(config: Config) -> Store:
         from soc.store.elasticsearch import ElasticsearchStore
 
         prefix = f"{config.namespace}-soc" if config.namespace else "soc"
-        store: Store = ElasticsearchStore(config.store, prefix=prefix)
+        # The pipeline needs writes durable (acknowledged), not searchable at once: waiting for
+        # a refresh on every bulk held one writer to one batch a second. Documents become
+        # searchable within the index refresh interval (1 s).
+        store: Store = ElasticsearchStore(config.store, prefix=prefix, refresh="false")
         return store
     return SqliteStore(config.sqlite_path)
