@@ -58,7 +58,7 @@ from soc.store.base import StoreUnavailable as BaseStoreUnavailable
 
 # Shared with the SQLite store on purpose: both stores must search the same text and place a
 # document at the same time.
-from soc.store.sqlite import _doc_time, _fts_text
+from soc.store.documents import doc_time, fts_text
 from soc.timeutil import format_ts
 
 #: The field free text is searched in; built at write time, never returned.
@@ -406,13 +406,13 @@ class ElasticsearchStore:
         for doc in docs:
             try:
                 ident = document_id(doc)
-                source = orjson.dumps({**doc, TEXT_FIELD: fold(_fts_text(kind, doc))})
+                source = orjson.dumps({**doc, TEXT_FIELD: fold(fts_text(kind, doc))})
             except (QueryError, TypeError) as exc:
                 event = doc.get("event")
                 raw_id = event.get("id") if isinstance(event, Mapping) else None
                 errors.append((str(raw_id or "?"), str(exc)))
                 continue
-            index = index_name(self.prefix, kind, _doc_time(doc))
+            index = index_name(self.prefix, kind, doc_time(doc))
             head = orjson.dumps({"create": {"_index": index, "_id": ident}})
             actions.append(_Action(ident, b"%s\n%s\n" % (head, source)))
         return actions, errors

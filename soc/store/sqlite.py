@@ -29,7 +29,8 @@ from soc.store.base import (
     WriteResult,
     document_id,
 )
-from soc.timeutil import from_micros, parse_ts, to_micros, utcnow
+from soc.store.documents import doc_time, fts_text, lookup
+from soc.timeutil import from_micros, to_micros
 
 T = TypeVar("T")
 
@@ -72,58 +73,12 @@ def _json_path(name: str) -> str:
     return "$." + ".".join(f'"{part}"' for part in name.split("."))
 
 
-def _lookup(doc: Mapping[str, Any], name: str) -> Any:
-    """A dotted field from a nested document, or a flat key holding the dotted name."""
-    if name in doc:
-        return doc[name]
-    node: Any = doc
-    for part in name.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
 def _scalar_text(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (str, int, float)):
         return str(value)
     return None
-
-
-def _strings(node: Any, out: dict[str, None]) -> None:
-    if isinstance(node, str):
-        out[node] = None
-    elif isinstance(node, Mapping):
-        for value in node.values():
-            _strings(value, out)
-    elif isinstance(node, list):
-        for value in node:
-            _strings(value, out)
-
-
-#: What free text searches, per kind. The original record holds every value a parser took from
-#: it, so indexing it (and not each parsed field again) halves the index at no loss; a document
-#: without an original has all its strings indexed instead.
-_FTS_FIELDS: dict[Kind, tuple[str, ...]] = {
-    "events": ("event.original", "message"),
-    "alerts": ("rule.name", "rule.description", "message", "tags", "host.name", "user.name"),
-}
-
-
-def _fts_text(kind: Kind, doc: Mapping[str, Any]) -> str:
-    found: dict[str, None] = {}
-    if kind == "events" and _lookup(doc, "event.original") is None:
-        _strings(doc, found)
-    else:
-        for name in _FTS_FIELDS[kind]:
-            _strings(_lookup(doc, name), found)
-        if kind == "alerts":
-            for event in doc.get("events") or ():
-                if isinstance(event, Mapping):
-                    _strings(_lookup(event, "event.original") or event, found)
-    return "\n".join(found)
 
 
 def _fts_query(text: str) -> str:
@@ -138,17 +93,6 @@ def _fts_query(text: str) -> str:
     if not terms:
         raise QueryError("free text has no words to search for")
     return " AND ".join(terms)
-
-
-def _doc_time(doc: Mapping[str, Any]) -> int:
-    for name in ("@timestamp", "event.ingested"):
-        value = _lookup(doc, name)
-        if isinstance(value, str):
-            try:
-                return to_micros(parse_ts(value))
-            except ValueError:
-                continue
-    return to_micros(utcnow())
 
 
 _CANONICAL_VALUE = (
@@ -310,9 +254,9 @@ class SqliteStore:
                 raw_id = event.get("id") if isinstance(event, Mapping) else None
                 errors.append((str(raw_id or "?"), str(exc)))
                 continue
-            org = _scalar_text(_lookup(doc, "organization.id"))
-            promoted = tuple(_scalar_text(_lookup(doc, name)) for name, _ in PROMOTED[kind])
-            rows.append(((ident, _doc_time(doc), org, *promoted, body), _fts_text(kind, doc)))
+            org = _scalar_text(lookup(doc, "organization.id"))
+            promoted = tuple(_scalar_text(lookup(doc, name)) for name, _ in PROMOTED[kind])
+            rows.append(((ident, doc_time(doc), org, *promoted, body), fts_text(kind, doc)))
         return rows, errors
 
     async def get(self, kind: Kind, ident: str, scope: Scope) -> dict[str, Any] | None:

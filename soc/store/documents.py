@@ -1,0 +1,68 @@
+"""What both stores derive from a document the same way: a field by its dotted name, the text
+free-text search indexes, and the time it is filed under. One definition, so that SQLite and
+Elasticsearch find the same documents for the same query."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from soc.store.base import Kind
+from soc.timeutil import parse_ts, to_micros, utcnow
+
+
+def lookup(doc: Mapping[str, Any], name: str) -> Any:
+    """A dotted field from a nested document, or a flat key holding the dotted name."""
+    if name in doc:
+        return doc[name]
+    node: Any = doc
+    for part in name.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _strings(node: Any, out: dict[str, None]) -> None:
+    if isinstance(node, str):
+        out[node] = None
+    elif isinstance(node, Mapping):
+        for value in node.values():
+            _strings(value, out)
+    elif isinstance(node, list):
+        for value in node:
+            _strings(value, out)
+
+
+#: What free text searches, per kind. The original record holds every value a parser took from
+#: it, so indexing it (and not each parsed field again) halves the index at no loss; a document
+#: without an original has all its strings indexed instead.
+_FTS_FIELDS: dict[Kind, tuple[str, ...]] = {
+    "events": ("event.original", "message"),
+    "alerts": ("rule.name", "rule.description", "message", "tags", "host.name", "user.name"),
+}
+
+
+def fts_text(kind: Kind, doc: Mapping[str, Any]) -> str:
+    found: dict[str, None] = {}
+    if kind == "events" and lookup(doc, "event.original") is None:
+        _strings(doc, found)
+    else:
+        for name in _FTS_FIELDS[kind]:
+            _strings(lookup(doc, name), found)
+        if kind == "alerts":
+            for event in doc.get("events") or ():
+                if isinstance(event, Mapping):
+                    _strings(lookup(event, "event.original") or event, found)
+    return "\n".join(found)
+
+
+def doc_time(doc: Mapping[str, Any]) -> int:
+    for name in ("@timestamp", "event.ingested"):
+        value = lookup(doc, name)
+        if isinstance(value, str):
+            try:
+                return to_micros(parse_ts(value))
+            except ValueError:
+                continue
+    return to_micros(utcnow())
