@@ -35,11 +35,29 @@ async def run_stage(
     """Run until `stop` is set. With `drain`, go on until a poll comes back empty, i.e. the input
     is drained (the caller stops upstream stages first); without, stop after the batch in hand
     is handled and committed (upstream runs elsewhere and never stops)."""
-    consumer = await bus.subscribe(stage.topic, stage.name)
+    while True:
+        try:
+            consumer = await bus.subscribe(stage.topic, stage.name)
+            break
+        except Exception:
+            # The bus is not reachable yet (a broker still starting): wait for it rather than
+            # take the whole process down.
+            if stop.is_set():
+                return
+            metrics.STAGE_ERRORS.labels(stage.name).inc()
+            log.exception("stage cannot join its group yet, retrying stage=%s", stage.name)
+            await asyncio.sleep(1.0)
     retry_delay = 0.1
     try:
         while True:
-            batch = await consumer.poll(batch_size, poll_wait)
+            try:
+                batch = await consumer.poll(batch_size, poll_wait)
+            except Exception:
+                # The bus is unwell: nothing was taken, so nothing is lost; try again shortly.
+                metrics.STAGE_ERRORS.labels(stage.name).inc()
+                log.exception("stage poll failed, retrying stage=%s", stage.name)
+                await asyncio.sleep(1.0)
+                continue
             if not batch:
                 if stop.is_set():
                     return

@@ -169,9 +169,16 @@ class KafkaConsumer:
     async def poll(self, max_records: int, max_wait: float) -> list[Delivered]:
         if self._closed:
             raise RuntimeError("poll on a closed consumer")
-        batches = await self._consumer.getmany(
-            timeout_ms=int(max_wait * 1000), max_records=max_records
-        )
+        try:
+            batches = await self._consumer.getmany(
+                timeout_ms=int(max_wait * 1000), max_records=max_records
+            )
+        except KafkaError as exc:
+            # A broker restart or a rebalance in progress: nothing was returned, so nothing is
+            # lost; the stage polls again.
+            log.warning("kafka poll failed, retrying topic=%s error=%s", self._topic, exc)
+            await asyncio.sleep(min(max_wait, 1.0))
+            return []
         delivered: list[Delivered] = []
         for partition, records in batches.items():
             for record in records:
@@ -187,8 +194,13 @@ class KafkaConsumer:
     async def commit(self) -> None:
         assigned = self._consumer.assignment()
         offsets = {tp: offset for tp, offset in self._positions.items() if tp in assigned}
-        if offsets:
-            await self._consumer.commit(offsets)
+        try:
+            if offsets:
+                await self._consumer.commit(offsets)
+        except KafkaError as exc:
+            # The partitions moved (or the broker is away): whoever owns them next gets these
+            # records again, which deterministic ids make harmless.
+            log.warning("kafka commit failed; records will be redelivered error=%s", exc)
         self._positions = {tp: o for tp, o in self._positions.items() if tp not in offsets}
 
     async def lag(self) -> int:
