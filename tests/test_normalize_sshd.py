@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 
 from soc.normalize import NormalizeOptions, normalize
+from tests.ecs_fields import ABSENT, assert_fields
 
-ABSENT = object()
 FAILED_LOGIN = {
     "event.action": "ssh_login",
     "event.outcome": "failure",
@@ -48,20 +48,6 @@ def make_record(data: str) -> dict[str, Any]:
 def sshd_event(message: str, program: str = "sshd") -> dict[str, Any]:
     line = f"<38>Nov 28 04:14:15 web01 {program}[4242]: {message}"
     return normalize(make_record(line), NormalizeOptions())
-
-
-def field(event: dict[str, Any], dotted: str) -> Any:
-    node: Any = event
-    for key in dotted.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return ABSENT
-        node = node[key]
-    return node
-
-
-def assert_fields(event: dict[str, Any], expected: dict[str, Any]) -> None:
-    actual = {name: field(event, name) for name in expected}
-    assert actual == expected
 
 
 @pytest.mark.parametrize(

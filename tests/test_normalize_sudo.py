@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 
 from soc.normalize import NormalizeOptions, normalize
+from tests.ecs_fields import ABSENT, assert_fields
 
-ABSENT = object()
 COMMAND_RUN = {
     "event.action": "sudo_command",
     "event.category": ["process"],
@@ -28,20 +28,6 @@ def make_record(data: str) -> dict[str, Any]:
 def sudo_event(message: str) -> dict[str, Any]:
     line = f"<85>Nov 28 04:14:15 web01 sudo: {message}"
     return normalize(make_record(line), NormalizeOptions())
-
-
-def field(event: dict[str, Any], dotted: str) -> Any:
-    node: Any = event
-    for key in dotted.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return ABSENT
-        node = node[key]
-    return node
-
-
-def assert_fields(event: dict[str, Any], expected: dict[str, Any]) -> None:
-    actual = {name: field(event, name) for name in expected}
-    assert actual == expected
 
 
 def test_command_run_names_invoker_target_user_and_command() -> None:

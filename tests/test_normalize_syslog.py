@@ -11,8 +11,8 @@ import pytest
 from soc.normalize import NormalizeOptions, normalize
 from soc.normalize.programs import PROGRAMS, ProgramParser
 from soc.normalize.syslog import BsdTimestamp, SyslogMessage, parse_syslog
+from tests.ecs_fields import ABSENT, assert_fields
 
-ABSENT = object()
 RECEIVED = "2026-11-28T21:13:55.123456Z"
 OPTIONS = NormalizeOptions()
 
@@ -35,20 +35,6 @@ def make_record(data: str, received_at: str = RECEIVED, **extra: Any) -> dict[st
 
 def event_for(data: str, received_at: str = RECEIVED, **extra: Any) -> dict[str, Any]:
     return normalize(make_record(data, received_at, **extra), OPTIONS)
-
-
-def field(event: dict[str, Any], dotted: str) -> Any:
-    node: Any = event
-    for key in dotted.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return ABSENT
-        node = node[key]
-    return node
-
-
-def assert_fields(event: dict[str, Any], expected: dict[str, Any]) -> None:
-    actual = {name: field(event, name) for name in expected}
-    assert actual == expected
 
 
 # --- parse_syslog: RFC 5424 -------------------------------------------------------------------

@@ -6,23 +6,9 @@ from typing import Any
 import pytest
 
 from soc.normalize.web import W3CLog, normalize_access_log, parse_access_log, parse_w3c
+from tests.ecs_fields import ABSENT, assert_fields, field
 
-ABSENT = object()
 RECEIVED = "2026-11-28T21:13:55.123456Z"
-
-
-def field(event: dict[str, Any], dotted: str) -> Any:
-    node: Any = event
-    for key in dotted.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return ABSENT
-        node = node[key]
-    return node
-
-
-def assert_fields(event: dict[str, Any], expected: dict[str, Any]) -> None:
-    actual = {name: field(event, name) for name in expected}
-    assert actual == expected
 
 
 def access_event(line: str, **options: Any) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from sigma.processing.transformations import (
 
 from soc.ids import stable_id
 from soc.normalize.windows import is_windows_event, normalize_windows
+from tests.ecs_fields import ABSENT, assert_fields, field
 
-ABSENT = object()
 SIGMA = Path(
     os.environ.get("SOC_SIGMA_PATH", Path(__file__).resolve().parents[1] / "../shared/sigma")
 )
@@ -40,20 +40,6 @@ NUMBER_FIELDS = {
     "powershell.total",
 }
 IP_FIELDS = {"source.ip", "destination.ip"}
-
-
-def field(event: dict[str, Any], dotted: str) -> Any:
-    node: Any = event
-    for key in dotted.split("."):
-        if not isinstance(node, dict) or key not in node:
-            return ABSENT
-        node = node[key]
-    return node
-
-
-def assert_fields(event: dict[str, Any], expected: dict[str, Any]) -> None:
-    actual = {name: field(event, name) for name in expected}
-    assert actual == expected
 
 
 def evtx_event(
