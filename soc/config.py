@@ -12,6 +12,7 @@ its whole value (`SOC_HTTP=0.0.0.0:8000`, `--syslog 0.0.0.0:514`).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import types
@@ -114,6 +115,56 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class IntakeConfig:
+    """HTTP intake `POST /api/v1/ingest` (issue 5)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """`soc agent`: files to tail and where to push them (issue 5)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NetmetaConfig:
+    """`soc collector netmeta`: the packet-metadata sensor (issue 5)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentsConfig:
+    """Grouping alerts into incidents (issue 6)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyConfig:
+    """Notification channels, routes and the outbox (issue 8)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionConfig:
+    """How long events, alerts and incidents are kept (issue 9)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleConfig:
+    """The analyst web console (issue 7)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """One sender of records and the agency (`organization.id`) that owns it. Syslog senders are
+    recognised by address (`networks`: addresses or CIDRs); agents and other HTTP pushers by
+    their intake token, given as its SHA-256 hex digest (`token_sha256`) so that the
+    configuration file holds no usable secret (`token` in clear is accepted too)."""
+
+    id: str = ""
+    agency: str = ""
+    name: str = ""
+    networks: tuple[str, ...] = ()
+    token_sha256: str = ""
+    token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path = Path("data")
     bus: str = "memory://"
@@ -127,6 +178,15 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     log: LogConfig = field(default_factory=LogConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    #: Known senders and their agencies (syslog by address, HTTP intake by token).
+    sources: tuple[SourceConfig, ...] = ()
+    intake: IntakeConfig = field(default_factory=IntakeConfig)
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    netmeta: NetmetaConfig = field(default_factory=NetmetaConfig)
+    incidents: IncidentsConfig = field(default_factory=IncidentsConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
     @property
     def sqlite_path(self) -> Path:
@@ -196,6 +256,13 @@ def _coerce(value: Any, target: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         (item_type, _) = get_args(target)
+        if dataclasses.is_dataclass(item_type):
+            items = []
+            for i, item in enumerate(value):
+                if not isinstance(item, Mapping):
+                    raise ConfigError(f"{key}[{i}]: expected a mapping, got {item!r}")
+                items.append(_build(cast(type[Any], item_type), item, f"{key}[{i}]."))
+            return tuple(items)
         return tuple(_coerce(item, item_type, f"{key}[{i}]") for i, item in enumerate(value))
     raise ConfigError(f"{key}: unsupported schema type {target!r}")
 
@@ -308,6 +375,22 @@ def _validate(config: Config) -> None:
         raise ConfigError("pipeline.batch_size: must be at least 1")
     if config.pipeline.bus_capacity < config.pipeline.batch_size:
         raise ConfigError("pipeline.bus_capacity: must be at least pipeline.batch_size")
+    seen: set[str] = set()
+    for i, source in enumerate(config.sources):
+        if not source.id or not source.agency:
+            raise ConfigError(f"sources[{i}]: 'id' and 'agency' are required")
+        if source.id in seen:
+            raise ConfigError(f"sources[{i}]: duplicate id {source.id!r}")
+        seen.add(source.id)
+        for network in source.networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"sources[{i}].networks: {network!r} is not an address or CIDR"
+                ) from None
+        if source.token_sha256 and not re.fullmatch(r"[0-9a-f]{64}", source.token_sha256):
+            raise ConfigError(f"sources[{i}].token_sha256: expected 64 lowercase hex digits")
 
 
 def load_config(

@@ -17,6 +17,8 @@ RAW = "soc.raw"
 EVENTS = "soc.events"
 MATCHES = "soc.matches"
 ALERTS = "soc.alerts"
+#: Incident changes (created, grown, status changed): what notifications act on. Key: incident id.
+INCIDENTS = "soc.incidents"
 
 
 @dataclass(frozen=True, slots=True)
