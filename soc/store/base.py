@@ -13,11 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
-Kind = Literal["events", "alerts"]
-KINDS: tuple[Kind, ...] = ("events", "alerts")
+Kind = Literal["events", "alerts", "incidents", "audit"]
+KINDS: tuple[Kind, ...] = ("events", "alerts", "incidents", "audit")
+#: Kinds whose documents change after they are written (`replace` under a version).
+MUTABLE: tuple[Kind, ...] = ("incidents",)
 
 #: Field names a query may name: ECS-style dotted names. Anything else is refused before it
 #: reaches a backend's query language.
@@ -31,6 +33,15 @@ class QueryError(ValueError):
 class StoreUnavailable(RuntimeError):
     """The store could not be reached or failed a request; worth retrying later. Stages retry
     their batch without committing; the API answers 503."""
+
+
+class Conflict(RuntimeError):
+    """An update named a version that is no longer current: someone else changed the document
+    first. The caller reads it again and decides (the API answers 409)."""
+
+
+class NotFound(LookupError):
+    """No document with that id in the caller's scope."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,4 +135,22 @@ class Store(Protocol):
     async def histogram(self, kind: Kind, interval_seconds: int, query: Query) -> list[Bucket]:
         """Counts per time bucket of `@timestamp`, buckets aligned to the epoch, empty ones left
         out, oldest first."""
+        ...
+
+    async def get_versioned(
+        self, kind: Kind, ident: str, scope: Scope
+    ) -> tuple[dict[str, Any], str] | None:
+        """A mutable document and its current version (opaque), read in real time."""
+        ...
+
+    async def replace(self, kind: Kind, doc: Mapping[str, Any], version: str, scope: Scope) -> str:
+        """Replace a mutable document if its stored version is still `version`; the new version.
+        Raises Conflict when it is not, NotFound when the caller's scope has no such document
+        (and, as a write, refuses a document moved to an agency outside that scope)."""
+        ...
+
+    async def delete_before(self, kind: Kind, day: date) -> int | list[str]:
+        """Retention: delete what `kind` holds from before `day` (UTC). A row store deletes
+        documents and says how many; an index store deletes whole dated indices that end by
+        `day` and names them (a partly older index waits until all of it is)."""
         ...

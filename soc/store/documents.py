@@ -40,6 +40,16 @@ def _strings(node: Any, out: dict[str, None]) -> None:
 _FTS_FIELDS: dict[Kind, tuple[str, ...]] = {
     "events": ("event.original", "message"),
     "alerts": ("rule.name", "rule.description", "message", "tags", "host.name", "user.name"),
+    "incidents": (
+        "incident.title",
+        "incident.rule.name",
+        "incident.tags",
+        "incident.assignee",
+        "incident.comments",
+        "related",
+        "organization.id",
+    ),
+    "audit": ("event.action", "user.name", "audit", "source.ip"),
 }
 
 

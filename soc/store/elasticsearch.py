@@ -45,8 +45,11 @@ from elasticsearch.serializer import OrjsonSerializer
 from soc.store.base import (
     FIELD_NAME,
     KINDS,
+    MUTABLE,
     Bucket,
+    Conflict,
     Kind,
+    NotFound,
     Page,
     Query,
     QueryError,
@@ -290,8 +293,15 @@ def _template(prefix: str, kind: Kind) -> dict[str, Any]:
 
 def index_name(prefix: str, kind: Kind, micros: int) -> str:
     """The dated index a document of that time (microseconds since the epoch) belongs to: daily
-    events, monthly alerts."""
+    events, monthly alerts and audit entries. Incidents change after they are written, so they
+    live in one index where an update finds them by id, whatever their time became."""
+    if kind in MUTABLE:
+        return f"{prefix}-{kind}-{_LIVE_SUFFIX}"
     return f"{prefix}-{kind}-{_suffix(kind, micros // _MICROS_PER_DAY)}"
+
+
+#: The suffix of a mutable kind's one index (not a date, so retention by index never drops it).
+_LIVE_SUFFIX = "live"
 
 
 _MICROS_PER_DAY = 86_400_000_000
@@ -626,3 +636,57 @@ class ElasticsearchStore:
             Bucket(epoch + timedelta(milliseconds=int(b["key"])), int(b["doc_count"]))
             for b in buckets
         ]
+
+    async def get_versioned(
+        self, kind: Kind, ident: str, scope: Scope
+    ) -> tuple[dict[str, Any], str] | None:
+        if kind not in MUTABLE:
+            raise QueryError(f"{kind} are written once and never replaced")
+        try:
+            response = await self._client.get(
+                index=index_name(self.prefix, kind, 0), id=ident, realtime=True
+            )
+        except ApiError as exc:
+            if exc.meta.status == 404:
+                return None
+            raise self._unavailable(exc) from None
+        except TransportError as exc:
+            raise self._unavailable(exc) from None
+        body = response.body
+        source = dict(body["_source"])
+        organization = source.get("organization")
+        agency = organization.get("id") if isinstance(organization, Mapping) else None
+        if not scope.allows(agency):
+            return None
+        return source, f"{body['_seq_no']}.{body['_primary_term']}"
+
+    async def replace(self, kind: Kind, doc: Mapping[str, Any], version: str, scope: Scope) -> str:
+        if kind not in MUTABLE:
+            raise QueryError(f"{kind} are written once and never replaced")
+        ident = document_id(doc)
+        organization = doc.get("organization")
+        agency = organization.get("id") if isinstance(organization, Mapping) else None
+        if not scope.allows(agency):
+            raise NotFound(ident)
+        current = await self.get_versioned(kind, ident, scope)
+        if current is None:
+            raise NotFound(ident)
+        seq_text, _, term_text = version.partition(".")
+        if not (seq_text.isdigit() and term_text.isdigit()):
+            raise Conflict(f"{ident}: version {version!r} is not current ({current[1]} is)")
+        try:
+            response = await self._client.index(
+                index=index_name(self.prefix, kind, 0),
+                id=ident,
+                document={**doc, TEXT_FIELD: fold(fts_text(kind, doc))},
+                if_seq_no=int(seq_text),
+                if_primary_term=int(term_text),
+                refresh="wait_for",
+            )
+        except ApiError as exc:
+            if exc.meta.status == 409:
+                raise Conflict(f"{ident}: version {version} is not current") from None
+            raise self._unavailable(exc) from None
+        except TransportError as exc:
+            raise self._unavailable(exc) from None
+        return f"{response.body['_seq_no']}.{response.body['_primary_term']}"

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,8 +21,11 @@ import orjson
 from soc.store.base import (
     FIELD_NAME,
     KINDS,
+    MUTABLE,
     Bucket,
+    Conflict,
     Kind,
+    NotFound,
     Page,
     Query,
     QueryError,
@@ -38,7 +42,20 @@ T = TypeVar("T")
 #: the column; every other field is read from the JSON document.
 PROMOTED: dict[Kind, tuple[tuple[str, str], ...]] = {
     "events": (("host.name", "host"), ("event.dataset", "dataset")),
-    "alerts": (("rule.id", "rule_id"), ("rule.level", "level"), ("host.name", "host")),
+    "alerts": (
+        ("rule.id", "rule_id"),
+        ("rule.level", "level"),
+        ("host.name", "host"),
+        ("incident.id", "incident_id"),
+    ),
+    "incidents": (
+        ("incident.status", "status"),
+        ("incident.key", "ikey"),
+        ("incident.severity", "severity"),
+        ("incident.assignee", "assignee"),
+        ("incident.rule.id", "rule_id"),
+    ),
+    "audit": (("audit.object.id", "object_id"), ("user.name", "actor")),
 }
 
 #: unicode61 with diacritics removed: "đăng nhập" is found by "dang nhap" as well, which is how
@@ -48,19 +65,33 @@ _FTS_TOKENIZER = "unicode61 remove_diacritics 2"
 
 def _schema(kind: Kind) -> list[str]:
     promoted = "".join(f", {column} TEXT" for _, column in PROMOTED[kind])
-    statements = [
+    version = ", version INTEGER NOT NULL DEFAULT 1" if kind in MUTABLE else ""
+    return [
         f"CREATE TABLE IF NOT EXISTS {kind} (rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
-        f" ts INTEGER NOT NULL, org TEXT{promoted}, doc TEXT NOT NULL)",
+        f" ts INTEGER NOT NULL, org TEXT{promoted}{version}, doc TEXT NOT NULL)",
         f"CREATE INDEX IF NOT EXISTS {kind}_ts ON {kind}(ts)",
         f"CREATE INDEX IF NOT EXISTS {kind}_org_ts ON {kind}(org, ts)",
         f"CREATE VIRTUAL TABLE IF NOT EXISTS {kind}_fts"
         f" USING fts5(text, tokenize='{_FTS_TOKENIZER}')",
     ]
-    statements += [
+
+
+def _indexes(kind: Kind) -> list[str]:
+    return [
         f"CREATE INDEX IF NOT EXISTS {kind}_{column} ON {kind}({column}, ts)"
         for _, column in PROMOTED[kind]
     ]
-    return statements
+
+
+def _add_missing_columns(conn: sqlite3.Connection, kind: Kind) -> None:
+    """A database from an older version lacks columns promoted since: add them. Their rows keep
+    NULL there, which filters read as "look in the JSON document", so answers stay right."""
+    present = {row[1] for row in conn.execute(f"PRAGMA table_info({kind})")}
+    for _, column in PROMOTED[kind]:
+        if column not in present:
+            conn.execute(f"ALTER TABLE {kind} ADD COLUMN {column} TEXT")
+    if kind in MUTABLE and "version" not in present:
+        conn.execute(f"ALTER TABLE {kind} ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
 
 
 def _column(kind: Kind, name: str) -> str | None:
@@ -194,6 +225,9 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             for kind in KINDS:
                 for statement in _schema(kind):
+                    conn.execute(statement)
+                _add_missing_columns(conn, kind)
+                for statement in _indexes(kind):
                     conn.execute(statement)
 
         await self._run(self._writer, create)
@@ -339,3 +373,105 @@ class SqliteStore:
             return [Bucket(from_micros(int(start)), int(count)) for start, count in rows]
 
         return await self._run(self._readers, fetch)
+
+    async def get_versioned(
+        self, kind: Kind, ident: str, scope: Scope
+    ) -> tuple[dict[str, Any], str] | None:
+        _mutable(kind)
+        where = _Where(kind, Query(scope=scope))
+        where.add("id = ?", ident)
+
+        def fetch(conn: sqlite3.Connection) -> tuple[dict[str, Any], str] | None:
+            row = conn.execute(
+                f"SELECT doc, version FROM {kind}{where.sql()}", where.params
+            ).fetchone()
+            return (orjson.loads(row[0]), str(row[1])) if row else None
+
+        # The writer thread: a read there sees every committed replace, in order.
+        return await self._run(self._writer, fetch)
+
+    async def replace(self, kind: Kind, doc: Mapping[str, Any], version: str, scope: Scope) -> str:
+        _mutable(kind)
+        rows, errors = self._rows(kind, [doc])
+        if errors:
+            raise QueryError(f"document refused: {errors[0][1]}")
+        (values, text) = rows[0]
+        ident, ts, org, *promoted = values[:-1]
+        body = values[-1]
+        if not scope.allows(org):
+            raise NotFound(ident)
+        try:
+            expected = int(version)
+        except ValueError:
+            raise Conflict(f"{ident}: version {version!r} is not current") from None
+        where = _Where(kind, Query(scope=scope))
+        where.add("id = ?", ident)
+        sets = "".join(f", {column} = ?" for _, column in PROMOTED[kind])
+
+        def update(conn: sqlite3.Connection) -> str:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    f"SELECT rowid, version FROM {kind}{where.sql()}", where.params
+                ).fetchone()
+                if row is None:
+                    raise NotFound(ident)
+                rowid, current = row
+                if current != expected:
+                    raise Conflict(f"{ident}: version {version} is not current ({current} is)")
+                conn.execute(
+                    f"UPDATE {kind} SET ts = ?, org = ?{sets}, doc = ?, version = version + 1"
+                    " WHERE rowid = ?",
+                    (ts, org, *promoted, body, rowid),
+                )
+                conn.execute(f"DELETE FROM {kind}_fts WHERE rowid = ?", (rowid,))
+                conn.execute(f"INSERT INTO {kind}_fts (rowid, text) VALUES (?, ?)", (rowid, text))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return str(current + 1)
+
+        return await self._run(self._writer, update)
+
+    async def delete_before(self, kind: Kind, day: date, batch_size: int = 5000) -> int:
+        """Delete the documents of `kind` filed before `day` (UTC midnight), with their free-text
+        rows; how many. In transactions of `batch_size` rows, so writers wait for one batch at
+        most, never for the whole purge."""
+        cutoff = (day.toordinal() - _EPOCH_ORDINAL) * 86_400_000_000
+
+        def purge(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rowids = [
+                    row[0]
+                    for row in conn.execute(
+                        f"SELECT rowid FROM {kind} WHERE ts < ? ORDER BY ts LIMIT ?",
+                        (cutoff, batch_size),
+                    )
+                ]
+                marks = ",".join("?" * len(rowids))
+                if rowids:
+                    conn.execute(f"DELETE FROM {kind}_fts WHERE rowid IN ({marks})", rowids)
+                    conn.execute(f"DELETE FROM {kind} WHERE rowid IN ({marks})", rowids)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return len(rowids)
+
+        deleted = 0
+        while True:
+            count = await self._run(self._writer, purge)
+            deleted += count
+            if count < batch_size:
+                return deleted
+
+
+#: `date(1970, 1, 1).toordinal()`: days since the epoch without a datetime round trip.
+_EPOCH_ORDINAL = 719163
+
+
+def _mutable(kind: Kind) -> None:
+    if kind not in MUTABLE:
+        raise QueryError(f"{kind} are written once and never replaced")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from soc.store.base import Query, QueryError, Scope, Store
+from soc.store.base import KINDS, Conflict, NotFound, Query, QueryError, Scope, Store
 from soc.store.elasticsearch import ElasticsearchStore
 from soc.store.sqlite import SqliteStore
 
@@ -56,7 +56,7 @@ async def _elasticsearch(tmp: Path) -> AsyncIterator[Store]:
             found = await client.indices.get(index=f"{prefix}-*", allow_no_indices=True)
             for name in found.body:
                 await client.indices.delete(index=name)
-            for kind in ("events", "alerts"):
+            for kind in KINDS:
                 await client.indices.delete_index_template(name=f"{prefix}-{kind}")
 
 
@@ -255,3 +255,56 @@ def test_queries_refuse_field_names_that_are_not_field_names() -> None:
             Query(scope=ALL, filters={bad: ["1"]})
     with pytest.raises(QueryError):
         Query(scope=ALL, sort="1; DROP")
+
+
+def incident(ident: str, status: str = "new", agency: str = "so-tttt") -> dict[str, Any]:
+    return {
+        "@timestamp": T0.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "event": {"id": ident, "kind": "incident"},
+        "organization": {"id": agency},
+        "incident": {"id": ident, "status": status, "title": "Dò mật khẩu SSH", "key": "k"},
+    }
+
+
+async def test_a_mutable_document_is_replaced_under_its_version(store: Store) -> None:
+    await store.write("incidents", [incident("inc-1")])
+    doc, version = await store.get_versioned("incidents", "inc-1", ALL) or ({}, "")
+    assert doc["incident"]["status"] == "new"
+    newer = await store.replace("incidents", incident("inc-1", "acknowledged"), version, ALL)
+    assert newer != version
+    again = await store.get_versioned("incidents", "inc-1", ALL)
+    assert again is not None and again[1] == newer
+    assert again[0]["incident"]["status"] == "acknowledged"
+    # The one who read the old version loses: nothing they write lands.
+    with pytest.raises(Conflict):
+        await store.replace("incidents", incident("inc-1", "resolved"), version, ALL)
+    latest = await store.get("incidents", "inc-1", ALL)
+    assert latest is not None and latest["incident"]["status"] == "acknowledged"
+    # Searches see the replaced document, by its new values only.
+    found = await store.search(
+        "incidents", Query(scope=ALL, filters={"incident.status": ["acknowledged"]})
+    )
+    assert [d["event"]["id"] for d in found.items] == ["inc-1"]
+    stale = await store.search("incidents", Query(scope=ALL, filters={"incident.status": ["new"]}))
+    assert stale.total == 0
+
+
+async def test_replace_and_versioned_reads_keep_to_the_scope(store: Store) -> None:
+    await store.write("incidents", [incident("inc-b", agency="ubnd-hue")])
+    theirs = Scope(frozenset({"so-tttt"}))
+    assert await store.get_versioned("incidents", "inc-b", theirs) is None
+    _, version = await store.get_versioned("incidents", "inc-b", ALL) or ({}, "")
+    with pytest.raises(NotFound):
+        await store.replace("incidents", incident("inc-b", "resolved", "ubnd-hue"), version, theirs)
+    # Nor can a document be moved into a foreign agency by a scoped caller.
+    await store.write("incidents", [incident("inc-a")])
+    _, mine = await store.get_versioned("incidents", "inc-a", theirs) or ({}, "")
+    with pytest.raises(NotFound):
+        await store.replace("incidents", incident("inc-a", agency="ubnd-hue"), mine, theirs)
+    assert (await store.get("incidents", "inc-b", ALL) or {})["incident"]["status"] == "new"
+
+
+async def test_events_are_never_replaced(store: Store) -> None:
+    await store.write("events", [event(1)])
+    with pytest.raises(QueryError):
+        await store.replace("events", event(1), "1", ALL)
