@@ -141,7 +141,16 @@ class NotifyConfig:
 
 @dataclass(frozen=True, slots=True)
 class RetentionConfig:
-    """How long events, alerts and incidents are kept (issue 9)."""
+    """How long events, alerts and incidents are kept (issue 9). Days; 0 keeps for ever. A period
+    shorter than `legal_minimum_days` is refused at start (docs/operator.md, "Retention")."""
+
+    events_days: int = 365
+    alerts_days: int = 730
+    #: Incidents and their audit trail.
+    incidents_days: int = 1825
+    #: Decree 53/2022/ND-CP keeps system logs for at least 12 months.
+    legal_minimum_days: int = 365
+    interval_seconds: int = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +384,7 @@ def _validate(config: Config) -> None:
         raise ConfigError("pipeline.batch_size: must be at least 1")
     if config.pipeline.bus_capacity < config.pipeline.batch_size:
         raise ConfigError("pipeline.bus_capacity: must be at least pipeline.batch_size")
+    _validate_retention(config.retention)
     seen: set[str] = set()
     for i, source in enumerate(config.sources):
         if not source.id or not source.agency:
@@ -391,6 +401,20 @@ def _validate(config: Config) -> None:
                 ) from None
         if source.token_sha256 and not re.fullmatch(r"[0-9a-f]{64}", source.token_sha256):
             raise ConfigError(f"sources[{i}].token_sha256: expected 64 lowercase hex digits")
+
+
+def _validate_retention(retention: RetentionConfig) -> None:
+    """Nothing is deleted that the legal minimum requires to keep: a shorter period is refused."""
+    for name in ("events_days", "alerts_days", "incidents_days"):
+        days = getattr(retention, name)
+        if 0 < days < retention.legal_minimum_days:
+            raise ConfigError(
+                f"retention.{name}: {days} days is less than the legal minimum of"
+                f" {retention.legal_minimum_days} days (retention.legal_minimum_days); keep at"
+                " least that long, or 0 to keep for ever"
+            )
+    if retention.interval_seconds < 60:
+        raise ConfigError("retention.interval_seconds: must be at least 60")
 
 
 def load_config(

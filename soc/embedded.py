@@ -30,6 +30,7 @@ from soc.detect.rules import RuleSet, load_rules, options_from_config
 from soc.detect.stage import CorrelationStage, Detection, DetectionStage
 from soc.normalize import NormalizeOptions
 from soc.normalize.stage import NormalizeStage
+from soc.retention import run_retention
 from soc.stage import Stage, run_stage
 from soc.store.writer import StoreWriter
 from soc.wiring import make_bus, make_store
@@ -80,11 +81,14 @@ def _bind(address: Address) -> socket.socket:
 
 async def _watch_backlog(bus: Bus, topics: list[str]) -> None:
     backlog = getattr(bus, "backlog", None)
-    if backlog is None:
-        return
+    lags = getattr(bus, "lags", None)
     while True:
-        for topic in topics:
-            metrics.BUS_BACKLOG.labels(topic).set(backlog(topic))
+        if backlog is not None:
+            for topic in topics:
+                metrics.BUS_BACKLOG.labels(topic).set(backlog(topic))
+        if lags is not None:
+            for group, topic, partition, lag in lags():
+                metrics.BUS_LAG.labels(group, topic, str(partition)).set(lag)
         await asyncio.sleep(1.0)
 
 
@@ -171,6 +175,12 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
     backlog_task = asyncio.create_task(
         _watch_backlog(bus, ["soc.raw", "soc.events", "soc.matches", "soc.alerts"])
     )
+    retention_stop = asyncio.Event()
+    retention_task = (
+        asyncio.create_task(run_retention(store, config.retention, retention_stop))
+        if parts & {"engine", "api"}
+        else None
+    )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -200,6 +210,9 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
         layer.stop.set()
         await asyncio.gather(*layer.tasks, return_exceptions=True)
     backlog_task.cancel()
+    retention_stop.set()
+    if retention_task is not None:
+        await asyncio.gather(retention_task, return_exceptions=True)
     if api is not None and api_task is not None:
         api.should_exit = True
         await asyncio.gather(api_task, return_exceptions=True)

@@ -63,3 +63,20 @@ CORRELATION_EVICTED = Counter(
     ["reason"],
 )
 CORRELATION_GROUPS = Gauge("soc_correlation_groups", "Correlation groups held in memory.")
+BUS_LAG = Gauge(
+    "soc_bus_lag_records",
+    "Records on the bus not yet committed by a stage's group, per topic partition.",
+    ["group", "topic", "partition"],
+)
+RETENTION_DELETED = Counter(
+    "soc_retention_deleted_total",
+    "Documents (SQLite) or dated indices (Elasticsearch) deleted by retention, by kind.",
+    ["kind", "unit"],
+)
+RETENTION_ERRORS = Counter(
+    "soc_retention_errors_total", "Retention passes that failed (retried next interval).", ["kind"]
+)
+RETENTION_LAST_SUCCESS = Gauge(
+    "soc_retention_last_success_timestamp_seconds",
+    "When retention last completed a pass over every kind (Unix time).",
+)

@@ -133,10 +133,16 @@ class KafkaBus:
                 key_deserializer=lambda key: key.decode("utf-8", "surrogatepass") if key else "",
             ),
             topic,
+            group,
         )
         await consumer.start()
         self._consumers.append(consumer)
         return consumer
+
+    def lags(self) -> list[tuple[str, str, int, int]]:
+        """(group, topic, partition, records not yet committed) for this process's consumers,
+        from the high watermarks their fetches brought back: no extra request to the broker."""
+        return [lag for consumer in self._consumers for lag in consumer.lags()]
 
     async def close(self) -> None:
         for consumer in self._consumers:
@@ -148,9 +154,12 @@ class KafkaBus:
 
 
 class KafkaConsumer:
-    def __init__(self, consumer: AIOKafkaConsumer, topic: str) -> None:
+    def __init__(self, consumer: AIOKafkaConsumer, topic: str, group: str = "") -> None:
         self._consumer = consumer
         self._topic = topic
+        self._group = group
+        #: Offsets this member committed, per partition (for the lag gauge).
+        self._committed: dict[TopicPartition, int] = {}
         #: Next offset per partition after the records returned by poll so far.
         self._positions: dict[TopicPartition, int] = {}
         self._closed = False
@@ -197,11 +206,23 @@ class KafkaConsumer:
         try:
             if offsets:
                 await self._consumer.commit(offsets)
+                self._committed.update(offsets)
         except KafkaError as exc:
             # The partitions moved (or the broker is away): whoever owns them next gets these
             # records again, which deterministic ids make harmless.
             log.warning("kafka commit failed; records will be redelivered error=%s", exc)
         self._positions = {tp: o for tp, o in self._positions.items() if tp not in offsets}
+
+    def lags(self) -> list[tuple[str, str, int, int]]:
+        if self._closed:
+            return []
+        found = []
+        for partition in self._consumer.assignment():
+            end = self._consumer.highwater(partition)
+            base = self._committed.get(partition, self._positions.get(partition))
+            if end is not None and base is not None:
+                found.append((self._group, self._topic, partition.partition, max(end - base, 0)))
+        return found
 
     async def lag(self) -> int:
         assigned = list(self._consumer.assignment())

@@ -114,6 +114,15 @@ class MemoryBus:
                 for member in list(group.members):
                     await member.close()
 
+    def lags(self) -> list[tuple[str, str, int, int]]:
+        """(group, topic, partition, records not yet committed), for the lag gauge."""
+        return [
+            (name, topic.name, index, partition.end - group.committed[index])
+            for topic in self._topics.values()
+            for name, group in topic.groups.items()
+            for index, partition in enumerate(topic.partitions)
+        ]
+
     def backlog(self, topic: str) -> int:
         """Records held for `topic` (a gauge for /metrics)."""
         state = self._topics.get(topic)
