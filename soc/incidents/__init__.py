@@ -1,0 +1,1 @@
+"""Incidents: alerts grouped for analysts, their lifecycle, and what is exported from them."""
