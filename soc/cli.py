@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import signal
 import sys
 from collections.abc import Sequence
@@ -65,6 +66,13 @@ def _parser() -> argparse.ArgumentParser:
     convert = actions.add_parser("convert", help="a rule as an Elasticsearch query, for hunting")
     convert.add_argument("rule", type=Path, help="a rule file")
     convert.add_argument("--target", choices=("lucene", "eql", "esql"), default="lucene")
+
+    doctor = commands.add_parser("doctor", help="check configuration, services, disk, clock")
+    doctor.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="YAML file")
+    doctor.add_argument("--json", action="store_true", help="the checks as JSON on stdout")
+    doctor.add_argument(
+        "--min-free-gib", type=float, default=5.0, help="warn under this much free disk"
+    )
 
     scan = commands.add_parser("scan", help="detection over files (EVTX, JSON, syslog, web logs)")
     scan.add_argument("paths", nargs="+", type=Path, help="files or directories")
@@ -260,10 +268,22 @@ def _scan(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from soc.doctor import Options, diagnose, report
+
+    setup_logging("error")
+    # An unreachable broker is reported as a check; the client's own error lines are noise.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    options = Options(config_file=args.config, min_free_gib=args.min_free_gib)
+    return report(asyncio.run(diagnose(options)), sys.stdout, args.json)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Output piped into `head` ends quietly, as command-line tools do.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     args = _parser().parse_args(argv)
+    if args.command == "doctor":
+        return _doctor(args)
     try:
         config = load_config(file=args.config, overrides=_overrides(args))
     except ConfigError as exc:
