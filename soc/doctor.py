@@ -9,6 +9,7 @@ code is 1 when any check fails. Checks only read, except a probe file in the dat
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -16,14 +17,15 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal, TextIO
-
-import httpx
 
 from soc.config import Config, ConfigError, load_config
 from soc.timeutil import utcnow
@@ -131,29 +133,28 @@ async def check_elasticsearch(url: str) -> list[Check]:
     base = url.rstrip("/")
     fix = f"start Elasticsearch or correct store (SOC_STORE={url})"
     try:
-        async with httpx.AsyncClient(timeout=REMOTE_TIMEOUT, trust_env=False) as client:
-            health = await client.get(f"{base}/_cluster/health")
-            nodes = await client.get(f"{base}/_nodes", params={"filter_path": "nodes.*.version"})
-            sent = utcnow()
-            stats = await client.get(
-                f"{base}/_nodes/_local/stats/os", params={"filter_path": "nodes.*.timestamp"}
-            )
-            received = utcnow()
-    except httpx.HTTPError as exc:
+        health = await asyncio.to_thread(_get, f"{base}/_cluster/health")
+        nodes = await asyncio.to_thread(_get, f"{base}/_nodes?filter_path=nodes.*.version")
+        sent = utcnow()
+        stats = await asyncio.to_thread(
+            _get, f"{base}/_nodes/_local/stats/os?filter_path=nodes.*.timestamp"
+        )
+        received = utcnow()
+    except (OSError, ValueError) as exc:
         return [Check("store", "FAIL", f"elasticsearch {url}: unreachable ({exc!r})", fix)]
-    if health.status_code != 200 or health.headers.get("X-Elastic-Product") != "Elasticsearch":
+    if health.status != 200 or health.product != "Elasticsearch":
         return [
             Check(
                 "store",
                 "FAIL",
-                f"elasticsearch {url}: answered {health.status_code}, not as Elasticsearch",
+                f"elasticsearch {url}: answered {health.status}, not as Elasticsearch",
                 "point store at an Elasticsearch node (with credentials in the URL if secured)",
             )
         ]
-    checks = [_es_health(url, str(health.json().get("status", "?")))]
+    checks = [_es_health(url, str(health.body.get("status", "?")))]
     versions = sorted(
-        {str(node.get("version")) for node in nodes.json().get("nodes", {}).values()}
-        if nodes.status_code == 200
+        {str(node.get("version")) for node in nodes.body.get("nodes", {}).values()}
+        if nodes.status == 200
         else {"?"}
     )
     majors = {version.split(".")[0] for version in versions}
@@ -170,10 +171,45 @@ async def check_elasticsearch(url: str) -> list[Check]:
     else:
         detail = f"server {', '.join(versions)}, client {client_version}"
         checks.append(Check("versions.elasticsearch", "OK", detail))
-    stamps = [n.get("timestamp") for n in stats.json().get("nodes", {}).values()]
-    remote = stamps[0] if stats.status_code == 200 and stamps else None
+    stamps = [n.get("timestamp") for n in stats.body.get("nodes", {}).values()]
+    remote = stamps[0] if stats.status == 200 and stamps else None
     checks.append(_skew(remote, sent, received, "Elasticsearch"))
     return checks
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    product: str
+    body: dict[str, Any]
+
+
+#: No proxies from the environment: the store is on the SOC's own network.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _get(url: str) -> _Answer:
+    """GET a JSON document; an HTTP error status is an answer, not an exception. Credentials in
+    the URL (`https://user:pass@host:9200`) are sent as basic authentication."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"not an http(s) URL: {url}")
+    host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+    bare = urllib.parse.urlunsplit(parts._replace(netloc=host))
+    request = urllib.request.Request(bare)  # noqa: S310 (scheme checked above)
+    if parts.username is not None:
+        user = urllib.parse.unquote(parts.username)
+        secret = urllib.parse.unquote(parts.password or "")
+        token = base64.b64encode(f"{user}:{secret}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with _OPENER.open(request, timeout=REMOTE_TIMEOUT) as response:
+            status, headers, raw = response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        status, headers, raw = exc.code, exc.headers, exc.read()
+    body = json.loads(raw) if raw else {}
+    product = headers.get("X-Elastic-Product", "")
+    return _Answer(status, product, body if isinstance(body, dict) else {})
 
 
 def _es_health(url: str, status: str) -> Check:
