@@ -74,6 +74,15 @@ class SyslogConfig:
     udp_queue: int = 100_000
     #: Kernel receive buffer for the UDP socket, bytes: absorbs bursts while the loop is busy.
     udp_receive_buffer: int = 32 * 1024 * 1024
+    #: Syslog over TLS (RFC 5425) on a listener of its own; PEM certificate and key files.
+    tls: bool = False
+    tls_listen: Address = Address("127.0.0.1", 6514)
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: PEM CA bundle client certificates must chain to; empty: clients are not asked for one.
+    tls_client_ca: str = ""
+    #: Refuse senders without a client certificate signed by `tls_client_ca`.
+    tls_require_client_cert: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +104,21 @@ class RulesConfig:
 
 @dataclass(frozen=True, slots=True)
 class AuthConfig:
-    #: Bearer token for `/api/`. Empty: generated at first start and kept under the data dir.
+    #: A machine token for `/api/` with the admin role over every agency (scripts, the CLI).
+    #: Empty: generated at first start and kept, 0600, under the data dir.
     api_token: str = ""
+    #: Users, sessions and API keys; empty: `<data_dir>/accounts.db`.
+    database: str = ""
+    #: Lifetime of a bearer token from `/api/v1/auth/token` and of a console session.
+    token_ttl_seconds: int = 8 * 3600
+    session_ttl_seconds: int = 12 * 3600
+    #: Consecutive failed logins that lock an account, and for how long.
+    max_failed_logins: int = 5
+    lockout_seconds: int = 900
+    #: Login attempts per client address per minute, before 429.
+    login_attempts_per_minute: int = 20
+    #: Mark the session cookie Secure (set this when the console is served over HTTPS).
+    cookie_secure: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +138,68 @@ class PipelineConfig:
 
 @dataclass(frozen=True, slots=True)
 class IntakeConfig:
-    """HTTP intake `POST /api/v1/ingest` (issue 5)."""
+    """HTTP intake `POST /api/v1/ingest` (issue 5). Past a limit the request is refused whole
+    (413 naming the limit), so a sender splits it rather than losing part of it."""
+
+    #: Request body as sent (compressed or not), bytes.
+    max_body_bytes: int = 16 * 1024 * 1024
+    #: Body after gzip decompression, bytes: the guard against gzip bombs.
+    max_decompressed_bytes: int = 64 * 1024 * 1024
+    #: Lines (NDJSON) or items (JSON array) in one request.
+    max_lines: int = 20_000
+    #: Longer lines are cut here and flagged `truncated`, as syslog does.
+    max_line_bytes: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInput:
+    """Files the agent tails: glob patterns, their format and how lines join into records."""
+
+    paths: tuple[str, ...] = ()
+    #: Glob patterns of files to leave alone (rotated and compressed copies: `*.gz`).
+    exclude: tuple[str, ...] = ()
+    #: Raw-record format (`syslog`, `nginx`, `iis`, `auditd`, `json`, ...); empty: syslog.
+    format: str = ""
+    #: Regex a record's first line matches; other lines join the record before them.
+    multiline_start: str = ""
+    multiline_max_lines: int = 500
+    #: A joined record waits this long for more lines before it is sent.
+    multiline_timeout_ms: int = 2000
+    #: `host.name` of these records; empty: this machine's name.
+    host_name: str = ""
+    #: Extra ECS fields as `dotted.name=value` (`service.name=portal`).
+    fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     """`soc agent`: files to tail and where to push them (issue 5)."""
+
+    #: The intake, `https://soc.example:8000/api/v1/ingest`.
+    url: str = ""
+    #: The source's intake token, or a file holding it (kept out of the YAML).
+    token: str = ""
+    token_file: str = ""
+    #: Offsets and the spool; empty: `<data_dir>/agent`.
+    state_dir: str = ""
+    files: tuple[AgentInput, ...] = ()
+    batch_lines: int = 2000
+    #: Uncompressed bytes of one batch.
+    batch_bytes: int = 1024 * 1024
+    #: A batch is sent once this old even if not full.
+    batch_wait_ms: int = 1000
+    #: Disk the spool may use while the intake is unreachable; when full, reading pauses.
+    spool_max_bytes: int = 256 * 1024 * 1024
+    scan_interval_ms: int = 1000
+    #: A file renamed away (rotated) or deleted is closed after this long without growth.
+    close_inactive_ms: int = 5000
+    max_line_bytes: int = 1024 * 1024
+    #: Ceiling of the exponential backoff between retries.
+    retry_max_ms: int = 30_000
+    timeout_ms: int = 30_000
+    #: CA bundle (PEM) to verify the intake's certificate; `verify_tls: false` only for tests.
+    ca_file: str = ""
+    verify_tls: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,12 +209,109 @@ class NetmetaConfig:
 
 @dataclass(frozen=True, slots=True)
 class IncidentsConfig:
-    """Grouping alerts into incidents (issue 6)."""
+    """Grouping alerts into incidents."""
+
+    #: Alert fields whose values, with the agency, make an incident's key: alerts that agree
+    #: on them within `window_seconds` of the incident's last alert join it. A correlation's
+    #: alert adds its group-by values.
+    group_by: tuple[str, ...] = ("rule.id", "host.name")
+    window_seconds: int = 24 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyParamConfig:
+    """One parameter of an approved Zalo ZNS template: `value` names an incident fact
+    (title, severity, agency, rule, host, alert_count, incident_id, first_seen, last_seen, url,
+    summary) and is cut to `max_length` characters, the length Zalo approved for it."""
+
+    name: str = ""
+    value: str = ""
+    max_length: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyChannelConfig:
+    """One way out. `type`: zalo_oa, zalo_zns, email, webhook or telegram. `base_url` points at
+    the provider (or a proxy); email takes `smtp://host:587` (STARTTLS required),
+    `smtps://host:465` (implicit TLS) or `smtp+insecure://host:25` (no TLS, opt-in)."""
+
+    name: str = ""
+    type: str = ""
+    base_url: str = ""
+    timeout_seconds: int = 10
+    #: Zalo: the app's id and secret key, tokens (refreshed and kept in the outbox database).
+    app_id: str = ""
+    secret_key: str = ""
+    access_token: str = ""
+    refresh_token: str = ""
+    oauth_url: str = "https://oauth.zaloapp.com"
+    #: Zalo ZNS: the approved template and how its parameters are filled.
+    template_id: str = ""
+    template_params: tuple[NotifyParamConfig, ...] = ()
+    development: bool = False
+    #: Email.
+    username: str = ""
+    password: str = ""
+    sender: str = ""
+    #: Extra CA certificates (PEM) to trust, e.g. an internal relay's.
+    ca_file: str = ""
+    #: Webhook: HMAC-SHA256 key of `X-SOC-Signature`.
+    secret: str = ""
+    #: Telegram.
+    bot_token: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyRecipientConfig:
+    """`to`: Zalo user id, phone number, email address, Telegram chat id, or for a webhook
+    a URL or a path under the channel's base URL (empty: the base URL)."""
+
+    channel: str = ""
+    to: str = ""
+    #: vi or en; empty: the route's.
+    language: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyRouteConfig:
+    """Which incidents reach whom. Every condition given must hold; empty lists match all."""
+
+    name: str = ""
+    min_severity: str = "high"
+    agencies: tuple[str, ...] = ()
+    rules: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    #: `HH:MM-HH:MM` in notify.timezone (may wrap past midnight); empty: all day.
+    hours: str = ""
+    #: mon..sun; empty: every day.
+    days: tuple[str, ...] = ()
+    #: Incident changes that notify (created, grown, status, assigned, commented, reopened).
+    changes: tuple[str, ...] = ("created", "grown", "reopened")
+    language: str = "vi"
+    recipients: tuple[NotifyRecipientConfig, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class NotifyConfig:
     """Notification channels, routes and the outbox (issue 8)."""
+
+    #: Where links in messages point: `{console_url}/#/incidents/{id}`.
+    console_url: str = "http://127.0.0.1:8000"
+    timezone: str = "Asia/Ho_Chi_Minh"
+    #: At most one message per incident, channel and recipient per window; the rest is a digest.
+    window_seconds: int = 600
+    #: Outbox database; empty: `<data_dir>/notify/outbox.db`.
+    outbox: str = ""
+    #: Retries: full-jitter exponential backoff from `backoff_ms` up to `backoff_max_ms`;
+    #: after `max_attempts` or `max_age_seconds` a message is parked (kept, retryable).
+    backoff_ms: int = 1000
+    backoff_max_ms: int = 300_000
+    max_attempts: int = 20
+    max_age_seconds: int = 86_400
+    #: Messages sent at the same time.
+    concurrency: int = 16
+    channels: tuple[NotifyChannelConfig, ...] = ()
+    routes: tuple[NotifyRouteConfig, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,6 +555,11 @@ def _validate(config: Config) -> None:
         )
     if config.syslog.max_message_bytes < 480:
         raise ConfigError("syslog.max_message_bytes: must be at least 480 (RFC 5426)")
+    if config.syslog.tls:
+        # The listener's own loader, so that what passes here is exactly what will serve.
+        from collectors.syslog.tls import server_context
+
+        server_context(config.syslog)
     if config.pipeline.batch_size < 1:
         raise ConfigError("pipeline.batch_size: must be at least 1")
     if config.pipeline.bus_capacity < config.pipeline.batch_size:
@@ -401,6 +581,11 @@ def _validate(config: Config) -> None:
                 ) from None
         if source.token_sha256 and not re.fullmatch(r"[0-9a-f]{64}", source.token_sha256):
             raise ConfigError(f"sources[{i}].token_sha256: expected 64 lowercase hex digits")
+    if config.sources:
+        # Compiling the syslog address map refuses a network claimed by two sources.
+        from collectors.syslog.sources import SourceMap
+
+        SourceMap(config.sources)
 
 
 def _validate_retention(retention: RetentionConfig) -> None:

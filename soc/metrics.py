@@ -11,10 +11,41 @@ RECORDS_RECEIVED = Counter(
 BYTES_RECEIVED = Counter(
     "soc_bytes_received_total", "Bytes received by collectors.", ["source", "transport"]
 )
+# Per configured syslog source (`sources[].id`, "unknown" for senders in no source's networks;
+# never the peer address, which would make one series per sender).
+SYSLOG_SOURCE_RECORDS = Counter(
+    "soc_syslog_source_records_total", "Syslog records received.", ["source", "transport"]
+)
+SYSLOG_SOURCE_BYTES = Counter(
+    "soc_syslog_source_bytes_total", "Syslog message bytes received.", ["source", "transport"]
+)
+SYSLOG_SOURCE_FLAGGED = Counter(
+    "soc_syslog_source_flagged_total",
+    "Syslog records kept but flagged: truncated, invalid_utf8, incomplete (framing).",
+    ["source", "reason"],
+)
+SYSLOG_SOURCE_DROPPED = Counter(
+    "soc_syslog_source_dropped_total",
+    "Syslog records dropped. Should stay at zero.",
+    ["source", "reason"],
+)
+SYSLOG_TLS_HANDSHAKE_FAILURES = Counter(
+    "soc_syslog_tls_handshake_failures_total",
+    "Syslog TLS connections refused at the handshake (no or bad client certificate, ...).",
+    ["source", "reason"],
+)
+SYSLOG_CONNECTIONS = Gauge(
+    "soc_syslog_connections", "Open syslog stream connections.", ["transport"]
+)
 RECORDS_FLAGGED = Counter(
     "soc_records_flagged_total",
     "Records kept but flagged (truncated, invalid UTF-8, unparsed header...).",
     ["stage", "reason"],
+)
+NORMALIZE_FAILURES = Counter(
+    "soc_normalize_failures_total",
+    "Records kept but not (fully) parsed by the normalizer, by declared format and reason.",
+    ["format", "reason"],
 )
 DROPPED = Counter(
     "soc_dropped_total",
@@ -79,4 +110,61 @@ RETENTION_ERRORS = Counter(
 RETENTION_LAST_SUCCESS = Gauge(
     "soc_retention_last_success_timestamp_seconds",
     "When retention last completed a pass over every kind (Unix time).",
+)
+INTAKE_REQUESTS = Counter(
+    "soc_intake_requests_total",
+    "Requests to the HTTP intake by result (ok, unauthenticated, too_large, bad_request, "
+    "unavailable).",
+    ["result"],
+)
+INTAKE_LINES = Counter(
+    "soc_intake_lines_total", "Lines the HTTP intake accepted or refused.", ["source", "result"]
+)
+AGENT_LINES = Counter(
+    "soc_agent_lines_total", "Records the agent read from files and had acknowledged.", ["state"]
+)
+AGENT_SEND_FAILURES = Counter(
+    "soc_agent_send_failures_total", "Pushes to the intake that failed (retried).", ["reason"]
+)
+AGENT_SPOOL_BYTES = Gauge("soc_agent_spool_bytes", "Bytes the agent holds in its spool.")
+AUTH_LOGINS = Counter(
+    "soc_auth_logins_total",
+    "Login attempts by result (ok, invalid, locked, disabled, rate_limited).",
+    ["result"],
+)
+AUTH_FAILURES = Counter(
+    "soc_auth_failures_total",
+    "Requests refused by authentication, by reason (token, csrf).",
+    ["reason"],
+)
+INCIDENTS_OPENED = Counter("soc_incidents_opened_total", "Incidents opened by grouping alerts.")
+INCIDENT_ALERTS = Counter(
+    "soc_incident_alerts_total", "Alerts grouped into incidents (replays not counted)."
+)
+INCIDENT_CONFLICTS = Counter(
+    "soc_incident_conflicts_total",
+    "Incident updates that met a newer version and were retried, by who (grouping, api).",
+    ["by"],
+)
+NOTIFICATIONS_SENT = Counter(
+    "soc_notifications_sent_total", "Messages a provider accepted, by channel.", ["channel"]
+)
+NOTIFICATIONS_FAILED = Counter(
+    "soc_notifications_failed_total",
+    "Send attempts that failed (retried or parked), by channel and reason.",
+    ["channel", "reason"],
+)
+NOTIFICATIONS_PARKED = Counter(
+    "soc_notifications_parked_total",
+    "Messages parked after their last attempt: kept and retryable by an admin, never dropped.",
+)
+NOTIFICATIONS_HELD = Counter(
+    "soc_notifications_held_total",
+    "Incident changes held back by a notification window (told later in one digest).",
+)
+NOTIFY_OUTBOX_DEPTH = Gauge("soc_notify_outbox_depth", "Messages waiting in the outbox.")
+NOTIFY_DELAY_SECONDS = Histogram(
+    "soc_notify_delay_seconds",
+    "Delay from an incident change (or a digest falling due) to the provider's acceptance.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )

@@ -96,6 +96,8 @@ class WriteResult:
     duplicates: int = 0
     #: Documents refused, each with its id and reason; the caller decides whether to retry.
     errors: tuple[tuple[str, str], ...] = ()
+    #: The ids counted in `duplicates`, for callers that count what is new (incidents).
+    duplicate_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,13 @@ class Store(Protocol):
     async def histogram(self, kind: Kind, interval_seconds: int, query: Query) -> list[Bucket]:
         """Counts per time bucket of `@timestamp`, buckets aligned to the epoch, empty ones left
         out, oldest first."""
+        ...
+
+    async def latest_by(
+        self, kind: Kind, name: str, query: Query, size: int = 100
+    ) -> list[tuple[str, int, datetime]]:
+        """Per value of field `name`: its count and its latest `@timestamp`, most recently seen
+        first (what "sources gone silent" is made of)."""
         ...
 
     async def get_versioned(

@@ -444,6 +444,7 @@ class ElasticsearchStore:
     async def write(self, kind: Kind, docs: Sequence[Mapping[str, Any]]) -> WriteResult:
         pending, errors = self._actions(kind, docs)
         written = duplicates = 0
+        duplicate_ids: list[str] = []
         failure = ""
         for attempt in range(_WRITE_ATTEMPTS):
             if not pending:
@@ -467,6 +468,7 @@ class ElasticsearchStore:
                     written += 1
                 elif status == 409:
                     duplicates += 1
+                    duplicate_ids.append(action.ident)
                 elif status == 429 or status >= 500:
                     # Rejected for load, not for content: send it again.
                     retry.append(action)
@@ -479,7 +481,12 @@ class ElasticsearchStore:
                 f"{len(pending)} of {len(docs)} documents not stored after {_WRITE_ATTEMPTS}"
                 f" attempts: {failure}"
             )
-        return WriteResult(written=written, duplicates=duplicates, errors=tuple(errors))
+        return WriteResult(
+            written=written,
+            duplicates=duplicates,
+            errors=tuple(errors),
+            duplicate_ids=tuple(duplicate_ids),
+        )
 
     async def delete_before(self, kind: Kind, day: date) -> list[str]:
         """Delete the dated indices of `kind` that hold nothing from `day` on; their names.
@@ -635,6 +642,38 @@ class ElasticsearchStore:
         return [
             Bucket(epoch + timedelta(milliseconds=int(b["key"])), int(b["doc_count"]))
             for b in buckets
+        ]
+
+    async def latest_by(
+        self, kind: Kind, name: str, query: Query, size: int = 100
+    ) -> list[tuple[str, int, datetime]]:
+        if not FIELD_NAME.match(name):
+            raise QueryError(f"invalid field name {name!r}")
+        if size <= 0:
+            return []
+        terms = {
+            "field": name,
+            "size": size,
+            "shard_size": max(size * 10, 100),
+            "order": [{"latest": "desc"}, {"_key": "asc"}],
+        }
+        body = await self._search(
+            kind,
+            query=to_es_query(query),
+            size=0,
+            track_total_hits=False,
+            aggs={"values": {"terms": terms, "aggs": {"latest": {"max": {"field": "@timestamp"}}}}},
+            filter_path="aggregations.values.buckets",
+        )
+        buckets = body.get("aggregations", {}).get("values", {}).get("buckets", [])
+        epoch = datetime(1970, 1, 1, tzinfo=UTC)
+        return [
+            (
+                str(bucket.get("key_as_string", bucket["key"])),
+                int(bucket["doc_count"]),
+                epoch + timedelta(milliseconds=float(bucket["latest"]["value"])),
+            )
+            for bucket in buckets
         ]
 
     async def get_versioned(

@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -249,6 +249,8 @@ class SqliteStore:
         if not rows:
             return WriteResult(written=0, errors=tuple(errors))
 
+        duplicate_ids: list[str] = []
+
         def insert(conn: sqlite3.Connection) -> int:
             promoted = "".join(f", {column}" for _, column in PROMOTED[kind])
             marks = ",?" * len(PROMOTED[kind])
@@ -265,6 +267,8 @@ class SqliteStore:
                     if cursor.rowcount == 1:
                         conn.execute(insert_text, (cursor.lastrowid, text))
                         written += 1
+                    else:
+                        duplicate_ids.append(values[0])
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -272,7 +276,12 @@ class SqliteStore:
             return written
 
         written = await self._run(self._writer, insert)
-        return WriteResult(written=written, duplicates=len(rows) - written, errors=tuple(errors))
+        return WriteResult(
+            written=written,
+            duplicates=len(rows) - written,
+            errors=tuple(errors),
+            duplicate_ids=tuple(duplicate_ids),
+        )
 
     def _rows(
         self, kind: Kind, docs: Sequence[Mapping[str, Any]]
@@ -371,6 +380,36 @@ class SqliteStore:
         def fetch(conn: sqlite3.Connection) -> list[Bucket]:
             rows = conn.execute(sql, [width, width, *where.params])
             return [Bucket(from_micros(int(start)), int(count)) for start, count in rows]
+
+        return await self._run(self._readers, fetch)
+
+    async def latest_by(
+        self, kind: Kind, name: str, query: Query, size: int = 100
+    ) -> list[tuple[str, int, datetime]]:
+        if not FIELD_NAME.match(name):
+            raise QueryError(f"invalid field name {name!r}")
+        where = _Where(kind, query)
+        column = _column(kind, name)
+        if column:
+            where.add(f"{column} IS NOT NULL")
+            sql = (
+                f"SELECT {column}, COUNT(*), MAX(ts) FROM {kind}{where.sql()}"
+                f" GROUP BY {column} ORDER BY 3 DESC, 1 LIMIT ?"
+            )
+            params = [*where.params, size]
+        else:
+            sql = (
+                f"SELECT {_CANONICAL_VALUE} AS v, COUNT(DISTINCT {kind}.rowid), MAX(ts)"
+                f" FROM {kind}, json_each({kind}.doc, ?) AS j{where.sql()}"
+                " GROUP BY v ORDER BY 3 DESC, 1 LIMIT ?"
+            )
+            params = [_json_path(name), *where.params, size]
+
+        def fetch(conn: sqlite3.Connection) -> list[tuple[str, int, datetime]]:
+            return [
+                (str(value), int(count), from_micros(int(latest)))
+                for value, count, latest in conn.execute(sql, params)
+            ]
 
         return await self._run(self._readers, fetch)
 

@@ -113,6 +113,7 @@ async def test_writing_an_id_again_changes_nothing(store: Store) -> None:
     again = await store.write("events", [event(1, message="changed"), event(3)])
     assert (first.written, first.duplicates) == (2, 0)
     assert (again.written, again.duplicates) == (1, 1)
+    assert again.duplicate_ids == ("ev-0001",)
     doc = await store.get("events", "ev-0001", ALL)
     assert doc is not None and doc["message"] == "message number 1"
     assert (await store.search("events", Query(scope=ALL))).total == 3
@@ -308,3 +309,19 @@ async def test_events_are_never_replaced(store: Store) -> None:
     await store.write("events", [event(1)])
     with pytest.raises(QueryError):
         await store.replace("events", event(1), "1", ALL)
+
+
+async def test_latest_by_gives_count_and_last_time_per_value(filled: Store) -> None:
+    rows = await filled.latest_by("events", "host.name", Query(scope=ALL))
+    # 20 events one minute apart over hosts web00..web02 (n % 3); web01 got n=19, the last.
+    assert [(value, count) for value, count, _ in rows] == [
+        ("web01", 7),
+        ("web00", 7),
+        ("web02", 6),
+    ]
+    assert rows[0][2] == T0 + timedelta(minutes=19)
+    assert rows[1][2] == T0 + timedelta(minutes=18)
+    scoped = await filled.latest_by(
+        "events", "host.name", Query(scope=Scope(frozenset({"so-tttt"})))
+    )
+    assert sum(count for _, count, _ in scoped) == 10

@@ -1,0 +1,292 @@
+"""The incident document and its lifecycle, as pure functions over dicts.
+
+An incident is an ECS-style document (`event.kind: incident`) whose `incident.*` fields carry the
+analyst's view: status, assignee, counts, times. Its `@timestamp` is the time of its latest alert,
+so the default sort (newest first) is "most recently active first".
+
+Lifecycle: new -> acknowledged -> investigating -> resolved | false_positive, and `reopen` from
+either end state back to investigating. Skipping ahead is allowed (an obvious false positive can
+be closed while new); going backwards is not, except by reopening.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from soc.detect.alerts import SEVERITY
+from soc.ids import stable_id
+from soc.timeutil import format_ts, parse_ts
+
+Status = Literal["new", "acknowledged", "investigating", "resolved", "false_positive"]
+STATUSES: Final[tuple[Status, ...]] = (
+    "new",
+    "acknowledged",
+    "investigating",
+    "resolved",
+    "false_positive",
+)
+OPEN: Final = frozenset({"new", "acknowledged", "investigating"})
+CLOSED: Final = frozenset({"resolved", "false_positive"})
+TRANSITIONS: Final[dict[str, frozenset[str]]] = {
+    "new": frozenset({"acknowledged", "investigating", "resolved", "false_positive"}),
+    "acknowledged": frozenset({"investigating", "resolved", "false_positive"}),
+    "investigating": frozenset({"resolved", "false_positive"}),
+    "resolved": frozenset(),
+    "false_positive": frozenset(),
+}
+#: Sigma levels in rising order; an incident's level is its worst alert's.
+LEVELS: Final = ("informational", "low", "medium", "high", "critical")
+#: How many distinct hosts, users and addresses an incident lists (the count goes on).
+MAX_RELATED: Final = 100
+MAX_COMMENTS: Final = 1000
+MAX_COMMENT_LENGTH: Final = 10_000
+MAX_TAGS: Final = 50
+
+
+class TransitionError(ValueError):
+    """A change the lifecycle does not allow; the message says which and why."""
+
+
+def _get(doc: Mapping[str, Any], path: str) -> Any:
+    node: Any = doc
+    for part in path.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [str(value)]
+    if isinstance(value, list):
+        return [item for v in value for item in _strings(v)]
+    return []
+
+
+def agency_of(doc: Mapping[str, Any]) -> str | None:
+    value = _get(doc, "organization.id")
+    return value if isinstance(value, str) and value else None
+
+
+def grouping_key(alert: Mapping[str, Any], group_by: Sequence[str]) -> str:
+    """Agency, then the configured fields' values, then a correlation's group-by values: alerts
+    of different agencies never share an incident."""
+    parts = [agency_of(alert) or "-"]
+    for name in group_by:
+        parts.append(",".join(_strings(_get(alert, name))) or "-")
+    group = _get(alert, "correlation.group")
+    if isinstance(group, Mapping):
+        parts += [f"{k}={','.join(_strings(v))}" for k, v in sorted(group.items())]
+    return "|".join(parts)
+
+
+def incident_id(key: str, first_alert_id: str) -> str:
+    """Deterministic: a replayed first alert opens the same incident, not a second one."""
+    return stable_id("incident", key, first_alert_id)
+
+
+def level_of(alert: Mapping[str, Any]) -> str:
+    level = _get(alert, "rule.level")
+    return level if level in LEVELS else "medium"
+
+
+def _title(alert: Mapping[str, Any]) -> str:
+    name = _get(alert, "rule.name") or _get(alert, "message") or "alert"
+    hosts = _strings(_get(alert, "host.name"))
+    return f"{name} — {hosts[0]}" if hosts else str(name)
+
+
+def new_incident(key: str, alert: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    ident = incident_id(key, str(_get(alert, "event.id")))
+    at = _alert_time(alert, now)
+    found = alert.get("rule")
+    rule: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    doc: dict[str, Any] = {
+        "@timestamp": at,
+        "event": {"id": ident, "kind": "incident", "severity": 0},
+        "incident": {
+            "id": ident,
+            "key": key,
+            "title": _title(alert),
+            "status": "new",
+            "severity": "informational",
+            "alert_count": 0,
+            "first_seen": at,
+            "last_seen": at,
+            "created": format_ts(now),
+            "updated": format_ts(now),
+            "acknowledged_at": None,
+            "resolved_at": None,
+            "tta_seconds": None,
+            "ttr_seconds": None,
+            "reopen_count": 0,
+            "assignee": None,
+            "tags": [],
+            "comments": [],
+            "rule": {k: rule.get(k) for k in ("id", "name", "level") if k in rule},
+        },
+        "threat": {"technique": {"id": []}},
+        "related": {"hosts": [], "user": [], "ip": []},
+    }
+    agency = agency_of(alert)
+    if agency:
+        doc["organization"] = {"id": agency}
+    return doc
+
+
+def _alert_time(alert: Mapping[str, Any], now: datetime) -> str:
+    value = alert.get("@timestamp")
+    if isinstance(value, str):
+        try:
+            return format_ts(parse_ts(value))
+        except ValueError:
+            pass
+    return format_ts(now)
+
+
+def _merge_list(target: list[Any], values: Iterable[str], cap: int = MAX_RELATED) -> None:
+    for value in values:
+        if value not in target and len(target) < cap:
+            target.append(value)
+
+
+def add_alerts(
+    incident: Mapping[str, Any], alerts: Sequence[Mapping[str, Any]], now: datetime
+) -> dict[str, Any]:
+    """The incident with these (new, not yet counted) alerts folded in: count, worst severity,
+    first and last seen, techniques, hosts, users and addresses."""
+    doc = copy.deepcopy(dict(incident))
+    body = doc["incident"]
+    for alert in alerts:
+        at = _alert_time(alert, now)
+        body["alert_count"] = int(body.get("alert_count") or 0) + 1
+        if at < body["first_seen"]:
+            body["first_seen"] = at
+        if at > body["last_seen"]:
+            body["last_seen"] = at
+        level = level_of(alert)
+        if LEVELS.index(level) > LEVELS.index(body.get("severity") or "informational"):
+            body["severity"] = level
+        severity = _get(alert, "event.severity")
+        if isinstance(severity, int) and severity > int(doc["event"].get("severity") or 0):
+            doc["event"]["severity"] = severity
+        elif not doc["event"].get("severity"):
+            doc["event"]["severity"] = SEVERITY.get(level, 47)
+        threat = doc.setdefault("threat", {}).setdefault("technique", {}).setdefault("id", [])
+        _merge_list(threat, _strings(_get(alert, "threat.technique.id")))
+        related = doc.setdefault("related", {})
+        _merge_list(related.setdefault("hosts", []), _strings(_get(alert, "host.name")))
+        users = _strings(_get(alert, "user.name"))
+        _merge_list(related.setdefault("user", []), users)
+        addresses = [
+            *_strings(_get(alert, "source.ip")),
+            *_strings(_get(alert, "destination.ip")),
+            *_strings(_get(alert, "host.ip")),
+        ]
+        _merge_list(related.setdefault("ip", []), addresses)
+    doc["@timestamp"] = body["last_seen"]
+    body["updated"] = format_ts(now)
+    return doc
+
+
+def _seconds_between(start: str | None, end: datetime) -> float | None:
+    if not start:
+        return None
+    try:
+        return round((end - parse_ts(start)).total_seconds(), 3)
+    except ValueError:
+        return None
+
+
+def change_status(incident: Mapping[str, Any], target: str, now: datetime) -> dict[str, Any]:
+    doc = copy.deepcopy(dict(incident))
+    body = doc["incident"]
+    current = body.get("status", "new")
+    if target not in STATUSES:
+        raise TransitionError(f"unknown status {target!r} (one of {', '.join(STATUSES)})")
+    if target == current:
+        raise TransitionError(f"the incident is already {current}")
+    if target not in TRANSITIONS.get(current, frozenset()):
+        hint = " (reopen it first)" if current in CLOSED else ""
+        raise TransitionError(f"an incident that is {current} cannot become {target}{hint}")
+    stamp = format_ts(now)
+    if current == "new":
+        body["acknowledged_at"] = stamp
+        body["tta_seconds"] = _seconds_between(body.get("created"), now)
+    if target in CLOSED:
+        body["resolved_at"] = stamp
+        body["ttr_seconds"] = _seconds_between(body.get("created"), now)
+    body["status"] = target
+    body["updated"] = stamp
+    return doc
+
+
+def reopen(incident: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    doc = copy.deepcopy(dict(incident))
+    body = doc["incident"]
+    if body.get("status") not in CLOSED:
+        raise TransitionError(
+            "only a resolved or false-positive incident can be reopened"
+            f" (it is {body.get('status')})"
+        )
+    body["status"] = "investigating"
+    body["resolved_at"] = None
+    body["ttr_seconds"] = None
+    body["reopen_count"] = int(body.get("reopen_count") or 0) + 1
+    body["updated"] = format_ts(now)
+    return doc
+
+
+def set_assignee(
+    incident: Mapping[str, Any], assignee: str | None, now: datetime
+) -> dict[str, Any]:
+    doc = copy.deepcopy(dict(incident))
+    doc["incident"]["assignee"] = assignee or None
+    doc["incident"]["updated"] = format_ts(now)
+    return doc
+
+
+def set_tags(incident: Mapping[str, Any], tags: Sequence[str], now: datetime) -> dict[str, Any]:
+    clean: list[str] = []
+    for tag in tags:
+        tag = tag.strip()
+        if not tag or len(tag) > 64:
+            raise TransitionError(f"tag {tag!r}: 1 to 64 characters")
+        if tag not in clean:
+            clean.append(tag)
+    if len(clean) > MAX_TAGS:
+        raise TransitionError(f"at most {MAX_TAGS} tags")
+    doc = copy.deepcopy(dict(incident))
+    doc["incident"]["tags"] = clean
+    doc["incident"]["updated"] = format_ts(now)
+    return doc
+
+
+def add_comment(
+    incident: Mapping[str, Any], author: str, text: str, now: datetime
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    text = text.strip()
+    if not text:
+        raise TransitionError("a comment needs text")
+    if len(text) > MAX_COMMENT_LENGTH:
+        raise TransitionError(f"a comment has at most {MAX_COMMENT_LENGTH} characters")
+    doc = copy.deepcopy(dict(incident))
+    comments = doc["incident"].setdefault("comments", [])
+    if len(comments) >= MAX_COMMENTS:
+        raise TransitionError(f"an incident holds at most {MAX_COMMENTS} comments")
+    stamp = format_ts(now)
+    comment = {
+        "id": stable_id("comment", doc["incident"]["id"], str(len(comments)), stamp),
+        "author": author,
+        "at": stamp,
+        "text": text,
+    }
+    comments.append(comment)
+    doc["incident"]["updated"] = stamp
+    return doc, comment
