@@ -24,6 +24,7 @@ from collectors.syslog.server import SyslogServer
 from soc import metrics
 from soc.api.app import create_app
 from soc.api.auth import ensure_api_token
+from soc.api.ingest import Intake, install_intake
 from soc.bus.base import Bus
 from soc.config import Address, Config
 from soc.detect.rules import RuleSet, load_rules, options_from_config
@@ -140,6 +141,7 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
     api: _ApiServer | None = None
     api_task: asyncio.Task[None] | None = None
     addresses: list[str] = []
+    intake: Intake | None = None
     if "api" in parts:
         token, generated = ensure_api_token(config.auth.api_token, config.data_dir)
         if generated:
@@ -149,11 +151,9 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
                 token,
             )
         http_socket = _bind(config.http.listen)
-        api = _ApiServer(
-            uvicorn.Config(
-                create_app(store, token), log_config=None, access_log=False, lifespan="off"
-            )
-        )
+        app = create_app(store, token)
+        intake = install_intake(app, bus, config.sources, config.intake)
+        api = _ApiServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
         api_task = asyncio.create_task(api.serve(sockets=[http_socket]), name="api")
         host, port = http_socket.getsockname()[:2]
         http = Address(str(host), int(port))
@@ -206,6 +206,8 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
     log.info("stopping reason=%s", stopped_by)
     if syslog is not None:
         await syslog.stop()
+    if intake is not None:
+        await intake.close()
     for layer in layers:
         layer.stop.set()
         await asyncio.gather(*layer.tasks, return_exceptions=True)
