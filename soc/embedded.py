@@ -21,6 +21,8 @@ from zoneinfo import ZoneInfo
 import uvicorn
 
 from collectors.syslog.server import SyslogServer
+from collectors.syslog.sources import SourceMap
+from collectors.syslog.tls import server_context
 from soc import metrics
 from soc.api.app import create_app
 from soc.api.auth import ensure_api_token
@@ -168,6 +170,9 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
             max_message_bytes=config.syslog.max_message_bytes,
             udp_queue=config.syslog.udp_queue,
             udp_receive_buffer=config.syslog.udp_receive_buffer,
+            tls=server_context(config.syslog) if config.syslog.tls else None,
+            tls_listen=config.syslog.tls_listen,
+            sources=SourceMap(config.sources),
             batch_size=batch,
         )
         await syslog.start()

@@ -1,12 +1,15 @@
-"""The syslog server: UDP and TCP (RFC 6587 octet counting and LF framing) into `soc.raw`.
+"""The syslog server: UDP, TCP (RFC 6587) and TLS (RFC 5425), with octet counting and LF framing,
+into `soc.raw`.
 
 It parses nothing but framing. Each message becomes a raw record with its receipt metadata and is
 published as received, so a parser bug can never lose a line: the normalizer works from the
-record, which is kept whole.
+record, which is kept whole. The sender's address names its configured source and agency
+(`source.id`, `organization.id`; see `sources.py`), and every count is kept per source.
 
-Backpressure: a TCP connection is read only as fast as the bus accepts its records, so a slow
-pipeline slows senders instead of filling memory. UDP cannot be slowed; datagrams wait in a
-bounded queue and, past it, are dropped and counted (`soc_dropped_total{reason="udp_queue_full"}`).
+Backpressure: a TCP or TLS connection is read only as fast as the bus accepts its records, so a
+slow pipeline slows senders instead of filling memory. UDP cannot be slowed; datagrams wait in a
+bounded queue and, past it, are dropped and counted (`soc_dropped_total{reason="udp_queue_full"}`
+and `soc_syslog_source_dropped_total` by source).
 """
 
 from __future__ import annotations
@@ -16,15 +19,17 @@ import base64
 import logging
 import os
 import socket
+import ssl
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectors.syslog.sources import Sender, SourceMap
 from soc import metrics
 from soc.bus.base import RAW, Bus, Message
-from soc.config import Address
+from soc.config import Address, SyslogConfig
 from soc.ids import stable_id
 from soc.timeutil import format_ts, utcnow
 
@@ -41,12 +46,17 @@ _UDP_BATCH = 1000
 _Datagram = tuple[bytes, tuple[str, int], str]
 #: LF, CR and NUL between frames.
 _SEPARATORS = frozenset(b"\n\r\x00")
+_TLS_LISTEN = SyslogConfig().tls_listen
+#: The per-source label of senders in no configured source's networks.
+UNKNOWN_SOURCE = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
 class Frame:
     data: bytes
     truncated: bool = False
+    #: The stream ended inside an octet-counted frame: fewer bytes came than the count said.
+    incomplete: bool = False
 
 
 @dataclass
@@ -79,6 +89,11 @@ class Framer:
         self._buffer.clear()
         if self._skip or self._skip_to_newline or not rest:
             return []
+        self._buffer += rest
+        counted = self._octet_count()
+        self._buffer.clear()
+        if counted is not None:
+            return [Frame(rest[counted[1] :], incomplete=True)]
         if len(rest) > self.max_bytes:
             return [Frame(rest[: self.max_bytes], truncated=True)]
         return [Frame(rest)]
@@ -156,20 +171,29 @@ class RecordMaker:
         self._sequence = 0
 
     def make(
-        self, frame: Frame, transport: str, peer: tuple[str, int], received_at: str
+        self,
+        frame: Frame,
+        transport: str,
+        peer: tuple[str, int],
+        received_at: str,
+        sender: Sender | None = None,
     ) -> dict[str, Any]:
         self._sequence += 1
         flags: list[str] = []
+        source: dict[str, Any] = {
+            "type": "syslog",
+            "transport": transport,
+            "peer": {"ip": peer[0], "port": peer[1]},
+            "listener": self._listener,
+        }
         record: dict[str, Any] = {
             "id": stable_id(self._instance, str(self._sequence)),
             "received_at": received_at,
-            "source": {
-                "type": "syslog",
-                "transport": transport,
-                "peer": {"ip": peer[0], "port": peer[1]},
-                "listener": self._listener,
-            },
+            "source": source,
         }
+        if sender is not None:
+            source["id"] = sender.id
+            record["organization"] = {"id": sender.agency}
         try:
             record["data"] = frame.data.decode("utf-8")
         except UnicodeDecodeError:
@@ -178,11 +202,19 @@ class RecordMaker:
             flags.append("invalid_utf8")
         if frame.truncated:
             flags.append("truncated")
+        if frame.incomplete:
+            flags.append("incomplete")
         if flags:
             record["flags"] = flags
+            label = source_label(sender)
             for flag in flags:
                 metrics.RECORDS_FLAGGED.labels("syslog", flag).inc()
+                metrics.SYSLOG_SOURCE_FLAGGED.labels(label, flag).inc()
         return record
+
+
+def source_label(sender: Sender | None) -> str:
+    return sender.id if sender is not None else UNKNOWN_SOURCE
 
 
 def _grow_receive_buffer(sock: Any, size: int) -> None:
@@ -208,9 +240,16 @@ def _grow_receive_buffer(sock: Any, size: int) -> None:
         )
 
 
-def _count_received(transport: str, records: int, size: int) -> None:
+def _count_received(transport: str, counts: dict[str, list[int]]) -> None:
+    """`counts`: source label -> [records, bytes] for one published batch. Counted per batch,
+    not per record: a labelled series costs a lock and a look-up per call."""
+    records = sum(count[0] for count in counts.values())
+    size = sum(count[1] for count in counts.values())
     metrics.RECORDS_RECEIVED.labels("syslog", transport).inc(records)
     metrics.BYTES_RECEIVED.labels("syslog", transport).inc(size)
+    for label, (source_records, source_bytes) in counts.items():
+        metrics.SYSLOG_SOURCE_RECORDS.labels(label, transport).inc(source_records)
+        metrics.SYSLOG_SOURCE_BYTES.labels(label, transport).inc(source_bytes)
 
 
 def _peer(address: Any) -> tuple[str, int]:
@@ -282,6 +321,10 @@ class SyslogServer:
         udp_queue: int = 100_000,
         batch_size: int = 2000,
         udp_receive_buffer: int = 32 * 1024 * 1024,
+        tls: ssl.SSLContext | None = None,
+        tls_listen: Address = _TLS_LISTEN,
+        tls_handshake_timeout: float = 10.0,
+        sources: SourceMap | None = None,
     ) -> None:
         self._bus = bus
         self._listen = listen
@@ -290,51 +333,76 @@ class SyslogServer:
         self._max = max_message_bytes
         self._batch = batch_size
         self._records = RecordMaker(str(listen))
+        self._tls = tls
+        self._tls_listen = tls_listen
+        self._tls_records = RecordMaker(str(tls_listen))
+        self._tls_handshake_timeout = tls_handshake_timeout
+        self._sources = sources if sources is not None else SourceMap()
         self._udp_queue: deque[_Datagram] = deque()
         self._udp_capacity = udp_queue
         self._udp_buffer = udp_receive_buffer
         self._udp_wakeup = asyncio.Event()
         self._udp_receiver: _UdpReceiver | None = None
         self._udp_pump: asyncio.Task[None] | None = None
-        self._tcp_server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self.addresses: dict[str, Address] = {}
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
         if self._tcp_enabled:
-            self._tcp_server = await asyncio.start_server(
-                self._serve_connection, self._listen.host, self._listen.port, limit=_READ_SIZE
-            )
-            sockname = self._tcp_server.sockets[0].getsockname()
-            self.addresses["tcp"] = Address(self._listen.host, int(sockname[1]))
+            self.addresses["tcp"] = await self._listen_stream(self._serve_tcp, self._listen)
+            self._records = RecordMaker(str(self.addresses["tcp"]))
         if self._udp_enabled:
-            # The same port as TCP when TCP asked the system for one, as syslog senders expect.
-            port = self.addresses["tcp"].port if "tcp" in self.addresses else self._listen.port
-            family = socket.AF_INET6 if ":" in self._listen.host else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            sock.bind((self._listen.host, port))
-            _grow_receive_buffer(sock, self._udp_buffer)
-            self.addresses["udp"] = Address(self._listen.host, int(sock.getsockname()[1]))
+            self._start_udp()
+        if self._tls is not None:
+            self.addresses["tls"] = await self._listen_stream(self._serve_tls, self._tls_listen)
+            self._tls_records = RecordMaker(str(self.addresses["tls"]))
 
-            def deliver(batch: list[_Datagram]) -> None:
-                if batch:
-                    loop.call_soon_threadsafe(self._on_datagrams, batch)
+    async def _listen_stream(
+        self,
+        serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        listen: Address,
+    ) -> Address:
+        server = await asyncio.start_server(serve, listen.host, listen.port, limit=_READ_SIZE)
+        self._servers.append(server)
+        return Address(listen.host, int(server.sockets[0].getsockname()[1]))
 
-            self._udp_receiver = _UdpReceiver(sock, deliver)
-            self._udp_receiver.start()
-            self._udp_pump = asyncio.create_task(self._pump_udp(), name="syslog-udp-pump")
+    def _start_udp(self) -> None:
+        loop = asyncio.get_running_loop()
+        # The same port as TCP when TCP asked the system for one, as syslog senders expect.
+        port = self.addresses["tcp"].port if "tcp" in self.addresses else self._listen.port
+        family = socket.AF_INET6 if ":" in self._listen.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.bind((self._listen.host, port))
+        _grow_receive_buffer(sock, self._udp_buffer)
+        self.addresses["udp"] = Address(self._listen.host, int(sock.getsockname()[1]))
+        self._records = RecordMaker(str(self.addresses["udp"]))
+
+        def deliver(batch: list[_Datagram]) -> None:
+            if batch:
+                loop.call_soon_threadsafe(self._on_datagrams, batch)
+
+        self._udp_receiver = _UdpReceiver(sock, deliver)
+        self._udp_receiver.start()
+        self._udp_pump = asyncio.create_task(self._pump_udp(), name="syslog-udp-pump")
 
     def _on_datagrams(self, batch: list[_Datagram]) -> None:
-        room = self._udp_capacity - len(self._udp_queue)
+        room = max(self._udp_capacity - len(self._udp_queue), 0)
         if room < len(batch):
-            metrics.DROPPED.labels("syslog", "udp_queue_full").inc(len(batch) - max(room, 0))
-            batch = batch[: max(room, 0)]
+            metrics.DROPPED.labels("syslog", "udp_queue_full").inc(len(batch) - room)
+            dropped: dict[str, int] = {}
+            for _, peer, _ in batch[room:]:
+                label = source_label(self._sources.lookup(peer[0]))
+                dropped[label] = dropped.get(label, 0) + 1
+            for label, count in dropped.items():
+                metrics.SYSLOG_SOURCE_DROPPED.labels(label, "udp_queue_full").inc(count)
+            batch = batch[:room]
         self._udp_queue.extend(batch)
         self._udp_wakeup.set()
 
     async def _pump_udp(self) -> None:
+        lookup = self._sources.lookup
         while True:
             if not self._udp_queue:
                 if self._stopping.is_set() and self._udp_receiver is None:
@@ -345,24 +413,54 @@ class SyslogServer:
                 except TimeoutError:
                     continue
             messages: list[Message] = []
-            size = 0
+            counts: dict[str, list[int]] = {}
             while self._udp_queue and len(messages) < self._batch:
                 data, peer, received_at = self._udp_queue.popleft()
                 data = data.rstrip(b"\r\n\x00")
                 frame = Frame(data[: self._max], truncated=len(data) > self._max)
-                record = self._records.make(frame, "udp", peer, received_at)
+                sender = lookup(peer[0])
+                record = self._records.make(frame, "udp", peer, received_at, sender)
                 messages.append(Message(peer[0], record))
-                size += len(frame.data)
-            _count_received("udp", len(messages), size)
+                count = counts.setdefault(source_label(sender), [0, 0])
+                count[0] += 1
+                count[1] += len(frame.data)
+            _count_received("udp", counts)
             await self._bus.publish(RAW, messages)
 
-    async def _serve_connection(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._serve_stream(reader, writer, "tcp", self._records)
+
+    async def _serve_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The handshake is ours, not the listener's (`start_server(ssl=...)`), so that a refused
+        client is counted against its source instead of vanishing into asyncio's debug log."""
+        assert self._tls is not None
+        peer = _peer(writer.get_extra_info("peername"))
+        try:
+            await writer.start_tls(self._tls, ssl_handshake_timeout=self._tls_handshake_timeout)
+        except (OSError, TimeoutError) as exc:
+            reason = _handshake_failure(exc)
+            label = source_label(self._sources.lookup(peer[0]))
+            metrics.SYSLOG_TLS_HANDSHAKE_FAILURES.labels(label, reason).inc()
+            log.warning(
+                "syslog tls handshake refused peer=%s:%d source=%s reason=%s", *peer, label, reason
+            )
+            writer.close()
+            return
+        await self._serve_stream(reader, writer, "tls", self._tls_records)
+
+    async def _serve_stream(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        transport: str,
+        records: RecordMaker,
     ) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
+        metrics.SYSLOG_CONNECTIONS.labels(transport).inc()
         peer = _peer(writer.get_extra_info("peername"))
+        sender = self._sources.lookup(peer[0])
         framer = Framer(self._max)
         try:
             while True:
@@ -373,25 +471,36 @@ class SyslogServer:
                         break
                     continue
                 if not data:
-                    await self._publish_frames(framer.finish(), peer)
+                    frames = framer.finish()
+                    await self._publish_frames(frames, transport, records, peer, sender)
                     break
-                await self._publish_frames(framer.feed(data), peer)
+                frames = framer.feed(data)
+                await self._publish_frames(frames, transport, records, peer, sender)
         except (ConnectionError, OSError) as exc:
             log.info("syslog connection ended peer=%s:%d reason=%s", *peer, exc)
         finally:
+            metrics.SYSLOG_CONNECTIONS.labels(transport).dec()
             if task is not None:
                 self._connections.discard(task)
             writer.close()
 
-    async def _publish_frames(self, frames: list[Frame], peer: tuple[str, int]) -> None:
+    async def _publish_frames(
+        self,
+        frames: list[Frame],
+        transport: str,
+        records: RecordMaker,
+        peer: tuple[str, int],
+        sender: Sender | None,
+    ) -> None:
         if not frames:
             return
         received_at = format_ts(utcnow())
         messages = [
-            Message(peer[0], self._records.make(frame, "tcp", peer, received_at))
+            Message(peer[0], records.make(frame, transport, peer, received_at, sender))
             for frame in frames
         ]
-        _count_received("tcp", len(messages), sum(len(frame.data) for frame in frames))
+        size = sum(len(frame.data) for frame in frames)
+        _count_received(transport, {source_label(sender): [len(messages), size]})
         await self._bus.publish(RAW, messages)
 
     async def stop(self) -> None:
@@ -399,8 +508,8 @@ class SyslogServer:
         self._stopping.set()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _STOP_GRACE_SECONDS
-        if self._tcp_server is not None:
-            self._tcp_server.close()
+        for server in self._servers:
+            server.close()
         if self._udp_receiver is not None:
             await asyncio.to_thread(self._udp_receiver.stop)
             await asyncio.sleep(0)  # let the receiver's last hand-over run
@@ -414,3 +523,13 @@ class SyslogServer:
         if self._udp_pump is not None:
             self._udp_wakeup.set()
             await self._udp_pump
+
+
+def _handshake_failure(exc: BaseException) -> str:
+    """A short, bounded reason for the metric label: OpenSSL's reason code when there is one
+    (`peer_did_not_return_a_certificate`, `certificate_verify_failed`, ...)."""
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason).lower()
+    if isinstance(exc, (TimeoutError, ConnectionAbortedError)):
+        return "timeout"
+    return "connection_lost"

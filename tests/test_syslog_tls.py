@@ -1,0 +1,451 @@
+"""Syslog over TLS (RFC 5425) against a certificate authority made in the test: the round trip,
+client certificates required or optional, octet counting across and within TLS records, and the
+configuration that refuses what would not serve."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import re
+import socket
+import ssl
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from prometheus_client import REGISTRY
+
+from collectors.syslog.server import SyslogServer
+from collectors.syslog.sources import SourceMap
+from collectors.syslog.tls import server_context
+from soc.bus.base import RAW
+from soc.bus.memory import MemoryBus
+from soc.config import Address, ConfigError, SourceConfig, SyslogConfig, load_config
+
+# --- a test PKI ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Issued:
+    cert: Path
+    key: Path
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _write(
+    directory: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> Issued:
+    cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return Issued(cert_path, key_path)
+
+
+def _certificate(
+    subject: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
+    *,
+    ca: bool = False,
+    server: bool = False,
+) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    issuer_name, issuer_key = issuer if issuer is not None else (_name(subject), key)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
+        )
+    else:
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: Issued
+    server: Issued
+    client: Issued
+    #: A client certificate from a CA the server does not trust.
+    stranger: Issued
+
+
+def _make_pki(directory: Path) -> Pki:
+    ca_key, other_key = (
+        ec.generate_private_key(ec.SECP256R1()),
+        ec.generate_private_key(ec.SECP256R1()),
+    )
+    ca_cert = _certificate("Test SOC CA", ca_key, None, ca=True)
+    other_cert = _certificate("Some other CA", other_key, None, ca=True)
+    issued = {}
+    for stem, issuer, server in (
+        ("server", (ca_cert.subject, ca_key), True),
+        ("client", (ca_cert.subject, ca_key), False),
+        ("stranger", (other_cert.subject, other_key), False),
+    ):
+        key = ec.generate_private_key(ec.SECP256R1())
+        issued[stem] = _write(
+            directory, stem, _certificate(f"{stem}.test", key, issuer, server=server), key
+        )
+    return Pki(
+        _write(directory, "ca", ca_cert, ca_key),
+        issued["server"],
+        issued["client"],
+        issued["stranger"],
+    )
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return _make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def _syslog_config(pki: Pki, *, require: bool = True, client_ca: bool = True) -> SyslogConfig:
+    return SyslogConfig(
+        tls=True,
+        tls_listen=Address("127.0.0.1", 0),
+        tls_cert=str(pki.server.cert),
+        tls_key=str(pki.server.key),
+        tls_client_ca=str(pki.ca.cert) if client_ca else "",
+        tls_require_client_cert=require,
+    )
+
+
+# --- the server under test -------------------------------------------------------------------
+
+_SOURCES = SourceMap([SourceConfig(id="portal", agency="so-tttt", networks=("127.0.0.1",))])
+
+Running = tuple[SyslogServer, Any]
+
+
+async def _start(config: SyslogConfig, max_message_bytes: int = 65536) -> Running:
+    bus = MemoryBus()
+    consumer = await bus.subscribe(RAW, "test")
+    server = SyslogServer(
+        bus,
+        Address("127.0.0.1", 0),
+        udp=False,
+        tcp=False,
+        tls=server_context(config),
+        tls_listen=config.tls_listen,
+        sources=_SOURCES,
+        max_message_bytes=max_message_bytes,
+    )
+    await server.start()
+    return server, consumer
+
+
+@pytest.fixture
+async def required(pki: Pki) -> AsyncIterator[Running]:
+    server, consumer = await _start(_syslog_config(pki, require=True))
+    yield server, consumer
+    await server.stop()
+
+
+@pytest.fixture
+async def optional(pki: Pki) -> AsyncIterator[Running]:
+    server, consumer = await _start(_syslog_config(pki, require=False))
+    yield server, consumer
+    await server.stop()
+
+
+async def collect(consumer: Any, count: int) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(got) < count and asyncio.get_running_loop().time() < deadline:
+        got += [d.value for d in await consumer.poll(1000, 0.2)]
+        await consumer.commit()
+    return got
+
+
+def octets(message: bytes) -> bytes:
+    return str(len(message)).encode() + b" " + message
+
+
+def _client_context(
+    pki: Pki, cert: Issued | None, max_version: ssl.TLSVersion | None = None
+) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(pki.ca.cert))
+    if cert is not None:
+        context.load_cert_chain(str(cert.cert), str(cert.key))
+    if max_version is not None:
+        context.maximum_version = max_version
+    return context
+
+
+def _send(port: int, context: ssl.SSLContext, writes: list[bytes]) -> None:
+    """Each `sendall` is its own TLS record (or several, past 16 KiB), so the writes choose how
+    messages fall across records."""
+    raw = socket.create_connection(("127.0.0.1", port))
+    with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        for data in writes:
+            tls.sendall(data)
+        tls.unwrap()
+
+
+def _attempt(port: int, context: ssl.SSLContext, data: bytes) -> str:
+    """Connect, send and wait for the server's answer: how the server ended the connection."""
+    try:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(data)
+            return "closed" if tls.recv(1) == b"" else "answered"
+    except ssl.SSLError as exc:
+        return f"ssl:{exc.reason}"
+    except (ConnectionResetError, BrokenPipeError):
+        return "reset"
+
+
+def _failures(source: str) -> float:
+    total = 0.0
+    for metric in REGISTRY.collect():
+        if metric.name == "soc_syslog_tls_handshake_failures":
+            for sample in metric.samples:
+                if sample.name.endswith("_total") and sample.labels["source"] == source:
+                    total += sample.value
+    return total
+
+
+async def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.02)
+
+
+# --- tests -----------------------------------------------------------------------------------
+
+
+async def test_tls_round_trip_with_a_client_certificate_arrives_with_its_agency(
+    pki: Pki, required: Running
+) -> None:
+    server, consumer = required
+    lines = [b"<13>1 2026-11-28T10:00:00Z portal app - - - login ok %d" % i for i in range(3)]
+    context = _client_context(pki, pki.client)
+    await asyncio.to_thread(
+        _send, server.addresses["tls"].port, context, [octets(line) for line in lines]
+    )
+    records = await collect(consumer, 3)
+    assert [r["data"].encode() for r in records] == lines
+    for record in records:
+        assert record["organization"] == {"id": "so-tttt"}
+        assert record["source"]["id"] == "portal"
+        assert record["source"]["transport"] == "tls"
+        assert record["source"]["listener"] == str(server.addresses["tls"])
+        assert "flags" not in record
+
+
+@pytest.mark.parametrize("client", ["none", "stranger"])
+@pytest.mark.parametrize(
+    "version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=["tls1.2", "tls1.3"]
+)
+async def test_a_client_without_a_valid_certificate_is_refused_and_nothing_is_published(
+    pki: Pki, required: Running, client: str, version: ssl.TLSVersion
+) -> None:
+    server, consumer = required
+    port = server.addresses["tls"].port
+    before = _failures("portal")
+    cert = pki.stranger if client == "stranger" else None
+    outcome = await asyncio.to_thread(
+        _attempt, port, _client_context(pki, cert, version), octets(b"<13>1 - h a - - - sneaked in")
+    )
+    assert outcome != "answered"
+    await _wait_for(lambda: _failures("portal") == before + 1)
+    # A valid sender afterwards: its line is the only one that ever reaches the bus.
+    await asyncio.to_thread(
+        _send, port, _client_context(pki, pki.client), [octets(b"<13>1 - h a - - - marker")]
+    )
+    records = await collect(consumer, 1)
+    assert [r["data"] for r in records] == ["<13>1 - h a - - - marker"]
+    assert await consumer.poll(10, 0.05) == []
+
+
+async def test_optional_client_certificates_admit_anonymous_senders_but_not_strangers(
+    pki: Pki, optional: Running
+) -> None:
+    server, consumer = optional
+    port = server.addresses["tls"].port
+    await asyncio.to_thread(
+        _send, port, _client_context(pki, None), [octets(b"<13>1 - h a - - - anonymous")]
+    )
+    before = _failures("portal")
+    outcome = await asyncio.to_thread(
+        _attempt, port, _client_context(pki, pki.stranger), octets(b"<13>1 - h a - - - stranger")
+    )
+    assert outcome != "answered"
+    await _wait_for(lambda: _failures("portal") == before + 1)
+    await asyncio.to_thread(
+        _send, port, _client_context(pki, pki.client), [octets(b"<13>1 - h a - - - known")]
+    )
+    records = await collect(consumer, 2)
+    assert [r["data"] for r in records] == [
+        "<13>1 - h a - - - anonymous",
+        "<13>1 - h a - - - known",
+    ]
+
+
+async def test_octet_counted_frames_several_per_record_and_split_across_records(
+    pki: Pki, required: Running
+) -> None:
+    server, consumer = required
+    many = [b"<13>1 - h a - - - in one record %d" % i for i in range(50)]
+    split = b"<13>1 - h a - - - split\nacross records with a newline inside"
+    big = b"<13>1 - h a - - - " + b"x" * 40_000  # more than two 16 KiB TLS records
+    frame = octets(split)
+    writes = [
+        b"".join(octets(m) for m in many),
+        frame[:1],  # even the length itself is split
+        frame[1:25],
+        frame[25:],
+        octets(big)[:30_000],
+        octets(big)[30_000:] + b"<13>lf framed too\n",
+    ]
+    await asyncio.to_thread(
+        _send, server.addresses["tls"].port, _client_context(pki, pki.client), writes
+    )
+    records = await collect(consumer, len(many) + 3)
+    assert [r["data"].encode() for r in records] == [*many, split, big, b"<13>lf framed too"]
+
+
+async def test_an_octet_count_cut_short_by_the_sender_is_kept_and_flagged(pki: Pki) -> None:
+    server, consumer = await _start(_syslog_config(pki, require=True), max_message_bytes=1000)
+    try:
+        writes = [octets(b"<13>1 - h a - - - whole") + b"500 <13>1 - h a - - - cut short"]
+        await asyncio.to_thread(
+            _send, server.addresses["tls"].port, _client_context(pki, pki.client), writes
+        )
+        records = await collect(consumer, 2)
+    finally:
+        await server.stop()
+    assert [(r["data"], r.get("flags")) for r in records] == [
+        ("<13>1 - h a - - - whole", None),
+        ("<13>1 - h a - - - cut short", ["incomplete"]),
+    ]
+
+
+async def test_rfc5424_bom_escapes_and_nil_values_survive_tls_and_parse(
+    pki: Pki, required: Running
+) -> None:
+    server, consumer = required
+    line = (
+        b'<165>1 2003-10-11T22:14:15.003Z - evntslog - ID47 [exampleSDID@32473 q="say \\"hi\\"" '
+        b'path="C:\\\\temp" br="[x\\]"][b@1 e=""] \xef\xbb\xbfTi\xe1\xba\xbfng Vi\xe1\xbb\x87t'
+    )
+    await asyncio.to_thread(
+        _send, server.addresses["tls"].port, _client_context(pki, pki.client), [octets(line)]
+    )
+    (record,) = await collect(consumer, 1)
+    assert record["data"].encode("utf-8") == line
+    from soc.normalize.syslog import parse_syslog
+
+    parsed = parse_syslog(record["data"])
+    assert parsed.message == "Tiếng Việt"
+    assert (parsed.hostname, parsed.procid, parsed.appname, parsed.msgid) == (
+        None,
+        None,
+        "evntslog",
+        "ID47",
+    )
+    assert parsed.structured_data == {
+        "exampleSDID@32473": {"q": 'say "hi"', "path": "C:\\temp", "br": "[x]"},
+        "b@1": {"e": ""},
+    }
+
+
+def test_rfc5424_escaped_backslash_before_the_closing_quote_ends_the_value() -> None:
+    from soc.normalize.syslog import parse_syslog
+
+    parsed = parse_syslog('<13>1 - h a - - [x@1 a="ends in \\\\"][y@2 b="x ] y"] msg')
+    assert parsed.structured_data == {"x@1": {"a": "ends in \\"}, "y@2": {"b": "x ] y"}}
+    assert parsed.message == "msg"
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+def _load(tmp_path: Path, syslog: dict[str, Any]) -> Any:
+    file = tmp_path / "soc.yaml"
+    file.write_text("{}\n")
+    return load_config(file, environ={}, overrides={"syslog": syslog})
+
+
+def test_tls_configuration_that_loads_is_accepted(pki: Pki, tmp_path: Path) -> None:
+    config = _load(
+        tmp_path,
+        {
+            "tls": True,
+            "tls_listen": "0.0.0.0:6514",
+            "tls_cert": str(pki.server.cert),
+            "tls_key": str(pki.server.key),
+            "tls_client_ca": str(pki.ca.cert),
+            "tls_require_client_cert": True,
+        },
+    )
+    assert config.syslog.tls_listen == Address("0.0.0.0", 6514)
+    assert server_context(config.syslog).verify_mode == ssl.CERT_REQUIRED
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"tls_cert": ""}, "syslog.tls_cert and syslog.tls_key: both are required"),
+        ({"tls_cert": "/nonexistent/server.crt"}, "syslog.tls_cert: no such file"),
+        ({"tls_key": "CLIENT_KEY"}, "syslog.tls_cert/syslog.tls_key: cannot load"),
+        ({"tls_key": "CA_CERT"}, "syslog.tls_cert/syslog.tls_key: cannot load"),
+        ({"tls_client_ca": ""}, "syslog.tls_client_ca: required when"),
+        ({"tls_client_ca": "SERVER_KEY"}, "syslog.tls_client_ca: cannot load"),
+    ],
+)
+def test_tls_configuration_that_would_not_serve_is_refused_naming_the_key(
+    pki: Pki, tmp_path: Path, change: dict[str, str], message: str
+) -> None:
+    files = {
+        "CLIENT_KEY": str(pki.client.key),
+        "CA_CERT": str(pki.ca.cert),
+        "SERVER_KEY": str(pki.server.key),
+    }
+    syslog = {
+        "tls": True,
+        "tls_cert": str(pki.server.cert),
+        "tls_key": str(pki.server.key),
+        "tls_client_ca": str(pki.ca.cert),
+        "tls_require_client_cert": True,
+    }
+    syslog.update({key: files.get(value, value) for key, value in change.items()})
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _load(tmp_path, syslog)
+
+
+def test_tls_off_needs_no_certificate(tmp_path: Path) -> None:
+    assert _load(tmp_path, {"tls": False}).syslog.tls_cert == ""
