@@ -4,7 +4,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench install clean services services-down
+.PHONY: run test lint bench install clean services services-down console
+
+# The web console: npm packages from the lockfile, bundled into soc/console/static. Rebuilt only
+# when a source file changes (the stamp), so run/test/bench cost nothing when it is current.
+CONSOLE_STAMP := soc/console/static/.stamp
+CONSOLE_SOURCES := $(shell find console -path console/node_modules -prune -o -type f -print 2>/dev/null)
+
+console/node_modules/.stamp: console/package.json console/package-lock.json
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(CONSOLE_STAMP): console/node_modules/.stamp $(CONSOLE_SOURCES)
+	cd console && node build.mjs
+	touch $@
+
+console: $(CONSOLE_STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed")'
@@ -15,7 +30,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) console
 	$(BIN)/soc run $(ARGS)
 
 # Real Kafka and Elasticsearch on loopback for the integration tests (deploy/local/).
@@ -25,7 +40,7 @@ services:
 services-down:
 	bash deploy/local/services.sh down
 
-test: $(STAMP) services
+test: $(STAMP) services console
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -33,12 +48,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP) services
+bench: $(STAMP) services console
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/detect.py
 	$(BIN)/python bench/correlation.py
 	$(BIN)/python bench/scan.py
 	$(BIN)/python bench/distributed.py
+	$(BIN)/python bench/console.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from soc import __version__, metrics  # noqa: F401 (registers every series for /metrics)
+from soc import __version__, console, metrics  # noqa: F401 (metrics: registers every series)
 from soc.api.auth import CurrentPrincipal, require_principal
 from soc.store.base import Kind, QueryError, Store, StoreUnavailable
 from soc.store.base import Query as StoreQuery
@@ -172,14 +172,9 @@ def create_app(store: Store, api_token: str) -> FastAPI:
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/", include_in_schema=False)
-    async def root() -> JSONResponse:
-        return JSONResponse(
-            {"name": "soc", "version": __version__, "api": "/api/v1", "docs": "/docs"}
-        )
-
     router = APIRouter(prefix="/api/v1", dependencies=[Depends(require_principal)])
     for kind in ("events", "alerts"):
         _kind_routes(router, kind)
     app.include_router(router)
+    console.mount(app)
     return app

@@ -1,0 +1,43 @@
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+
+/**
+ * Load data with `load()` whenever `deps` change, and again every `every` milliseconds while the
+ * page is visible (live refresh). A refresh keeps showing the last data while it runs.
+ */
+export function useData(load, deps, every) {
+  const [state, setState] = useState({ data: null, error: null, loading: true, at: null });
+  const generation = useRef(0);
+  const run = useCallback(() => {
+    const mine = ++generation.current;
+    setState((s) => ({ ...s, loading: true }));
+    return load().then(
+      (data) => mine === generation.current && setState({ data, error: null, loading: false, at: new Date() }),
+      (error) => mine === generation.current && setState((s) => ({ ...s, error, loading: false })),
+    );
+  }, deps);
+  useEffect(() => {
+    run();
+    if (!every) return undefined;
+    const timer = setInterval(() => {
+      if (!document.hidden) run();
+    }, every);
+    return () => clearInterval(timer);
+  }, [run, every]);
+  const setData = useCallback((data) => setState((s) => ({ ...s, data, at: new Date() })), []);
+  return { ...state, reload: run, setData };
+}
+
+/** Single-key shortcuts, ignored while the user types in a field. */
+export function useKeys(handlers, deps) {
+  useEffect(() => {
+    const onKey = (event) => {
+      if (event.ctrlKey || event.metaKey || event.altKey) return;
+      const target = event.target;
+      if (target.closest && target.closest('input, textarea, select, [contenteditable]')) return;
+      const handler = handlers[event.key];
+      if (handler && handler(event) !== false) event.preventDefault();
+    };
+    addEventListener('keydown', onKey);
+    return () => removeEventListener('keydown', onKey);
+  }, deps);
+}

@@ -1,0 +1,75 @@
+import { useState } from 'preact/hooks';
+import { get, post } from '../api.js';
+import { html } from '../html.js';
+import { t } from '../i18n.js';
+import { dateTime, number } from '../format.js';
+import { useData } from '../hooks.js';
+import { Empty, ErrorBox, Loading, Pager } from '../components.js';
+
+const REFRESH_MS = 10000;
+const LIMIT = 50;
+const RETRYABLE = new Set(['parked', 'failed', 'error']);
+
+function items(data) {
+  return Array.isArray(data) ? data : (data && (data.items || data.channels)) || [];
+}
+
+function text(value) {
+  if (value === null || value === undefined || value === '') return '—';
+  if (typeof value === 'object') return JSON.stringify(value);
+  if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(value)) return dateTime(value);
+  return String(value);
+}
+
+export function Notifications({ me }) {
+  const [offset, setOffset] = useState(0);
+  const channels = useData(() => get('/notifications/channels'), []);
+  const deliveries = useData(() => get('/notifications/deliveries', { offset, limit: LIMIT }), [offset], REFRESH_MS);
+  const [failure, setFailure] = useState(null);
+  const retry = async (id) => {
+    try {
+      await post(`/notifications/deliveries/${encodeURIComponent(id)}/retry`);
+      setFailure(null);
+      deliveries.reload();
+    } catch (error) {
+      setFailure(error);
+    }
+  };
+  const rows = items(deliveries.data);
+  const total = deliveries.data && deliveries.data.total !== undefined ? deliveries.data.total : rows.length;
+  return html`<section>
+    <h1>${t('notify.title')}</h1>
+    <section class="card" aria-labelledby="channels-title">
+      <h2 id="channels-title">${t('notify.channels')}</h2>
+      <${ErrorBox} error=${channels.error} />
+      ${!channels.data && !channels.error && html`<${Loading} />`}
+      ${channels.data && items(channels.data).length === 0 && html`<${Empty} />`}
+      <ul class="chips">
+        ${items(channels.data).map((c) => html`<li class="chip">${typeof c === 'string' ? c : `${c.name || c.id} (${c.type || ''})`}</li>`)}
+      </ul>
+    </section>
+    <section class="card" aria-labelledby="deliveries-title">
+      <h2 id="deliveries-title">${t('notify.deliveries')}</h2>
+      <${ErrorBox} error=${deliveries.error || failure} />
+      ${deliveries.data && rows.length === 0 && html`<${Empty} />`}
+      ${rows.length > 0 && html`<div class="table-wrap"><table class="grid compact">
+        <thead><tr>
+          <th scope="col">${t('notify.created')}</th><th scope="col">${t('notify.incident')}</th>
+          <th scope="col">${t('notify.channel')}</th><th scope="col">${t('notify.recipient')}</th>
+          <th scope="col">${t('notify.state')}</th><th scope="col">${t('notify.attempts')}</th>
+          <th scope="col">${t('notify.lastError')}</th><th scope="col"><span class="sr-only">${t('notify.retry')}</span></th>
+        </tr></thead>
+        <tbody>${rows.map((d) => html`<tr>
+          <td>${text(d.created || d.enqueued_at || d.at)}</td>
+          <td>${d.incident_id ? html`<a href=${`#/incidents/${encodeURIComponent(d.incident_id)}`}>${d.incident_id}</a>` : '—'}</td>
+          <td>${text(d.channel)}</td><td>${text(d.recipient)}</td>
+          <td>${text(d.state || d.status)}</td><td class="num">${number(d.attempts || 0)}</td>
+          <td>${text(d.last_error || d.error)}</td>
+          <td>${me.role === 'admin' && RETRYABLE.has(d.state || d.status) &&
+            html`<button type="button" onClick=${() => retry(d.id)}>${t('notify.retry')}</button>`}</td>
+        </tr>`)}</tbody>
+      </table></div>`}
+      <${Pager} offset=${offset} limit=${LIMIT} total=${total} onPage=${setOffset} />
+    </section>
+  </section>`;
+}
