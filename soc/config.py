@@ -206,6 +206,25 @@ class AgentConfig:
 class NetmetaConfig:
     """`soc collector netmeta`: the packet-metadata sensor (issue 5)."""
 
+    #: Interface to capture on (live mode) and its BPF filter (compiled by libpcap).
+    interface: str = ""
+    bpf: str = ""
+    #: observer.name on every record and part of every record id; empty: the host name.
+    sensor_id: str = ""
+    #: The configured source whose agency owns everything this sensor sees; empty: the agency
+    #: of the source whose `networks` hold the flow's source, else its destination address.
+    source_id: str = ""
+    #: Seconds, in packet time: a flow without packets for `idle_timeout` ends; one longer than
+    #: `active_timeout` is reported in pieces; after FIN both ways or RST, `closed_timeout`
+    #: more seconds take in the trailing ACKs.
+    idle_timeout: int = 30
+    active_timeout: int = 1800
+    closed_timeout: int = 2
+    #: Flows held at once; past it the least recently seen is reported early and counted.
+    max_flows: int = 100_000
+    #: Records waiting for the bus in live mode; past it they are dropped and counted.
+    queue: int = 100_000
+
 
 @dataclass(frozen=True, slots=True)
 class IncidentsConfig:
@@ -216,6 +235,8 @@ class IncidentsConfig:
     #: alert adds its group-by values.
     group_by: tuple[str, ...] = ("rule.id", "host.name")
     window_seconds: int = 24 * 3600
+    #: Who the platform reports as (STIX exports, monthly reports): the province's SOC.
+    producer: str = "SOC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,6 +355,15 @@ class ConsoleConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """`/metrics` of a part that serves no API (engine, collectors, notifier) for Prometheus;
+    the API and `soc run` serve it on `http.listen`."""
+
+    listen: Address = Address("127.0.0.1", 9464)
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class SourceConfig:
     """One sender of records and the agency (`organization.id`) that owns it. Syslog senders are
     recognised by address (`networks`: addresses or CIDRs); agents and other HTTP pushers by
@@ -371,6 +401,7 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def sqlite_path(self) -> Path:
@@ -581,11 +612,20 @@ def _validate(config: Config) -> None:
                 ) from None
         if source.token_sha256 and not re.fullmatch(r"[0-9a-f]{64}", source.token_sha256):
             raise ConfigError(f"sources[{i}].token_sha256: expected 64 lowercase hex digits")
+    _validate_netmeta(config.netmeta, seen)
     if config.sources:
         # Compiling the syslog address map refuses a network claimed by two sources.
         from collectors.syslog.sources import SourceMap
 
         SourceMap(config.sources)
+
+
+def _validate_netmeta(netmeta: NetmetaConfig, source_ids: set[str]) -> None:
+    if netmeta.source_id and netmeta.source_id not in source_ids:
+        raise ConfigError(f"netmeta.source_id: {netmeta.source_id!r} names no entry of sources")
+    for name in ("idle_timeout", "active_timeout", "max_flows", "queue"):
+        if getattr(netmeta, name) < 1:
+            raise ConfigError(f"netmeta.{name}: must be at least 1")
 
 
 def _validate_retention(retention: RetentionConfig) -> None:

@@ -11,28 +11,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
 import signal
 import socket
-from collections.abc import Iterator
+import sqlite3
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import prometheus_client
 import uvicorn
 
 from collectors.syslog.server import SyslogServer
 from collectors.syslog.sources import SourceMap
 from collectors.syslog.tls import server_context
 from soc import metrics
+from soc.accounts import Accounts
 from soc.api.app import create_app
 from soc.api.auth import ensure_api_token
 from soc.api.ingest import Intake, install_intake
+from soc.api.rules import RuleCatalog, effective_options
 from soc.bus.base import Bus
 from soc.config import Address, Config
-from soc.detect.rules import RuleSet, load_rules, options_from_config
+from soc.detect.rules import RuleSet, load_rules
 from soc.detect.stage import CorrelationStage, Detection, DetectionStage
+from soc.incidents.grouping import IncidentStage
 from soc.normalize import NormalizeOptions
 from soc.normalize.stage import NormalizeStage
+from soc.notify.api import attach as attach_notify
+from soc.notify.service import Notifier
 from soc.retention import run_retention
 from soc.stage import Stage, run_stage
 from soc.store.writer import StoreWriter
@@ -59,8 +69,10 @@ class _Layer:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
-def load_ruleset(config: Config) -> RuleSet:
-    ruleset = load_rules([Path(p) for p in config.rules.paths], options_from_config(config.rules))
+def load_ruleset(config: Config, overrides: Mapping[str, bool] | None = None) -> RuleSet:
+    """The configured rules, with the console's switches (rule id -> enabled) applied."""
+    options = effective_options(config, overrides or {})
+    ruleset = load_rules([Path(p) for p in config.rules.paths], options)
     metrics.RULES_LOADED.set(len(ruleset.rules))
     metrics.RULES_UNROUTED.set(len(ruleset.unrouted))
     reasons: dict[str, int] = {}
@@ -95,7 +107,7 @@ async def _watch_backlog(bus: Bus, topics: list[str]) -> None:
         await asyncio.sleep(1.0)
 
 
-PARTS = frozenset({"collector", "engine", "api"})
+PARTS = frozenset({"collector", "engine", "api", "notifier"})
 
 
 async def run_embedded(config: Config) -> int:
@@ -117,8 +129,9 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
     drain = parts == PARTS
     layers: list[_Layer] = []
     detection_stages: list[DetectionStage | CorrelationStage] = []
+    accounts = open_accounts(config) if parts & {"engine", "api"} else None
     if "engine" in parts:
-        ruleset = load_ruleset(config)
+        ruleset = load_ruleset(config, accounts.rule_overrides() if accounts else None)
         log.info(
             "rules loaded count=%d unrouted=%d problems=%d correlations=%d",
             len(ruleset.rules), len(ruleset.unrouted), len(ruleset.problems),
@@ -131,7 +144,7 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
             _Layer([NormalizeStage(bus, options)]),
             _Layer([detection_stages[0], StoreWriter(store, "events")]),
             _Layer([detection_stages[1]]),
-            _Layer([StoreWriter(store, "alerts")]),
+            _Layer([IncidentStage(store, config.incidents, bus)]),
         ]
         for layer in layers:
             for stage in layer.stages:
@@ -140,6 +153,14 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
                         run_stage(bus, stage, layer.stop, batch, drain=drain), name=stage.name
                     )
                 )
+    notifier = Notifier(config) if "notifier" in parts else None
+    if notifier is not None:
+        # Last layer: stopped after everything upstream of soc.incidents has drained.
+        notifier.start()
+        layers.append(_Layer([notifier.stage]))
+        layers[-1].tasks.append(asyncio.create_task(
+            run_stage(bus, notifier.stage, layers[-1].stop, batch, drain=drain), name="notify"
+        ))  # fmt: skip
     api: _ApiServer | None = None
     api_task: asyncio.Task[None] | None = None
     addresses: list[str] = []
@@ -152,8 +173,21 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
                 config.data_dir / "secrets" / "api_token",
                 token,
             )
+        assert accounts is not None
+        ensure_first_admin(accounts)
         http_socket = _bind(config.http.listen)
-        app = create_app(store, token)
+
+        def current_rules() -> RuleSet | None:
+            return detection_stages[0].detection.rules if detection_stages else None
+
+        async def rules_changed() -> None:
+            if detection_stages:
+                await _reload_rules(config, detection_stages, accounts)
+
+        catalog = RuleCatalog(config, accounts, current=current_rules, on_change=rules_changed)
+        app = create_app(store, token, config=config, accounts=accounts, bus=bus, rules=catalog)
+        if notifier is not None:
+            attach_notify(app, notifier.outbox, config.notify)
         intake = install_intake(app, bus, config.sources, config.intake)
         api = _ApiServer(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
         api_task = asyncio.create_task(api.serve(sockets=[http_socket]), name="api")
@@ -180,6 +214,16 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
     backlog_task = asyncio.create_task(
         _watch_backlog(bus, ["soc.raw", "soc.events", "soc.matches", "soc.alerts"])
     )
+    metrics_server = None
+    if "api" not in parts and config.metrics.enabled:
+        listen = config.metrics.listen
+        try:
+            metrics_server, _ = prometheus_client.start_http_server(listen.port, listen.host)
+            addresses.append(f"metrics=http://{listen}/metrics")
+        except OSError as exc:
+            # A second part on the same host with the same port: it still runs, unobserved,
+            # and says so (set metrics.listen per part).
+            log.error("metrics not served listen=%s error=%s", listen, exc)
     retention_stop = asyncio.Event()
     retention_task = (
         asyncio.create_task(run_retention(store, config.retention, retention_stop))
@@ -194,12 +238,17 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
     reloads: set[asyncio.Task[None]] = set()
 
     def reload() -> None:
-        task = asyncio.create_task(_reload_rules(config, detection_stages))
+        task = asyncio.create_task(_reload_rules(config, detection_stages, accounts))
         reloads.add(task)
         task.add_done_callback(reloads.discard)
 
+    watch_task: asyncio.Task[None] | None = None
     if detection_stages:
         loop.add_signal_handler(signal.SIGHUP, reload)
+        if accounts is not None and "api" not in parts:
+            # A separate engine learns of the console's rule switches by polling the accounts
+            # database it shares with the API (same data directory or auth.database).
+            watch_task = asyncio.create_task(_watch_overrides(config, detection_stages, accounts))
     log.info(
         "ready parts=%s %s bus=%s store=%s data_dir=%s",
         ",".join(sorted(parts)), " ".join(addresses), config.bus, config.store, config.data_dir,
@@ -216,15 +265,23 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
     for layer in layers:
         layer.stop.set()
         await asyncio.gather(*layer.tasks, return_exceptions=True)
+    if notifier is not None:
+        await notifier.stop()
     backlog_task.cancel()
+    if watch_task is not None:
+        watch_task.cancel()
     retention_stop.set()
     if retention_task is not None:
         await asyncio.gather(retention_task, return_exceptions=True)
+    if metrics_server is not None:
+        metrics_server.shutdown()
     if api is not None and api_task is not None:
         api.should_exit = True
         await asyncio.gather(api_task, return_exceptions=True)
     await bus.close()
     await store.close()
+    if accounts is not None:
+        accounts.close()
     failed = [task for task in stage_tasks if task.done() and task.exception() is not None]
     for task in failed:
         log.error("stage failed stage=%s error=%r", task.get_name(), task.exception())
@@ -232,12 +289,68 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
     return 0 if not failed and stopped_by == "signal" else 1
 
 
-async def _reload_rules(config: Config, stages: list[DetectionStage | CorrelationStage]) -> None:
-    """SIGHUP: load the rules again and swap them in between two batches. A rule set that
-    fails to load as a whole leaves the running one in place; correlation windows restart."""
+def open_accounts(config: Config) -> Accounts:
+    path = Path(config.auth.database) if config.auth.database else config.data_dir / "accounts.db"
+    return Accounts(
+        path,
+        max_failed_logins=config.auth.max_failed_logins,
+        lockout_seconds=config.auth.lockout_seconds,
+    )
+
+
+def ensure_first_admin(accounts: Accounts) -> None:
+    """The first start makes the first administrator, `admin`: with `SOC_ADMIN_PASSWORD` if
+    set, otherwise a generated password printed once. Never a fixed default."""
+    if accounts.user_count():
+        return
+    password = os.environ.get("SOC_ADMIN_PASSWORD", "")
+    generated = not password
+    if generated:
+        password = secrets.token_urlsafe(18)
+    accounts.add_user("admin", password, "admin", None, "Administrator")
+    if generated:
+        # Printed, not logged: it must reach the operator once and never a log collector.
+        print(
+            f"soc: created the first administrator 'admin' with password: {password}\n"
+            "soc: (shown once; change it with `soc users passwd admin`)",
+            file=sys.stderr,
+            flush=True,
+        )
+    else:
+        log.info("created the first administrator 'admin' from SOC_ADMIN_PASSWORD")
+
+
+async def _watch_overrides(
+    config: Config,
+    stages: list[DetectionStage | CorrelationStage],
+    accounts: Accounts,
+    interval: float = 15.0,
+) -> None:
+    seen = accounts.rule_overrides()
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            current = await asyncio.to_thread(accounts.rule_overrides)
+        except sqlite3.Error as exc:
+            log.warning("cannot read rule switches error=%s", exc)
+            continue
+        if current != seen:
+            seen = current
+            await _reload_rules(config, stages, accounts)
+
+
+async def _reload_rules(
+    config: Config,
+    stages: list[DetectionStage | CorrelationStage],
+    accounts: Accounts | None = None,
+) -> None:
+    """SIGHUP (or a rule switched in the console): load the rules again and swap them in between
+    two batches. A rule set that fails to load as a whole leaves the running one in place;
+    correlation windows restart."""
     log.info("reloading rules")
+    overrides = accounts.rule_overrides() if accounts is not None else None
     try:
-        ruleset = await asyncio.to_thread(load_ruleset, config)
+        ruleset = await asyncio.to_thread(load_ruleset, config, overrides)
     except (OSError, ValueError) as exc:
         log.error("rule reload failed, keeping the loaded rules reason=%s", exc)
         return

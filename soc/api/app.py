@@ -12,7 +12,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from soc import __version__, console, metrics  # noqa: F401 (metrics: registers every series)
-from soc.api.auth import CurrentPrincipal, require_principal
+from soc.accounts import Accounts
+from soc.api import admin, incidents, insights, session
+from soc.api import rules as rules_api
+from soc.api.auth import CurrentPrincipal, LoginLimiter, require_principal
+from soc.api.rules import RuleCatalog
+from soc.bus.base import Bus
+from soc.config import Config
+from soc.incidents.service import IncidentService
+from soc.notify.api import router as notify_router
 from soc.store.base import Kind, QueryError, Store, StoreUnavailable
 from soc.store.base import Query as StoreQuery
 
@@ -145,14 +153,39 @@ async def _guard(call: Callable[[], Awaitable[T]]) -> T:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
 
 
-def create_app(store: Store, api_token: str) -> FastAPI:
+def create_app(
+    store: Store,
+    api_token: str,
+    *,
+    config: Config | None = None,
+    accounts: Accounts | None = None,
+    bus: Bus | None = None,
+    rules: RuleCatalog | None = None,
+) -> FastAPI:
+    """The API over `store`. `accounts` enables users, sessions and API keys (without it only
+    the machine token `api_token` gets in); `bus` carries incident changes to notifications;
+    `rules` shows the engine's rules (by default the catalog loads them from `config`)."""
+    config = config or Config()
     app = FastAPI(
         title="SOC platform API",
         version=__version__,
-        description="Events and alerts of the provincial SOC. Every /api route needs a token.",
+        description=(
+            "Events, alerts and incidents of the provincial SOC. Every /api route needs"
+            " authentication (bearer token, API key or console session) except /auth/token and"
+            " /auth/login; what a caller sees is limited to their agencies."
+        ),
     )
     app.state.store = store
     app.state.api_token = api_token
+    app.state.accounts = accounts
+    app.state.bus = bus
+    app.state.auth_config = config.auth
+    app.state.login_limiter = LoginLimiter(config.auth.login_attempts_per_minute)
+    app.state.incidents = IncidentService(store, bus)
+    app.state.rules = rules or RuleCatalog(config, accounts)
+    app.state.sources = config.sources
+    app.state.timezone = config.syslog.timezone
+    app.state.producer_name = config.incidents.producer
 
     @app.exception_handler(StoreUnavailable)
     async def store_unavailable(_request: Request, exc: StoreUnavailable) -> JSONResponse:
@@ -176,5 +209,14 @@ def create_app(store: Store, api_token: str) -> FastAPI:
     for kind in ("events", "alerts"):
         _kind_routes(router, kind)
     app.include_router(router)
+    for extra in (
+        session.router,
+        incidents.router,
+        insights.router,
+        admin.router,
+        rules_api.router,
+    ):
+        app.include_router(extra)
+    app.include_router(notify_router)
     console.mount(app)
     return app
