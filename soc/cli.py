@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from soc import __version__
+from soc import __version__, users_cli
 from soc.config import Config, ConfigError, load_config
 from soc.logs import setup_logging
 
@@ -46,12 +46,24 @@ def _parser() -> argparse.ArgumentParser:
             part.add_argument("--http", metavar="HOST:PORT", help="API and console address")
         else:
             part.add_argument("--rules", metavar="PATH", action="append", help="rule path")
+    users_cli.add_parser(commands)
     collector = commands.add_parser("collector", help="an edge collector (distributed deployment)")
     kinds = collector.add_subparsers(dest="kind", required=True, metavar="KIND")
-    syslog = kinds.add_parser("syslog", help="syslog over UDP and TCP into the bus")
+    syslog = kinds.add_parser("syslog", help="syslog over UDP, TCP and TLS into the bus")
     syslog.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="YAML file")
     syslog.add_argument("--syslog", metavar="HOST:PORT", help="listen address")
     syslog.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    netmeta = kinds.add_parser("netmeta", help="flows, DNS, HTTP and TLS from packets into the bus")
+    netmeta.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="YAML file")
+    netmeta.add_argument("--interface", metavar="IF", help="capture live on this interface")
+    netmeta.add_argument("--bpf", metavar="FILTER", help="BPF capture filter (libpcap syntax)")
+    netmeta.add_argument("--pcap", metavar="FILE", type=Path, nargs="+", help="replay, then exit")
+    netmeta.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+
+    agent = commands.add_parser("agent", help="tail files and push them to the HTTP intake")
+    agent.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="YAML file")
+    agent.add_argument("--data-dir", metavar="DIR", help="default parent of agent.state_dir")
+    agent.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
 
     rules = commands.add_parser("rules", help="check, test, list and convert rules")
     actions = rules.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -74,6 +86,18 @@ def _parser() -> argparse.ArgumentParser:
         "--min-free-gib", type=float, default=5.0, help="warn under this much free disk"
     )
 
+    notifier = commands.add_parser("notifier", help="send notifications (distributed deployment)")
+    notifier.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="YAML file")
+    notifier.add_argument("--data-dir", metavar="DIR", help="where the outbox lives")
+    notifier.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    notify = commands.add_parser("notify", help="notification tools")
+    notify_actions = notify.add_subparsers(dest="notify_action", required=True, metavar="ACTION")
+    notify_test = notify_actions.add_parser("test", help="send a test message through a channel")
+    notify_test.add_argument("channel", help="a channel name from notify.channels")
+    notify_test.add_argument("--to", help="recipient (default: the first a route names)")
+    notify_test.add_argument("--language", choices=("vi", "en"), default="vi")
+    notify_test.add_argument("--data-dir", metavar="DIR", help="where the outbox lives")
+
     scan = commands.add_parser("scan", help="detection over files (EVTX, JSON, syslog, web logs)")
     scan.add_argument("paths", nargs="+", type=Path, help="files or directories")
     scan.add_argument("--rules", metavar="PATH", type=Path, action="append", help="rule path")
@@ -94,14 +118,18 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["rules"] = {"paths": args.rules}
     if getattr(args, "log_level", None):
         overrides["log"] = {"level": args.log_level}
+    netmeta = {k: getattr(args, k, None) for k in ("interface", "bpf")}
+    if any(netmeta.values()):
+        overrides["netmeta"] = {k: v for k, v in netmeta.items() if v}
     return overrides
 
 
 _PARTS = {
-    "run": frozenset({"collector", "engine", "api"}),
+    "run": frozenset({"collector", "engine", "api", "notifier"}),
     "engine": frozenset({"engine"}),
     "api": frozenset({"api"}),
     "collector": frozenset({"collector"}),
+    "notifier": frozenset({"notifier"}),
 }
 
 
@@ -278,6 +306,35 @@ def _doctor(args: argparse.Namespace) -> int:
     return report(asyncio.run(diagnose(options)), sys.stdout, args.json)
 
 
+def _agent(config: Config) -> int:
+    from collectors.agent.agent import run_agent
+
+    setup_logging(config.log.level, config.log.format)
+    try:
+        return asyncio.run(run_agent(config))
+    except ConfigError as exc:
+        print(f"soc: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _notify_test(config: Config, args: argparse.Namespace) -> int:
+    from soc.notify.cli import send_test
+
+    setup_logging("error")
+    try:
+        return asyncio.run(send_test(config, args.channel, args.to, args.language, sys.stdout))
+    except ConfigError as exc:
+        print(f"soc: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _netmeta(config: Config, args: argparse.Namespace) -> int:
+    from collectors.netmeta.main import run_netmeta
+
+    setup_logging(config.log.level, config.log.format)
+    return asyncio.run(run_netmeta(config, args.pcap or []))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Output piped into `head` ends quietly, as command-line tools do.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -289,10 +346,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"soc: configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "collector" and args.kind == "netmeta":
+        return _netmeta(config, args)
     if args.command in _PARTS:
         return _run(config, args.command)
     if args.command == "scan":
         return _scan(config, args)
+    if args.command == "users":
+        return users_cli.run(config, args)
+    if args.command == "agent":
+        return _agent(config)
+    if args.command == "notify":
+        return _notify_test(config, args)
     handlers = {
         "check": _rules_check,
         "test": _rules_test,
