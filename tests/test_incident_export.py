@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from stix2validator import ValidationOptions, validate_instance
 
 from soc.incidents.export import (
@@ -235,6 +237,17 @@ def test_csv_lists_comments_then_alerts_oldest_first_then_events() -> None:
     assert event_rows[0] == ["Events"]
     assert [row[1] for row in event_rows[2:]] == ["evt-0", "evt-1", "evt-2"]
     assert event_rows[4][4] == "quản.trị"
+
+
+def test_csv_says_when_it_holds_only_some_of_the_alerts() -> None:
+    alerts = fixture_alerts()[:2]
+    rows = blocks(parse_csv(incident_csv(incident_doc(alert_count=1200), alerts, [])))[2]
+    assert rows[0] == ["Alerts", "2 of 1200"]
+    assert len(rows) == 2 + 2
+    rows = blocks(
+        parse_csv(incident_csv(incident_doc(alert_count=1200), alerts, [], language="vi"))
+    )
+    assert rows[2][0] == ["Cảnh báo", "2 trên 1200"]
 
 
 def test_csv_in_vietnamese_labels_the_blocks_in_vietnamese() -> None:
@@ -479,3 +492,23 @@ def test_stix_refuses_missing_producer_or_alert_times() -> None:
 def test_stix_time_truncates_to_milliseconds_in_utc() -> None:
     assert stix_time("2026-11-28T15:10:00.987654+07:00") == "2026-11-28T08:10:00.987Z"
     assert stix_time(datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05.000Z"
+
+
+@given(st.lists(st.lists(st.text(), min_size=1, max_size=5), min_size=1, max_size=5))
+def test_any_cells_survive_the_csv_round_trip_neutralised(rows: list[list[str]]) -> None:
+    parsed = parse_csv(excel_csv(rows))
+    assert parsed == [[safe_cell(cell) for cell in row] for row in rows]
+    for row in parsed:
+        for cell in row:
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+def test_stix_ipv6_sources_become_ipv6_observables_and_indicators() -> None:
+    alert = alert_doc(0, "2001:4860:4860::8888", "root", "2026-11-28T08:10:00Z")
+    bundle = incident_stix(incident_doc(), [alert], [], producer="SOC", now=NOW)
+    (address,) = by_type(bundle, "ipv6-addr")
+    assert address["value"] == "2001:4860:4860::8888"
+    (indicator,) = by_type(bundle, "indicator")
+    assert indicator["pattern"] == "[ipv6-addr:value = '2001:4860:4860::8888']"
+    result = validate_instance(bundle, ValidationOptions(version="2.1", strict=True))
+    assert result.is_valid, [str(e) for e in result.errors]

@@ -73,6 +73,7 @@ _CSV_LABELS: dict[str, dict[str, str]] = {
         "rule_id": "Rule ID",
         "level": "Level",
         "alerts": "Alerts",
+        "partial": "{shown} of {total}",
         "first_seen": "First seen (UTC)",
         "last_seen": "Last seen (UTC)",
         "created": "Created (UTC)",
@@ -114,6 +115,7 @@ _CSV_LABELS: dict[str, dict[str, str]] = {
         "rule_id": "Mã luật",
         "level": "Mức",
         "alerts": "Cảnh báo",
+        "partial": "{shown} trên {total}",
         "first_seen": "Lần đầu (UTC)",
         "last_seen": "Lần cuối (UTC)",
         "created": "Tạo lúc (UTC)",
@@ -203,6 +205,14 @@ def _time_key(doc: Mapping[str, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _alerts_title(labels: Mapping[str, str], shown: int, total: Any) -> list[str]:
+    """The alerts block's title, saying so when the caller passed only some of the alerts (the
+    API's timeline is capped) so that nobody takes the rows for the whole incident."""
+    if isinstance(total, int) and total > shown:
+        return [labels["alerts"], labels["partial"].format(shown=shown, total=total)]
+    return [labels["alerts"]]
+
+
 def incident_csv(
     incident: Mapping[str, Any],
     alerts: Sequence[Mapping[str, Any]],
@@ -226,7 +236,7 @@ def incident_csv(
     rows += [[c.get("at"), c.get("author"), c.get("text")] for c in comments]
     rows += [
         [],
-        [labels["alerts"]],
+        _alerts_title(labels, len(alerts), lookup(incident, "incident.alert_count")),
         [
             labels["time"],
             labels["alert_id"],
