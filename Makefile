@@ -54,6 +54,8 @@ bench: $(STAMP) services console
 	$(BIN)/python bench/correlation.py
 	$(BIN)/python bench/scan.py
 	$(BIN)/python bench/exports.py
+	$(BIN)/python bench/normalize.py
+	$(BIN)/python bench/collectors.py
 	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/console.py
 

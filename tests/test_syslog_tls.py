@@ -5,21 +5,20 @@ configuration that refuses what would not serve."""
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
+import os
 import re
+import signal
 import socket
 import ssl
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+import yaml
 from prometheus_client import REGISTRY
 
 from collectors.syslog.server import SyslogServer
@@ -28,107 +27,14 @@ from collectors.syslog.tls import server_context
 from soc.bus.base import RAW
 from soc.bus.memory import MemoryBus
 from soc.config import Address, ConfigError, SourceConfig, SyslogConfig, load_config
-
-# --- a test PKI ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Issued:
-    cert: Path
-    key: Path
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def _write(
-    directory: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
-) -> Issued:
-    cert_path, key_path = directory / f"{stem}.crt", directory / f"{stem}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return Issued(cert_path, key_path)
-
-
-def _certificate(
-    subject: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
-    *,
-    ca: bool = False,
-    server: bool = False,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    issuer_name, issuer_key = issuer if issuer is not None else (_name(subject), key)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(_name(subject))
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), True
-        )
-    else:
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
-@dataclass(frozen=True)
-class Pki:
-    ca: Issued
-    server: Issued
-    client: Issued
-    #: A client certificate from a CA the server does not trust.
-    stranger: Issued
-
-
-def _make_pki(directory: Path) -> Pki:
-    ca_key, other_key = (
-        ec.generate_private_key(ec.SECP256R1()),
-        ec.generate_private_key(ec.SECP256R1()),
-    )
-    ca_cert = _certificate("Test SOC CA", ca_key, None, ca=True)
-    other_cert = _certificate("Some other CA", other_key, None, ca=True)
-    issued = {}
-    for stem, issuer, server in (
-        ("server", (ca_cert.subject, ca_key), True),
-        ("client", (ca_cert.subject, ca_key), False),
-        ("stranger", (other_cert.subject, other_key), False),
-    ):
-        key = ec.generate_private_key(ec.SECP256R1())
-        issued[stem] = _write(
-            directory, stem, _certificate(f"{stem}.test", key, issuer, server=server), key
-        )
-    return Pki(
-        _write(directory, "ca", ca_cert, ca_key),
-        issued["server"],
-        issued["client"],
-        issued["stranger"],
-    )
+from soc.store.base import Query, Scope
+from soc.store.sqlite import SqliteStore
+from tests.pki import Issued, Pki, make_pki
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return _make_pki(tmp_path_factory.mktemp("pki"))
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 def _syslog_config(pki: Pki, *, require: bool = True, client_ca: bool = True) -> SyslogConfig:
@@ -204,14 +110,18 @@ def _client_context(
     return context
 
 
-def _send(port: int, context: ssl.SSLContext, writes: list[bytes]) -> None:
+def _send(
+    port: int, context: ssl.SSLContext, writes: list[bytes], close_notify: bool = True
+) -> None:
     """Each `sendall` is its own TLS record (or several, past 16 KiB), so the writes choose how
-    messages fall across records."""
+    messages fall across records. Without `close_notify` the sender just closes its socket, as
+    many syslog senders do."""
     raw = socket.create_connection(("127.0.0.1", port))
     with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
         for data in writes:
             tls.sendall(data)
-        tls.unwrap()
+        if close_notify:
+            tls.unwrap()
 
 
 def _attempt(port: int, context: ssl.SSLContext, data: bytes) -> str:
@@ -338,6 +248,21 @@ async def test_octet_counted_frames_several_per_record_and_split_across_records(
     assert [r["data"].encode() for r in records] == [*many, split, big, b"<13>lf framed too"]
 
 
+async def test_a_sender_that_closes_without_reading_loses_no_line(
+    pki: Pki, required: Running
+) -> None:
+    # A TLS 1.3 session ticket left unread in the sender's socket would turn its close into a
+    # reset, and the kernel would throw away what the server had not read yet.
+    lines = [b"<13>1 - h a - - - line %d" % i for i in range(20_000)]
+    context = _client_context(pki, pki.client, ssl.TLSVersion.TLSv1_3)
+    port = required[0].addresses["tls"].port
+    chunks = [b"".join(octets(line) for line in lines[i : i + 500]) for i in range(0, 20_000, 500)]
+    await asyncio.to_thread(_send, port, context, chunks, close_notify=False)
+    records = await collect(required[1], len(lines))
+    assert len(records) == len(lines)
+    assert records[-1]["data"] == "<13>1 - h a - - - line 19999"
+
+
 async def test_an_octet_count_cut_short_by_the_sender_is_kept_and_flagged(pki: Pki) -> None:
     server, consumer = await _start(_syslog_config(pki, require=True), max_message_bytes=1000)
     try:
@@ -449,3 +374,73 @@ def test_tls_configuration_that_would_not_serve_is_refused_naming_the_key(
 
 def test_tls_off_needs_no_certificate(tmp_path: Path) -> None:
     assert _load(tmp_path, {"tls": False}).syslog.tls_cert == ""
+
+
+# --- `soc run` -------------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.e2e
+def test_soc_run_serves_tls_and_stores_events_under_their_agency(pki: Pki, tmp_path: Path) -> None:
+    config = tmp_path / "soc.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "syslog": {
+                    "listen": "127.0.0.1:0",
+                    "tls": True,
+                    "tls_listen": "127.0.0.1:0",
+                    "tls_cert": str(pki.server.cert),
+                    "tls_key": str(pki.server.key),
+                    "tls_client_ca": str(pki.ca.cert),
+                    "tls_require_client_cert": True,
+                },
+                "sources": [{"id": "portal", "agency": "so-tttt", "networks": ["127.0.0.1/32"]}],
+            }
+        )
+    )
+    (tmp_path / "rules").mkdir()
+    log = tmp_path / "soc.log"
+    command = [
+        sys.executable, "-m", "soc", "run", "--config", str(config),
+        "--data-dir", str(tmp_path / "data"), "--http", "127.0.0.1:0",
+        "--rules", str(tmp_path / "rules"),
+    ]  # fmt: skip
+    env = {**os.environ, "SOC_AUTH__API_TOKEN": "tls-e2e-token-abcdefghijklmnopqrstuv"}
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=sink, env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        ready = None
+        while ready is None and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            ready = re.search(r"ready .*syslog_udp=\S+:(\d+) syslog_tls=\S+:(\d+)", log.read_text())
+        assert ready, f"soc run did not become ready:\n{log.read_text()}"
+        lines = [b"<38>1 2026-11-28T10:00:00Z web01 sshd 7 - - over tls %d" % i for i in range(2)]
+        _send(int(ready[2]), _client_context(pki, pki.client), [octets(line) for line in lines])
+        send_from_stranger = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        send_from_stranger.bind(("127.0.0.2", 0))
+        send_from_stranger.sendto(
+            b"<38>Nov 28 10:00:00 web02 app: over udp", ("127.0.0.1", int(ready[1]))
+        )
+        send_from_stranger.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    async def search(scope: Scope) -> list[dict[str, Any]]:
+        store = SqliteStore(tmp_path / "data" / "soc.db")
+        await store.open()
+        try:
+            return (await store.search("events", Query(scope=scope, limit=10))).items
+        finally:
+            await store.close()
+
+    everything = asyncio.run(search(Scope.everything()))
+    assert len(everything) == 3
+    agency = asyncio.run(search(Scope(frozenset({"so-tttt"}))))
+    assert sorted(e["event"]["original"] for e in agency) == [line.decode() for line in lines]
+    assert all(e["organization"]["id"] == "so-tttt" for e in agency)

@@ -32,6 +32,10 @@ def server_context(syslog: SyslogConfig) -> ssl.SSLContext:
             raise ConfigError(f"syslog.{key}: no such file {value!r}")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # No TLS 1.3 session tickets: a syslog sender never reads, so tickets would sit unread in
+    # its socket, and a socket closed with unread data resets the connection (RST), which makes
+    # the kernel discard the sender's last lines still waiting in our receive buffer.
+    context.num_tickets = 0
     try:
         context.load_cert_chain(syslog.tls_cert, syslog.tls_key)
     except OSError as exc:  # ssl.SSLError is one; so is a file we may not read
