@@ -168,3 +168,22 @@ NOTIFY_DELAY_SECONDS = Histogram(
     "Delay from an incident change (or a digest falling due) to the provider's acceptance.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
+
+
+def _start_known_series_at_zero() -> None:
+    """Drops and errors whose labels are known beforehand are exported at zero from the start:
+    `/metrics` shows them before the first one happens, and `increase()` in an alert rule sees
+    the first one (a series born at 1 has no increase)."""
+    for stage, reason in (
+        ("syslog", "udp_queue_full"),
+        ("index-events", "store_refused"),
+        ("index-alerts", "store_refused"),
+    ):
+        DROPPED.labels(stage, reason)
+    for kind in ("events", "alerts"):
+        STORE_ERRORS.labels(kind)
+    for reason in ("expired", "cap"):
+        CORRELATION_EVICTED.labels(reason)
+
+
+_start_known_series_at_zero()
