@@ -369,6 +369,23 @@ def test_bad_inputs_are_refused_with_the_field_named(changes: Any, message: str)
         monthly_report(province_inputs(**changes), generated_at=GENERATED)
 
 
+def test_incidents_of_no_agency_get_a_row_that_says_so() -> None:
+    orphan = incident("G", "", "2026-11-05T00:00:00Z", "new", "medium")
+    del orphan["organization"]
+    report = monthly_report(
+        province_inputs(incidents=[*november(), orphan]), generated_at=GENERATED
+    )
+    assert report["agencies"][0]["agency"] == ""
+    assert report["agencies"][0]["incidents"] == 1
+    lines = monthly_report_markdown(report).splitlines()
+    assert "| Chưa xác định cơ quan | 0 | 0 | 1 | 1 | 0 | 0 | — | — | 0 | 0 |" in lines
+
+
+def test_top_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="top"):
+        monthly_report(province_inputs(), generated_at=GENERATED, top=0)
+
+
 def test_bad_incidents_are_refused_with_the_incident_named() -> None:
     broken = november()
     broken[1]["incident"]["status"] = "closed"

@@ -226,6 +226,8 @@ def monthly_report(
     inputs: MonthlyInputs, *, generated_at: datetime, top: int = 10
 ) -> dict[str, Any]:
     """The month's report as a JSON-serialisable dict (see the module docstring)."""
+    if top < 1:
+        raise ValueError(f"top: must be at least 1, got {top}")
     start, end = month_bounds(inputs.month, inputs.timezone)
     alerts_by_agency = _checked_counts("alerts_by_agency", inputs.alerts_by_agency)
     events_by_agency = _checked_counts("events_by_agency", inputs.events_by_agency)
@@ -367,6 +369,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "id": "Mã",
         "name": "Tiêu đề",
         "agency": "Cơ quan",
+        "no_agency": "Chưa xác định cơ quan",
         "alert_count": "Số cảnh báo",
         "created": "Phát sinh",
         "high_or_critical": "Cao/nghiêm trọng",
@@ -427,6 +430,7 @@ _TEXT: dict[str, dict[str, str]] = {
         "id": "ID",
         "name": "Title",
         "agency": "Agency",
+        "no_agency": "No agency",
         "alert_count": "Alerts",
         "created": "Opened",
         "high_or_critical": "High/critical",
@@ -587,7 +591,7 @@ def _sections(report: Mapping[str, Any], style: _Style) -> list[Section]:
                 [
                     i["id"],
                     i["title"],
-                    i["agency_name"] or i["agency"],
+                    i["agency_name"] or i["agency"] or text["no_agency"],
                     _label(text, str(i["severity"])),
                     _label(text, str(i["status"])),
                     style.number(i["alert_count"] or 0),
@@ -621,7 +625,7 @@ def _agency_table(report: Mapping[str, Any], style: _Style) -> tuple[list[str], 
     headers += [text["sources"], text["sources_silent"]]
     rows = [
         [
-            row["name"] or row["agency"],
+            row["name"] or row["agency"] or text["no_agency"],
             style.number(row["events"]),
             style.number(row["alerts"]),
             style.number(row["incidents"]),
