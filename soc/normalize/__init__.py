@@ -1,19 +1,32 @@
-"""Raw syslog records (bus topic ``soc.raw``) -> ECS events.
+"""Raw records (bus topic ``soc.raw``) -> ECS events.
 
 ``normalize`` runs on every event, so it never raises: a record it cannot understand still
 becomes an event carrying the original line and tags saying what went wrong, because a
 normalizer that drops or crashes on odd input is a way for an attacker to go unseen.
+
+The record's ``format`` picks the parser: absent or "syslog" is a syslog line (this module);
+every other format is in ``soc.normalize.formats``.
 """
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
-from zoneinfo import ZoneInfo
 
+from soc import metrics
 from soc.normalize.ecs import Event, format_utc
+from soc.normalize.formats import FORMATS, unknown_format
 from soc.normalize.programs import PROGRAMS, ProgramParser
+from soc.normalize.record import (
+    ECS_VERSION,
+    MAPPING,
+    NormalizeOptions,
+    merge_vouched,
+    parse_time,
+    peer,
+    receipt,
+    text,
+)
 from soc.normalize.syslog import (
     FACILITY_NAMES,
     SEVERITY_NAMES,
@@ -24,37 +37,37 @@ from soc.normalize.syslog import (
 
 __all__ = ["ECS_VERSION", "NormalizeOptions", "normalize"]
 
-ECS_VERSION: Final = "8.17.0"
-
 _log = logging.getLogger(__name__)
-_DEFAULT_TIMEZONE: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 _GENERIC: Final = ("syslog", "syslog")  # event.module, event.dataset without a program parser
-# isinstance against the Mapping ABC is slow; records are dicts, so that check comes first.
-_MAPPING: Final = (dict, Mapping)
-
-
-@dataclass(frozen=True)
-class NormalizeOptions:
-    """Site settings the raw line cannot tell us."""
-
-    # RFC 3164 timestamps carry no zone; devices in a province log in local time.
-    timezone: tzinfo = _DEFAULT_TIMEZONE
+_SYSLOG: Final = "syslog"
+_UNKNOWN: Final = "unknown"  # the metric's label for any format we do not know (bounded labels)
 
 
 def normalize(record: Mapping[str, Any], options: NormalizeOptions) -> dict[str, Any]:
     """Raw record -> one ECS event (nested dicts, as ECS nests them). Never raises."""
     try:
-        return _normalize(record, options)
+        kind = record.get("format")
+        if kind is None or kind == _SYSLOG:
+            return _normalize(record, options)
+        parser = FORMATS.get(kind) if isinstance(kind, str) else None
+        event = parser(record, options) if parser is not None else unknown_format(record, kind)
+        error = event.get("error")
+        if isinstance(error, dict) and isinstance(reason := error.get("type"), str):
+            label = kind if parser is not None else _UNKNOWN
+            metrics.NORMALIZE_FAILURES.labels(label, reason).inc()
+        return event
     except Exception as exc:  # the stream must outlive any single record
+        metrics.NORMALIZE_FAILURES.labels(_UNKNOWN, "normalize_failed").inc()
         return _failure_event(record, exc)
 
 
 def _normalize(record: Mapping[str, Any], options: NormalizeOptions) -> Event:
-    original = _text(record.get("data")) or ""
+    original = text(record.get("data")) or ""
     parsed = parse_syslog(original)
     tags = list(parsed.tags)
-    ingested, received = _receipt(record.get("received_at"), tags)
-    peer_ip, peer_address = _peer(record.get("source"))
+    got = receipt(record.get("received_at"), tags)
+    ingested, received = got.text, got.moment
+    peer_ip, peer_address = peer(record.get("source"))
     event: Event = {
         "@timestamp": _timestamp(parsed, options.timezone, received, ingested, tags),
         "ecs": {"version": ECS_VERSION},
@@ -69,37 +82,8 @@ def _normalize(record: Mapping[str, Any], options: NormalizeOptions) -> Event:
     if parsed.error is not None:
         event["error"] = {"message": parsed.error}
     _apply_program(event, parsed)
+    merge_vouched(event, record, tags)
     return event
-
-
-def _text(value: object) -> str | None:
-    """The record's strings as strings; bytes (not what the collector sends) are decoded the
-    way it would have, so the line is still seen."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "backslashreplace")
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def _receipt(value: object, tags: list[str]) -> tuple[str, datetime]:
-    """The collector's receipt time, kept verbatim (zone-less means UTC). If it is missing or
-    not a time, now stands in: a date field Elasticsearch cannot parse would lose the event."""
-    if isinstance(value, str) and (moment := _parse_time(value)) is not None:
-        return value, moment
-    tags.append("received_at_invalid")
-    now = datetime.now(UTC)
-    return format_utc(now), now
-
-
-def _parse_time(text: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _timestamp(
@@ -115,23 +99,8 @@ def _timestamp(
     return format_utc(resolved)
 
 
-def _peer(source: object) -> tuple[str | None, str | None]:
-    """(peer ip, "ip:port" for log.source.address); IPv6 is bracketed so the port is not
-    mistaken for the last group of the address."""
-    peer = source.get("peer") if isinstance(source, _MAPPING) else None
-    if not isinstance(peer, _MAPPING):
-        return None, None
-    ip = _text(peer.get("ip"))
-    if not ip:
-        return None, None
-    port = peer.get("port")
-    if not isinstance(port, int) or isinstance(port, bool):
-        return ip, ip
-    return ip, f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
 def _set_event_id(event: Event, value: object) -> None:
-    event_id = _text(value)
+    event_id = text(value)
     if event_id is not None:
         event["event"]["id"] = event_id
 
@@ -180,7 +149,7 @@ def _log_syslog(parsed: SyslogMessage) -> dict[str, Any]:
 def _set_record_extras(event: Event, record: Mapping[str, Any], tags: list[str]) -> None:
     """Collector-side facts: tenant, transport flags and the exact bytes of non-UTF-8 lines."""
     organization = record.get("organization")
-    if isinstance(organization, _MAPPING):
+    if isinstance(organization, MAPPING):
         event["organization"] = dict(organization)
     flags = record.get("flags")
     if isinstance(flags, list | tuple):
@@ -195,7 +164,7 @@ def _set_record_extras(event: Event, record: Mapping[str, Any], tags: list[str])
 def _apply_program(event: Event, parsed: SyslogMessage) -> None:
     """Set process.* and module/dataset, then let the program's parser add its fields."""
     app = parsed.appname
-    program = PROGRAMS.get(app) if app is not None else None
+    program = _program(app) if app is not None else None
     module, dataset = (program.module, program.dataset) if program is not None else _GENERIC
     event["event"]["module"] = module
     event["event"]["dataset"] = dataset
@@ -207,6 +176,16 @@ def _apply_program(event: Event, parsed: SyslogMessage) -> None:
         event["process"] = process
     if program is not None:
         _run_program(program, parsed.message, event)
+
+
+def _program(app: str) -> ProgramParser | None:
+    """The parser for an APP-NAME; "postfix/smtpd" (and "postfix-out/smtp" from a second
+    instance) falls back to its suite's name, since the daemon list is open-ended."""
+    program = PROGRAMS.get(app)
+    if program is None and "/" in app:
+        suite = app.partition("/")[0]
+        program = PROGRAMS.get(suite) or PROGRAMS.get(suite.partition("-")[0])
+    return program
 
 
 def _run_program(program: ProgramParser, message: str, event: Event) -> None:
@@ -225,7 +204,7 @@ def _failure_event(record: object, exc: Exception) -> Event:
     _log.exception("normalize failed on a record")
     fields = {key: _safe_text(record, key) for key in ("id", "data", "received_at")}
     received = fields["received_at"]
-    if received is None or _parse_time(received) is None:
+    if received is None or parse_time(received) is None:
         received = format_utc(datetime.now(UTC))
     event_fields: dict[str, Any] = {
         "kind": "event",

@@ -18,6 +18,7 @@ __all__ = [
     "PamActions",
     "add_related",
     "branch",
+    "canonical_ip",
     "classify",
     "format_utc",
     "parse_pam",
@@ -116,6 +117,12 @@ def set_source(event: Event, address: str | None, port: str | None = None) -> No
         add_related(event, "ip", ip)
     if port is not None and (number := int(port)) <= _MAX_PORT:
         source["port"] = number
+
+
+def canonical_ip(text: str) -> str | None:
+    """The IP in ``text`` in the form Elasticsearch's ``ip`` type stores, or None: the one
+    place that decides what an IP is, since a non-IP in an ip field loses the whole document."""
+    return text if _IPV4_RE.fullmatch(text) else _as_ipv6(text)
 
 
 @lru_cache(maxsize=4096)

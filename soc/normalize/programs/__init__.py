@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from soc.normalize.programs import sshd, sudo
+from soc.normalize.programs import cron, dovecot, postfix, sshd, su, sudo
 
 __all__ = ["PROGRAMS", "ProgramParser"]
 
@@ -25,9 +25,27 @@ class ProgramParser:
 
 _SSHD: Final = ProgramParser("system", "system.auth", sshd.parse)
 _SUDO: Final = ProgramParser("system", "system.auth", sudo.parse)
+_SU: Final = ProgramParser("system", "system.auth", su.parse)
+_CRON: Final = ProgramParser("system", "system.cron", cron.parse)
+_POSTFIX: Final = ProgramParser("system", "system.mail", postfix.parse)
+_DOVECOT: Final = ProgramParser("system", "system.mail", dovecot.parse)
 
 PROGRAMS: Final[dict[str, ProgramParser]] = {
     "sshd": _SSHD,
     "sshd-session": _SSHD,  # OpenSSH 9.8+ logs the per-connection process under this name
     "sudo": _SUDO,
+    "su": _SU,
+    "cron": _CRON,
+    "CRON": _CRON,  # Debian's cron logs its jobs under the upper-case name
+    "crond": _CRON,
+    "crontab": _CRON,
+    "anacron": _CRON,
+    # Every postfix daemon ("postfix/smtpd", "postfix/qmgr", "postfix-out/smtp") finds this
+    # entry through the normalizer's fallback to the part before the "/".
+    "postfix": _POSTFIX,
+    "dovecot": _DOVECOT,
+    "imap-login": _DOVECOT,
+    "pop3-login": _DOVECOT,
+    "submission-login": _DOVECOT,
+    "managesieve-login": _DOVECOT,
 }

@@ -1,0 +1,204 @@
+"""Normalizer lines per second per raw-record format on one core, with syslog sshd as the
+baseline measured in the same run; each format's ratio is its rate over the baseline's.
+Never fails on a time."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from soc.normalize import NormalizeOptions, normalize  # noqa: E402
+
+LINES = 20_000
+ROUNDS = 3  # best of three: the machine is shared with other engineers' tests
+
+
+def _eve(n: int) -> str:
+    kind = ("alert", "flow", "dns", "http", "tls")[n % 5]
+    body: dict[str, Any] = {
+        "timestamp": f"2026-11-28T10:{n // 60 % 60:02d}:{n % 60:02d}.123456+0700",
+        "flow_id": 1000 + n,
+        "event_type": kind,
+        "src_ip": f"203.0.113.{n % 250}",
+        "src_port": 40000 + n % 20000,
+        "dest_ip": "10.20.0.15",
+        "dest_port": 443,
+        "proto": "TCP",
+    }
+    body[kind] = {
+        "alert": {
+            "signature_id": 2024897,
+            "signature": "ET SCAN x",
+            "category": "c",
+            "severity": 2,
+        },
+        "flow": {
+            "pkts_toserver": 3,
+            "pkts_toclient": 2,
+            "bytes_toserver": 180,
+            "bytes_toclient": 90,
+        },
+        "dns": {"type": "query", "id": n, "rrname": f"h{n}.example.vn", "rrtype": "A"},
+        "http": {"hostname": "portal.vn", "url": f"/p?id={n}", "http_method": "GET", "status": 200},
+        "tls": {"sni": "mail.vn", "version": "TLS 1.3", "ja3": {"hash": "e7d705a3"}},
+    }[kind]
+    return orjson.dumps(body).decode()
+
+
+def _zeek(n: int) -> str:
+    body = {
+        "ts": 1764298800 + n / 10,
+        "uid": f"C{n:08d}",
+        "id.orig_h": f"10.20.0.{n % 250}",
+        "id.orig_p": 40000 + n % 20000,
+        "id.resp_h": "198.51.100.80",
+        "id.resp_p": 53 if n % 2 else 443,
+    }
+    if n % 2:
+        body.update(proto="udp", trans_id=n, query=f"h{n}.vn", qtype_name="A", rcode_name="NOERROR")
+    else:
+        body.update(proto="tcp", conn_state="SF", orig_pkts=10, orig_ip_bytes=900, resp_pkts=8)
+    return orjson.dumps(body).decode()
+
+
+def _winlogbeat(n: int) -> str:
+    body = {
+        "@timestamp": "2026-11-28T03:00:00.000Z",
+        "winlog": {
+            "channel": "Security",
+            "event_id": "4625",
+            "computer_name": "dc01",
+            "record_id": n,
+            "event_data": {"TargetUserName": f"u{n}", "IpAddress": "203.0.113.5", "LogonType": "3"},
+        },
+    }
+    return orjson.dumps(body).decode()
+
+
+GENERATORS: dict[str, tuple[str | None, Any]] = {
+    "syslog sshd (baseline)": (
+        None,
+        lambda n: (
+            f"<38>Nov 28 10:00:{n % 60:02d} web01 sshd[{n}]: Failed password for invalid"
+            f" user u{n} from 203.0.113.{n % 250} port {40000 + n % 20000} ssh2"
+        ),
+    ),
+    "syslog sudo": (
+        None,
+        lambda n: (
+            f"<85>Nov 28 10:00:{n % 60:02d} web01 sudo: bob : TTY=pts/0 ; PWD=/home/bob ;"
+            f" USER=root ; COMMAND=/usr/bin/id {n}"
+        ),
+    ),
+    "syslog su": (
+        None,
+        lambda n: f"<86>Nov 28 10:00:00 web01 su[{n}]: FAILED SU (to root) u{n} on pts/0",
+    ),
+    "syslog cron": (
+        None,
+        lambda n: f"<78>Nov 28 10:00:00 web01 CRON[{n}]: (root) CMD (run-parts {n})",
+    ),
+    "syslog postfix": (
+        None,
+        lambda n: (
+            f"<22>Nov 28 10:00:00 mail postfix/smtpd[{n}]: NOQUEUE: reject: RCPT from"
+            f" unknown[203.0.113.{n % 250}]: 554 5.7.1 <x{n}@gmail.com>: Relay access denied;"
+            f" from=<a@b.vn> to=<x{n}@gmail.com> proto=ESMTP helo=<h>"
+        ),
+    ),
+    "syslog dovecot": (
+        None,
+        lambda n: (
+            f"<22>Nov 28 10:00:00 mail dovecot: imap-login: Disconnected (auth failed, 1"
+            f" attempts in 2 secs): user=<u{n}>, method=PLAIN, rip=203.0.113.{n % 250},"
+            f" lip=10.0.0.2, TLS, session=<s{n}>"
+        ),
+    ),
+    "nginx": (
+        "nginx",
+        lambda n: (
+            f'203.0.113.{n % 250} - - [28/Nov/2026:10:00:{n % 60:02d} +0700] "GET'
+            f' /tin-tuc?id={n} HTTP/1.1" 200 5120 "-" "Mozilla/5.0 (Windows NT 10.0)"'
+        ),
+    ),
+    "iis": (
+        "iis",
+        lambda n: (
+            f"2026-11-28 03:00:{n % 60:02d} 10.0.0.5 GET /default.aspx id={n} 443 -"
+            f" 203.0.113.{n % 250} Mozilla/5.0+(Windows) - 200 0 0 15"
+        ),
+    ),
+    "auditd": (
+        "auditd",
+        lambda n: (
+            f"type=SYSCALL msg=audit(1764298800.{n % 1000:03d}:{n}): arch=c000003e"
+            f" syscall=59 success=yes exit=0 a0=55d5 a1=55d6 a2=55d7 a3=0 items=2 ppid=1 pid={n}"
+            " auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=3"
+            ' comm="cat" exe="/usr/bin/cat" key="shadow"'
+        ),
+    ),
+    "suricata eve": ("suricata", _eve),
+    "zeek json": ("zeek", _zeek),
+    "windows (winlogbeat json)": ("windows", _winlogbeat),
+    "json (auto-detect: eve)": ("json", _eve),
+    "ecs": (
+        "ecs",
+        lambda n: orjson.dumps(
+            {
+                "@timestamp": "2026-11-28T03:00:00Z",
+                "event": {"dataset": "netmeta.flow"},
+                "source": {"ip": "10.0.0.1", "port": n % 65535},
+            }
+        ).decode(),
+    ),
+    "plain": ("plain", lambda n: f"appliance message number {n} with some text"),
+}
+
+
+def _records(kind: str | None, make: Any) -> list[dict[str, Any]]:
+    records = []
+    for n in range(LINES):
+        record: dict[str, Any] = {
+            "id": f"r{n}",
+            "received_at": "2026-11-28T03:00:00.000000Z",
+            "source": {"type": "agent", "peer": {"ip": "10.1.2.3", "port": 51514}},
+            "organization": {"id": "so-ttt"},
+            "data": make(n),
+        }
+        if kind is not None:
+            record["format"] = kind
+        records.append(record)
+    return records
+
+
+def _rate(records: list[dict[str, Any]], options: NormalizeOptions) -> float:
+    best = 0.0
+    for _ in range(ROUNDS):
+        started = time.perf_counter()
+        for record in records:
+            normalize(record, options)
+        best = max(best, len(records) / (time.perf_counter() - started))
+    return best
+
+
+def main() -> int:
+    options = NormalizeOptions()
+    rates = {
+        name: _rate(_records(kind, make), options) for name, (kind, make) in GENERATORS.items()
+    }
+    baseline = rates["syslog sshd (baseline)"]
+    print(f"normalize: lines/s on one core, best of {ROUNDS} x {LINES} lines per format")
+    for name, rate in rates.items():
+        print(f"  {name:28s} {rate:>10,.0f} lines/s   ratio {rate / baseline:5.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""ECS network fields from a sensor's JSON (Suricata EVE, Zeek), shared so that both fill
+``source``/``destination``, ``network``, ``dns``, ``url`` and ``tls`` the same way: the Sigma
+network and web rules and the correlation rules pivot on exactly these fields.
+
+The documents come from the network, so every value is checked for its ECS type before it is
+set: a string in a ``long`` field or a non-address in an ``ip`` field makes Elasticsearch
+refuse the whole event.
+"""
+
+from datetime import UTC, datetime
+from typing import Final
+from urllib.parse import urlsplit
+
+from soc.normalize.ecs import Event, add_related, branch, canonical_ip, format_utc
+
+__all__ = [
+    "as_int",
+    "as_str",
+    "epoch_time",
+    "iso_time",
+    "set_endpoint",
+    "set_url",
+]
+
+_MAX_PORT: Final = 65535
+_MAX_LONG: Final = 2**63 - 1
+
+
+def as_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def as_int(value: object) -> int | None:
+    """A JSON integer that fits Elasticsearch's long (booleans are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if -_MAX_LONG - 1 <= value <= _MAX_LONG else None
+
+
+def set_endpoint(event: Event, side: str, address: object, port: object = None) -> None:
+    """source.* or destination.*: ip when it is one (else address only), port when valid."""
+    text = as_str(address)
+    if text is not None:
+        node = branch(event, side)
+        node["address"] = text
+        ip = canonical_ip(text)
+        if ip is not None:
+            node["ip"] = ip
+            add_related(event, "ip", ip)
+    number = as_int(port)
+    if number is not None and 0 <= number <= _MAX_PORT:
+        branch(event, side)["port"] = number
+
+
+def set_url(event: Event, original: object, domain: object = None) -> None:
+    """url.original as logged, with path and query split off for the web rules."""
+    target = as_str(original)
+    host = as_str(domain)
+    if target is None and host is None:
+        return
+    url = branch(event, "url")
+    if host is not None:
+        url["domain"] = host
+    if target is None:
+        return
+    url["original"] = target
+    if target.startswith("/"):
+        path, mark, query = target.partition("?")
+        url["path"] = path
+        if mark:
+            url["query"] = query
+        return
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return
+    if parts.scheme and parts.netloc:
+        url["scheme"] = parts.scheme
+        url["path"] = parts.path
+        if parts.query:
+            url["query"] = parts.query
+
+
+def iso_time(value: object) -> str | None:
+    """An ISO 8601 time (Suricata writes ``+0700`` offsets) in the stored UTC form."""
+    text = as_str(value)
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return format_utc(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+def epoch_time(value: object) -> str | None:
+    """Seconds since the epoch (Zeek's ``ts``), or an ISO time when Zeek writes ISO 8601."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        try:
+            return format_utc(datetime.fromtimestamp(value, UTC))
+        except (ValueError, OverflowError, OSError):
+            return None
+    return iso_time(value)
