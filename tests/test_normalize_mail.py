@@ -183,6 +183,7 @@ def test_dovecot_failed_logins(message: str) -> None:
             "event.outcome": "failure",
             "user.name": "admin",
             "source.ip": "203.0.113.61",
+            "dovecot.attempts": 3 if "3 attempts" in message else 1,
         },
     )
 

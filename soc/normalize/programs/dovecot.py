@@ -38,6 +38,7 @@ _PREFIX_RE: Final = re.compile(
 _LOGIN_RE: Final = re.compile(
     r"(Login|Disconnected|Aborted login|Connection closed)(?: \((.*?)\))?: (.*)\Z", re.DOTALL
 )
+_ATTEMPTS_RE: Final = re.compile(r"\b([0-9]{1,6}) attempts? in ")
 _ATTR_RE: Final = re.compile(r"(\w+)=(<[^>]*>|[^,\s]*)")
 # auth process lines: "pam(bob,203.0.113.5,<sess>): unknown user" / "... Password mismatch"
 _AUTH_RE: Final = re.compile(r"(\w[\w-]*)\(([^,()]*),([^,()]*)(?:,<[^>]*>)?\): (.*)\Z", re.DOTALL)
@@ -77,6 +78,9 @@ def _login(event: Event, what: str, detail: str | None, attributes_text: str) ->
     dovecot = branch(event, "dovecot")
     if detail is not None:
         dovecot["reason"] = detail
+        attempts = _ATTEMPTS_RE.search(detail)
+        if attempts is not None:  # one line can stand for many guesses: thresholds count them
+            dovecot["attempts"] = int(attempts.group(1))
     if "method" in attributes:
         dovecot["method"] = attributes["method"]
     if "session" in attributes:
