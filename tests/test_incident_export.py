@@ -489,6 +489,15 @@ def test_stix_refuses_missing_producer_or_alert_times() -> None:
         incident_stix(incident_doc(), [broken], [], producer="SOC", now=NOW)
 
 
+def test_stix_refuses_an_incident_without_usable_times() -> None:
+    undated = incident_doc(created=None)
+    del undated["@timestamp"]
+    with pytest.raises(ValueError, match=r"none of incident\.created, @timestamp is set"):
+        incident_stix(undated, [], [], producer="SOC", now=NOW)
+    with pytest.raises(ValueError, match=r"incident\.updated: 'hôm qua'"):
+        incident_stix(incident_doc(updated="hôm qua"), [], [], producer="SOC", now=NOW)
+
+
 def test_stix_time_truncates_to_milliseconds_in_utc() -> None:
     assert stix_time("2026-11-28T15:10:00.987654+07:00") == "2026-11-28T08:10:00.987Z"
     assert stix_time(datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05.000Z"

@@ -499,9 +499,8 @@ def incident_stix(
     ident = _incident_id(incident)
     if not producer:
         raise ValueError("producer: the name of the exporting SOC is required")
-    created = stix_time(lookup(incident, "incident.created") or lookup(incident, "@timestamp"))
-    modified = stix_time(lookup(incident, "incident.updated") or created)
-    modified = max(created, modified)
+    created = _incident_time(incident, "incident.created", "@timestamp")
+    modified = max(created, _incident_time(incident, "incident.updated", "incident.created"))
     published = stix_time(now)
 
     producer_identity = _identity(producer, "producer\x1f" + producer, "Security operations centre")
@@ -544,12 +543,26 @@ def incident_stix(
     }
 
 
+def _incident_time(incident: Mapping[str, Any], *names: str) -> str:
+    """The first of the named timestamps that is set, as a STIX timestamp."""
+    for name in names:
+        value = lookup(incident, name)
+        if value is None:
+            continue
+        try:
+            return stix_time(str(value))
+        except ValueError:
+            raise ValueError(f"incident {_incident_id(incident)}: {name}: {value!r}") from None
+    raise ValueError(f"incident {_incident_id(incident)}: none of {', '.join(names)} is set")
+
+
 def _add_incident(
     bundle: _Bundle, incident: Mapping[str, Any], ident: str, created: str, modified: str
 ) -> str:
     def when(name: str) -> str | None:
-        value = lookup(incident, "incident." + name)
-        return stix_time(value) if isinstance(value, str) and value else None
+        if lookup(incident, "incident." + name) is None:
+            return None
+        return _incident_time(incident, "incident." + name)
 
     title = str(lookup(incident, "incident.title") or ident)
     hosts = _strings_at(incident, "related.hosts")
