@@ -53,6 +53,7 @@ bench: $(STAMP) services console
 	$(BIN)/python bench/detect.py
 	$(BIN)/python bench/correlation.py
 	$(BIN)/python bench/scan.py
+	$(BIN)/python bench/agent.py
 	$(BIN)/python bench/exports.py
 	$(BIN)/python bench/normalize.py
 	$(BIN)/python bench/collectors.py

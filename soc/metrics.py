@@ -168,6 +168,24 @@ NOTIFY_DELAY_SECONDS = Histogram(
     "Delay from an incident change (or a digest falling due) to the provider's acceptance.",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
 )
+NETMETA_PACKETS = Counter(
+    "soc_netmeta_packets_total",
+    "Packets the sensor read, by outcome: `flow` (accounted) or why not (not_ip, ip_fragment...).",
+    ["outcome"],
+)
+NETMETA_RECORDS = Counter(
+    "soc_netmeta_records_total", "Records the sensor produced, by dataset.", ["dataset"]
+)
+NETMETA_FLOWS = Gauge("soc_netmeta_flows", "Flows held in the sensor's flow table.")
+NETMETA_FLOWS_EVICTED = Counter(
+    "soc_netmeta_flows_evicted_total",
+    "Open flows reported early because the flow table was full (netmeta.max_flows).",
+)
+NETMETA_PARSE_ERRORS = Counter(
+    "soc_netmeta_parse_errors_total",
+    "DNS, HTTP or TLS payloads the sensor could not read (their flow is still reported).",
+    ["protocol"],
+)
 
 
 def _start_known_series_at_zero() -> None:

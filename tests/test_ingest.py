@@ -18,6 +18,7 @@ from soc.api.ingest import install_intake
 from soc.bus.base import RAW, Delivered, Message
 from soc.bus.memory import MemoryBus
 from soc.config import IntakeConfig, SourceConfig
+from soc.ids import stable_id
 
 PORTAL_TOKEN = "portal-token-0123456789abcdef"
 MAIL_TOKEN = "mail-token-fedcba9876543210"
@@ -144,6 +145,7 @@ async def test_agent_items_are_identified_by_source_file_and_offset(
     assert agent_records[0]["source"]["type"] == "agent"
     assert agent_records[0]["source"]["file"] == {"path": "/var/log/app.log"}
     portal, mail, portal_again = (r["id"] for r in agent_records)
+    assert portal == stable_id("portal-web", "file", "2049:77:abcd:0", "120")
     assert portal == portal_again, "a re-sent line keeps its id whatever the request"
     assert portal != mail, "another source can never produce (or overwrite) the same id"
     assert agent_records[1]["organization"] == {"id": "vp-ubnd"}

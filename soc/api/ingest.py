@@ -29,7 +29,6 @@ from fastapi.responses import JSONResponse
 from soc import metrics
 from soc.bus.base import RAW, Bus, Message
 from soc.config import IntakeConfig, SourceConfig
-from soc.ids import stable_id
 from soc.timeutil import format_ts, utcnow
 
 log = logging.getLogger(__name__)
@@ -312,7 +311,9 @@ def _parse_item(item: Any) -> _Item:
         raise _LineError("'fields' must be an object")
     if fields:
         # The agency comes from the token, never from what the sender claims.
-        parsed.fields = {key: value for key, value in fields.items() if key != "organization"}
+        if "organization" in fields:
+            fields = {key: value for key, value in fields.items() if key != "organization"}
+        parsed.fields = fields
     ident = item.get("id")
     if ident is not None and (not isinstance(ident, str) or not ident):
         raise _LineError("'id' must be a non-empty string")
@@ -329,6 +330,13 @@ def _parse_item(item: Any) -> _Item:
     return parsed
 
 
+def _feed(digest: Any, part: str) -> None:
+    """One part the way `soc.ids.stable_id` takes it: length-prefixed."""
+    data = part.encode("utf-8", "surrogatepass")
+    digest.update(len(data).to_bytes(8, "big"))
+    digest.update(data)
+
+
 class RecordBuilder:
     """Raw records (the `soc.raw` contract) from the items of one request."""
 
@@ -337,6 +345,10 @@ class RecordBuilder:
     ) -> None:
         self._source = source
         self._digest = body_digest
+        # The source id starts every id: hashed once per request, copied per line (the same
+        # digest as stable_id(source.id, ...), at a third of the cost).
+        self._ids = hashlib.blake2b(digest_size=16)
+        _feed(self._ids, source.id)
         self._peer = peer
         self._max_line = max_line
         self._received_at = format_ts(utcnow())
@@ -390,12 +402,18 @@ class RecordBuilder:
         return Message(self._host(item.fields), record)
 
     def _record_id(self, number: int, item: _Item) -> str:
-        # The source id is in every id, so a sender cannot overwrite another source's records.
+        """stable_id(source id, ...): the source id is in every id, so a sender cannot
+        overwrite another source's records."""
+        digest = self._ids.copy()
         if item.ident is not None:
-            return stable_id(self._source.id, "id", item.ident)
-        if item.file is not None:
-            return stable_id(self._source.id, "file", item.file, str(item.offset))
-        return stable_id(self._source.id, "body", self._digest, str(number))
+            parts: tuple[str, ...] = ("id", item.ident)
+        elif item.file is not None:
+            parts = ("file", item.file, str(item.offset))
+        else:
+            parts = ("body", self._digest, str(number))
+        for part in parts:
+            _feed(digest, part)
+        return digest.hexdigest()
 
     def _host(self, fields: dict[str, Any] | None) -> str:
         host = fields.get("host") if fields else None

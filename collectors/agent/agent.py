@@ -1,0 +1,517 @@
+"""`soc agent`: tail files, push their records to the intake, spool while it is unreachable.
+
+Flow: the reader follows every file matched by the configured globs, joins lines into records,
+and cuts batches (by count, bytes and age). While the intake answers, batches go to it straight
+from memory, and a file's offset is saved only once the intake acknowledged its batch. When a
+push fails, the batch and every one behind it go to the spool on disk (their offsets are saved
+then: the spool survives a restart), the reader goes on filling the spool, and the sender retries
+the oldest spooled batch with exponential backoff and jitter until the intake is back and the
+spool is empty. When the spool reaches its bound the reader pauses: lines wait in their files,
+where nothing is lost. After a crash the agent resumes at the saved offsets and sends the spool
+first; a line re-read is re-sent with the same id (file identity and offset), which the store
+absorbs. Delivery is at-least-once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import fnmatch
+import glob
+import gzip
+import logging
+import os
+import random
+import re
+import signal
+import socket
+import stat
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from collectors.agent.store import FileState, Offsets, Spool, write_atomically
+from collectors.agent.tail import Identity, Joiner, Record, Tail
+from soc import __version__, metrics
+from soc.config import AgentConfig, AgentInput, Config, ConfigError
+
+log = logging.getLogger("soc.agent")
+
+#: Batches held in memory between the reader and the sender while the intake answers.
+_QUEUE_BATCHES = 4
+_IDLE_SLEEP = 0.05
+_RETRY_BASE = 0.5
+#: Intake answers that mean "this batch will never be accepted": parked, not retried.
+_REFUSED = frozenset({400, 413, 415, 422})
+
+
+@dataclass
+class _Input:
+    config: AgentInput
+    start: re.Pattern[str] | None
+    fields: dict[str, Any]
+    host: str
+
+
+@dataclass
+class _Followed:
+    tail: Tail
+    input: _Input
+    joiner: Joiner
+    seen: bool = True
+    #: When the file last grew (monotonic); a file no longer under its glob is finished after
+    #: `close_inactive` without growth.
+    active: float = 0.0
+
+
+@dataclass
+class Batch:
+    lines: list[bytes] = field(default_factory=list)
+    size: int = 0
+    #: Identity key -> offset up to which this batch holds the file's records.
+    ends: dict[str, int] = field(default_factory=dict)
+    started: float = 0.0
+
+    def body(self) -> bytes:
+        return gzip.compress(b"\n".join(self.lines) + b"\n", compresslevel=1, mtime=0)
+
+
+def _parse_fields(pairs: tuple[str, ...], key: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"{key}: expected dotted.name=value, got {pair!r}")
+        node = fields
+        *parents, leaf = name.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return fields
+
+
+def _inputs(agent: AgentConfig) -> list[_Input]:
+    if not agent.files:
+        raise ConfigError("agent.files: at least one input with 'paths' is required")
+    inputs = []
+    for i, item in enumerate(agent.files):
+        key = f"agent.files[{i}]"
+        if not item.paths:
+            raise ConfigError(f"{key}.paths: at least one glob pattern is required")
+        try:
+            start = re.compile(item.multiline_start) if item.multiline_start else None
+        except re.error as exc:
+            raise ConfigError(f"{key}.multiline_start: not a valid regex: {exc}") from None
+        fields = _parse_fields(item.fields, f"{key}.fields")
+        host = item.host_name or socket.gethostname()
+        fields.setdefault("host", {})["name"] = host
+        inputs.append(_Input(item, start, fields, host))
+    return inputs
+
+
+def _token(agent: AgentConfig) -> str:
+    if agent.token_file:
+        try:
+            token = Path(agent.token_file).read_text("utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"agent.token_file: cannot read {agent.token_file}: {exc}") from None
+    else:
+        token = agent.token
+    if not token:
+        raise ConfigError("agent.token or agent.token_file: the source's intake token is needed")
+    return token
+
+
+class Agent:
+    def __init__(self, agent: AgentConfig, state_dir: Path) -> None:
+        if not agent.url.startswith(("http://", "https://")):
+            raise ConfigError(f"agent.url: expected the intake's http(s) URL, got {agent.url!r}")
+        self.config = agent
+        self._inputs = _inputs(agent)
+        self._token = _token(agent)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._state_dir = state_dir
+        self._offsets = Offsets(state_dir / "offsets.json")
+        self._spool = Spool(state_dir / "spool")
+        self._parked = state_dir / "parked"
+        self._followed: dict[tuple[int, int], _Followed] = {}
+        self._queue: deque[Batch] = deque()
+        self._outage = len(self._spool) > 0
+        self._changed = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._batch = Batch()
+        self._failures = 0
+        self._last_scan = 0.0
+        #: Generation a truncated file's next identity takes (dev, ino -> generation).
+        self._generations: dict[tuple[int, int], int] = {}
+
+    @property
+    def spooled(self) -> int:
+        """Batches waiting in the spool."""
+        return len(self._spool)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._changed.set()
+
+    async def run(self) -> None:
+        verify: str | bool = self.config.ca_file or self.config.verify_tls
+        headers = {
+            "Authorization": f"Bearer {self._token}",
+            "Content-Type": "application/x-ndjson",
+            "Content-Encoding": "gzip",
+            "User-Agent": f"soc-agent/{__version__}",
+        }
+        timeout = httpx.Timeout(self.config.timeout_ms / 1000)
+        async with httpx.AsyncClient(verify=verify, headers=headers, timeout=timeout) as client:
+            sender = asyncio.create_task(self._send_loop(client), name="agent-sender")
+            try:
+                await self._read_loop()
+            finally:
+                sender.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sender
+                for followed in self._followed.values():
+                    followed.tail.close()
+        log.info("agent stopped spooled_batches=%d", len(self._spool))
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        scan_every = self.config.scan_interval_ms / 1000
+        wait = self.config.batch_wait_ms / 1000
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now - self._last_scan >= scan_every:
+                self._scan(now)
+                self._last_scan = now
+            if self._outage and self._spool.size >= self.config.spool_max_bytes:
+                # The spool is full: stop reading, the lines wait safely in their files.
+                await self._pause(0.2)
+                continue
+            progressed = await self._read_all(now)
+            if self._batch.lines and (now - self._batch.started >= wait):
+                await self._submit()
+            if not progressed:
+                await self._pause(_IDLE_SLEEP)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    async def _read_all(self, now: float) -> bool:
+        progressed = False
+        for key, followed in list(self._followed.items()):
+            records = await self._read_file(followed, now)
+            if records:
+                progressed = True
+                for record in records:
+                    await self._add(followed, record)
+            elif followed.joiner.due(now):
+                for record in followed.joiner.flush():
+                    await self._add(followed, record)
+            if not followed.seen and now - followed.active >= self.config.close_inactive_ms / 1000:
+                await self._finish(key, followed)
+        return progressed
+
+    async def _read_file(self, followed: _Followed, now: float) -> list[Record]:
+        tail = followed.tail
+        size = tail.size()
+        if size < tail.position or (
+            tail.identity is not None and size and not tail.matches(tail.identity)
+        ):
+            await self._truncated(followed)
+        if tail.identity is None and not self._identify(followed):
+            return []
+        lines = tail.read()
+        if not lines:
+            return []
+        followed.active = now
+        records: list[Record] = []
+        for line in lines:
+            records += followed.joiner.feed(line, now)
+        return records
+
+    async def _truncated(self, followed: _Followed) -> None:
+        """Truncated in place (copytruncate): start again at 0 under a new identity, so the
+        new lines' ids differ from those of the lines that were at the same offsets. What was
+        read of the old content is sent first, under the old identity."""
+        tail = followed.tail
+        log.info("file truncated, reading from its start path=%s", tail.path)
+        if tail.identity is not None:
+            now = time.monotonic()
+            for line in tail.finish():
+                for record in followed.joiner.feed(line, now):
+                    await self._add(followed, record)
+            for record in followed.joiner.flush():
+                await self._add(followed, record)
+            self._generations[(tail.dev, tail.ino)] = tail.identity.generation + 1
+            self._offsets.files.pop(tail.identity.key, None)
+        tail.seek(0)
+        tail.identity = None
+
+    def _identify(self, followed: _Followed) -> bool:
+        """Give a file its identity once it has bytes, resuming at a saved offset if it is a
+        file already read; the identity is saved before any of its lines is sent, so ids stay
+        the same across a restart."""
+        tail = followed.tail
+        generation = self._generations.get((tail.dev, tail.ino), 0)
+        resumed = None
+        for key, state in list(self._offsets.files.items()):
+            if (state.dev, state.ino) != (tail.dev, tail.ino):
+                continue
+            known = Identity(state.dev, state.ino, state.fingerprint, state.fingerprint_len,
+                             state.generation)  # fmt: skip
+            if tail.matches(known) and tail.size() >= state.offset:
+                resumed = (known, state.offset)
+                break
+            # Another file under a reused inode, or truncated while we were away.
+            generation = max(generation, state.generation + 1)
+            del self._offsets.files[key]
+        if resumed is not None:
+            identity, offset = resumed
+        else:
+            found = tail.identify(generation)
+            if found is None:
+                return False
+            identity, offset = found, 0
+        tail.identity = identity
+        tail.seek(offset)
+        self._offsets.files[identity.key] = FileState(
+            identity.dev, identity.ino, identity.fingerprint, identity.fingerprint_len,
+            identity.generation, offset, tail.path,
+        )  # fmt: skip
+        self._offsets.save()
+        log.info("following file path=%s identity=%s offset=%d", tail.path, identity.key, offset)
+        return True
+
+    async def _finish(self, key: tuple[int, int], followed: _Followed) -> None:
+        """A file renamed away or deleted and quiet: send its last line and let it go."""
+        for line in followed.tail.finish():
+            for record in followed.joiner.feed(line, time.monotonic()):
+                await self._add(followed, record)
+        for record in followed.joiner.flush():
+            await self._add(followed, record)
+        followed.tail.close()
+        del self._followed[key]
+        log.info("finished file path=%s", followed.tail.path)
+
+    def _scan(self, now: float) -> None:
+        for followed in self._followed.values():
+            followed.seen = False
+        for item in self._inputs:
+            for pattern in item.config.paths:
+                for path in sorted(glob.glob(pattern)):
+                    if any(fnmatch.fnmatch(path, ex) for ex in item.config.exclude):
+                        continue
+                    self._discover(path, item, now)
+        live = {(f.tail.dev, f.tail.ino) for f in self._followed.values()}
+        # Offsets of files gone for good (deleted, or rotated out of every glob and finished)
+        # are forgotten once nothing of theirs waits to be sent.
+        pending = {key for batch in self._queue for key in batch.ends} | set(self._batch.ends)
+        stale = [
+            key
+            for key, state in self._offsets.files.items()
+            if (state.dev, state.ino) not in live and key not in pending
+        ]
+        if stale:
+            for key in stale:
+                del self._offsets.files[key]
+            self._offsets.save()
+
+    def _discover(self, path: str, item: _Input, now: float) -> None:
+        try:
+            info = os.stat(path)
+        except OSError:
+            return
+        if not stat.S_ISREG(info.st_mode):
+            return
+        key = (info.st_dev, info.st_ino)
+        followed = self._followed.get(key)
+        if followed is not None:
+            followed.seen = True
+            followed.tail.path = path
+            return
+        try:
+            tail = Tail.open(path, self.config.max_line_bytes)
+        except OSError as exc:
+            log.warning("cannot open file path=%s error=%s", path, exc)
+            return
+        config = item.config
+        joiner = Joiner(
+            item.start,
+            config.multiline_max_lines,
+            self.config.max_line_bytes,
+            config.multiline_timeout_ms / 1000,
+        )
+        self._followed[(tail.dev, tail.ino)] = _Followed(tail, item, joiner, True, now)
+
+    # -- batching ---------------------------------------------------------------------------
+
+    async def _add(self, followed: _Followed, record: Record) -> None:
+        tail = followed.tail
+        assert tail.identity is not None
+        item: dict[str, Any] = {
+            "file": tail.identity.key,
+            "offset": record.start,
+            "path": tail.path,
+            "fields": followed.input.fields,
+        }
+        try:
+            item["data"] = record.data.decode("utf-8")
+        except UnicodeDecodeError:
+            item["data"] = record.data.decode("utf-8", "backslashreplace")
+            item["data_b64"] = base64.b64encode(record.data).decode("ascii")
+        if followed.input.config.format:
+            item["format"] = followed.input.config.format
+        line = orjson.dumps(item)
+        batch = self._batch
+        if not batch.lines:
+            batch.started = time.monotonic()
+        batch.lines.append(line)
+        batch.size += len(line) + 1
+        batch.ends[tail.identity.key] = record.end
+        metrics.AGENT_LINES.labels("read").inc()
+        if len(batch.lines) >= self.config.batch_lines or batch.size >= self.config.batch_bytes:
+            await self._submit()
+
+    async def _submit(self) -> None:
+        batch, self._batch = self._batch, Batch()
+        while not self._outage and len(self._queue) >= _QUEUE_BATCHES:
+            if self._stop.is_set():
+                return  # not committed: read again at the next start
+            self._changed.clear()
+            await self._changed.wait()
+        if self._outage:
+            self._spool.append(batch.body())
+            self._commit(batch)
+        else:
+            self._queue.append(batch)
+        self._changed.set()
+
+    def _commit(self, batch: Batch) -> None:
+        """Save the batch's offsets: its records are acknowledged or spooled."""
+        for key, end in batch.ends.items():
+            state = self._offsets.files.get(key)
+            if state is not None and end > state.offset:
+                state.offset = end
+        self._offsets.save()
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def _send_loop(self, client: httpx.AsyncClient) -> None:
+        while True:
+            if len(self._spool):
+                path, body = self._spool.head()
+                result = await self._post(client, body)
+                if result == "ok":
+                    self._spool.remove(path)
+                elif result == "refused":
+                    self._spool.park(path, self._parked)
+                else:
+                    await self._backoff()
+                    continue
+                if not len(self._spool) and not self._queue:
+                    log.info("spool emptied, back to sending from memory")
+                    self._outage = False
+                self._changed.set()
+            elif self._queue:
+                batch = self._queue[0]
+                body = batch.body()
+                result = await self._post(client, body)
+                if result == "retry":
+                    self._enter_outage()
+                    await self._backoff()
+                    continue
+                self._queue.popleft()
+                if result == "refused":
+                    self._park_body(body)
+                self._commit(batch)
+                self._changed.set()
+            else:
+                self._outage = self._outage and bool(len(self._spool))
+                self._changed.clear()
+                await self._changed.wait()
+
+    def _enter_outage(self) -> None:
+        """The intake failed: what waits in memory goes to disk, in order, and so does all
+        that is read from now on, until the spool is sent."""
+        if not self._outage:
+            log.warning("intake unreachable, spooling to disk batches=%d", len(self._queue))
+        self._outage = True
+        while self._queue:
+            batch = self._queue.popleft()
+            self._spool.append(batch.body())
+            self._commit(batch)
+        self._changed.set()
+
+    async def _backoff(self) -> None:
+        ceiling = self.config.retry_max_ms / 1000
+        delay = min(ceiling, _RETRY_BASE * 2 ** min(self._failures, 16))
+        self._failures += 1
+        # Full jitter spreads the retries of many agents after the SOC comes back.
+        await asyncio.sleep(random.uniform(delay / 2, delay))
+
+    async def _post(self, client: httpx.AsyncClient, body: bytes) -> str:
+        """ "ok", "retry" (the intake is away or busy) or "refused" (never acceptable)."""
+        try:
+            response = await client.post(self.config.url, content=body)
+        except httpx.HTTPError as exc:
+            metrics.AGENT_SEND_FAILURES.labels("unreachable").inc()
+            log.warning("intake unreachable url=%s error=%r", self.config.url, exc)
+            return "retry"
+        if response.is_success:
+            self._failures = 0
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = {}
+            metrics.AGENT_LINES.labels("sent").inc(int(answer.get("accepted", 0)))
+            if answer.get("rejected"):
+                metrics.AGENT_LINES.labels("refused").inc(int(answer["rejected"]))
+                log.error("intake refused lines count=%s errors=%s",
+                          answer["rejected"], answer.get("errors"))  # fmt: skip
+            return "ok"
+        reason = f"http_{response.status_code}"
+        metrics.AGENT_SEND_FAILURES.labels(reason).inc()
+        if response.status_code in _REFUSED:
+            log.error("intake refused a batch, parked in %s status=%d detail=%s",
+                      self._parked, response.status_code, response.text[:500])  # fmt: skip
+            return "refused"
+        if response.status_code in {401, 403}:
+            log.error("intake refused the token (check agent.token) status=%d",
+                      response.status_code)  # fmt: skip
+        else:
+            log.warning("intake busy or failing status=%d", response.status_code)
+        return "retry"
+
+    def _park_body(self, body: bytes) -> None:
+        self._parked.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns():020d}.ndjson.gz"
+        write_atomically(self._parked / name, body)
+        metrics.DROPPED.labels("agent", "parked").inc()
+
+
+def state_dir(config: Config) -> Path:
+    return Path(config.agent.state_dir) if config.agent.state_dir else config.data_dir / "agent"
+
+
+async def run_agent(config: Config) -> int:
+    """`soc agent` until SIGINT or SIGTERM; what was read but not acknowledged is read again
+    at the next start."""
+    agent = Agent(config.agent, state_dir(config))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, agent.stop)
+    log.info(
+        "agent ready url=%s inputs=%d state_dir=%s spooled_batches=%d",
+        config.agent.url, len(config.agent.files), state_dir(config), agent.spooled,
+    )  # fmt: skip
+    await agent.run()
+    return 0

@@ -1,0 +1,493 @@
+"""`soc agent` against a real intake on loopback: rotation, truncation, multi-line records,
+restart after SIGKILL, a bounded spool, and an outage of the whole platform."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+import yaml
+from fastapi import FastAPI
+
+from collectors.agent.agent import Agent
+from soc.api.ingest import install_intake
+from soc.bus.base import RAW, Consumer
+from soc.bus.memory import MemoryBus
+from soc.config import AgentConfig, AgentInput, IntakeConfig, SourceConfig
+from soc.store.base import Query, Scope
+from soc.store.sqlite import SqliteStore
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "agent-token-0123456789abcdef0123"
+SOURCE = SourceConfig(
+    id="portal-agent", agency="so-tttt", token_sha256=hashlib.sha256(TOKEN.encode()).hexdigest()
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the test owns signals
+        return None
+
+
+class Intake:
+    """The intake app under uvicorn on a loopback port, publishing to a real in-process bus;
+    `records` collects what reached `soc.raw`."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}/api/v1/ingest"
+        self.bus = MemoryBus()
+        self.records: list[dict[str, Any]] = []
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: Consumer | None = None
+
+    async def start(self) -> None:
+        app = FastAPI()
+        install_intake(app, self.bus, [SOURCE], IntakeConfig())
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        self._server = _Server(
+            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+        )
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:  # noqa: ASYNC110 (uvicorn offers no event)
+            await asyncio.sleep(0.01)
+        if self._consumer is None:
+            self._consumer = await self.bus.subscribe(RAW, "test")
+
+    async def stop(self) -> None:
+        assert self._server is not None and self._task is not None
+        self._server.should_exit = True
+        await self._task
+
+    async def collect(self) -> None:
+        assert self._consumer is not None
+        while batch := await self._consumer.poll(10_000, 0.01):
+            self.records += [record.value for record in batch]
+            await self._consumer.commit()
+
+    async def wait_for(
+        self,
+        done: Callable[[list[dict[str, Any]]], bool],
+        timeout: float = 30,  # noqa: ASYNC109
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            await self.collect()
+            if done(self.records):
+                return self.records
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out; {len(self.records)} records so far")
+
+    def lines(self) -> list[str]:
+        return [record["data"] for record in self.records]
+
+
+@pytest.fixture
+async def intake() -> AsyncIterator[Intake]:
+    server = Intake(free_port())
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def agent_config(url: str, *inputs: AgentInput, **overrides: Any) -> AgentConfig:
+    settings: dict[str, Any] = {
+        "url": url,
+        "token": TOKEN,
+        "files": inputs,
+        "batch_wait_ms": 50,
+        "scan_interval_ms": 100,
+        "close_inactive_ms": 500,
+        "retry_max_ms": 500,
+        "timeout_ms": 5000,
+    }
+    settings.update(overrides)
+    return AgentConfig(**settings)
+
+
+class Running:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.task = asyncio.create_task(agent.run())
+
+    async def stop(self) -> None:
+        self.agent.stop()
+        await asyncio.wait_for(self.task, 10)
+
+
+async def eventually(check: Callable[[], bool], seconds: float) -> bool:
+    for _ in range(int(seconds / 0.05)):
+        if check():
+            return True
+        await asyncio.sleep(0.05)
+    return check()
+
+
+def append(path: Path, *lines: str) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.writelines(line + "\n" for line in lines)
+
+
+def unique_ids(records: list[dict[str, Any]]) -> dict[str, str]:
+    """id -> line; fails if one id ever carried two different lines."""
+    seen: dict[str, str] = {}
+    for record in records:
+        previous = seen.setdefault(record["id"], record["data"])
+        assert previous == record["data"], f"id {record['id']} reused for another line"
+    return seen
+
+
+async def test_lines_carry_the_agency_path_host_and_fields(intake: Intake, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    append(log, "first", "second")
+    source = AgentInput(
+        paths=(str(tmp_path / "*.log"),),
+        format="nginx",
+        host_name="web01",
+        fields=("service.name=portal",),
+    )
+    running = Running(Agent(agent_config(intake.url, source), tmp_path / "state"))
+    records = await intake.wait_for(lambda r: len(r) == 2)
+    await running.stop()
+    assert [r["data"] for r in records] == ["first", "second"]
+    record = records[0]
+    assert record["organization"] == {"id": "so-tttt"}
+    assert record["source"]["type"] == "agent"
+    assert record["source"]["id"] == "portal-agent"
+    assert record["source"]["file"] == {"path": str(log)}
+    assert record["format"] == "nginx"
+    assert record["fields"] == {"service": {"name": "portal"}, "host": {"name": "web01"}}
+
+
+async def test_rotation_by_rename_finishes_the_old_file_then_follows_the_new(
+    intake: Intake, tmp_path: Path
+) -> None:
+    log = tmp_path / "app.log"
+    append(log, *(f"old {n}" for n in range(100)))
+    source = AgentInput(paths=(str(log),))
+    running = Running(Agent(agent_config(intake.url, source), tmp_path / "state"))
+    await intake.wait_for(lambda r: len(r) >= 100)
+    with log.open("a", encoding="utf-8") as writer:
+        os.rename(log, tmp_path / "app.log.1")
+        # The writer has not reopened yet: these go to the renamed file.
+        writer.write("".join(f"late {n}\n" for n in range(50)))
+        writer.write("last line without newline")
+    append(log, *(f"new {n}" for n in range(100)))
+    expected = (
+        [f"old {n}" for n in range(100)]
+        + [f"late {n}" for n in range(50)]
+        + ["last line without newline"]
+        + [f"new {n}" for n in range(100)]
+    )
+    records = await intake.wait_for(lambda r: len(r) >= len(expected))
+    await running.stop()
+    assert sorted(r["data"] for r in records) == sorted(expected)
+    assert len(unique_ids(records)) == len(expected)
+
+
+async def test_rotation_by_truncation_starts_again_at_zero_with_new_ids(
+    intake: Intake, tmp_path: Path
+) -> None:
+    log = tmp_path / "app.log"
+    append(log, *(f"before truncation, a long line number {n}" for n in range(20)))
+    source = AgentInput(paths=(str(log),))
+    running = Running(Agent(agent_config(intake.url, source), tmp_path / "state"))
+    await intake.wait_for(lambda r: len(r) >= 20)
+    with log.open("r+") as handle:
+        handle.truncate(0)
+    append(log, *(f"after {n}" for n in range(5)))
+    records = await intake.wait_for(lambda r: len(r) >= 25)
+    await asyncio.sleep(0.5)  # nothing more may come
+    await intake.collect()
+    await running.stop()
+    assert intake.lines()[20:] == [f"after {n}" for n in range(5)]
+    assert len(records) == 25
+    assert len(unique_ids(records)) == 25, "a line at a reused offset must get a new id"
+
+
+async def test_multiline_records_are_joined(intake: Intake, tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    append(
+        log,
+        "2026-11-28 10:00:00 ERROR request failed",
+        "java.lang.IllegalStateException: boom",
+        "\tat vn.gov.portal.Service.handle(Service.java:42)",
+        "\tat vn.gov.portal.Servlet.doGet(Servlet.java:7)",
+        "2026-11-28 10:00:01 INFO next request",
+        "2026-11-28 10:00:02 WARN with a tail",
+        "  tail line",
+    )
+    source = AgentInput(
+        paths=(str(log),), multiline_start=r"^\d{4}-\d{2}-\d{2} ", multiline_timeout_ms=300
+    )
+    running = Running(Agent(agent_config(intake.url, source), tmp_path / "state"))
+    # The last record has no successor: it is sent once its timeout passed.
+    records = await intake.wait_for(lambda r: len(r) >= 3)
+    await asyncio.sleep(0.5)
+    await intake.collect()
+    await running.stop()
+    assert intake.lines() == [
+        "2026-11-28 10:00:00 ERROR request failed\n"
+        "java.lang.IllegalStateException: boom\n"
+        "\tat vn.gov.portal.Service.handle(Service.java:42)\n"
+        "\tat vn.gov.portal.Servlet.doGet(Servlet.java:7)",
+        "2026-11-28 10:00:01 INFO next request",
+        "2026-11-28 10:00:02 WARN with a tail\n  tail line",
+    ]
+    assert len(unique_ids(records)) == 3
+
+
+async def test_a_restart_resumes_at_the_saved_offsets(intake: Intake, tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    append(log, *(f"first run {n}" for n in range(30)))
+    source = AgentInput(paths=(str(log),))
+    config = agent_config(intake.url, source)
+    running = Running(Agent(config, tmp_path / "state"))
+    await intake.wait_for(lambda r: len(r) >= 30)
+    await running.stop()
+    append(log, *(f"while stopped {n}" for n in range(10)))
+    running = Running(Agent(config, tmp_path / "state"))
+    await intake.wait_for(lambda r: len(r) >= 40)
+    await asyncio.sleep(0.3)
+    await intake.collect()
+    await running.stop()
+    assert intake.lines()[30:] == [f"while stopped {n}" for n in range(10)]
+    assert len(intake.records) == 40
+
+
+async def test_a_full_spool_pauses_reading_and_nothing_is_lost(tmp_path: Path) -> None:
+    server = Intake(free_port())
+    log = tmp_path / "app.log"
+    lines = [f"line {n:05d} " + "x" * 200 for n in range(3000)]
+    append(log, *lines)
+    source = AgentInput(paths=(str(log),))
+    config = agent_config(server.url, source, batch_lines=100, spool_max_bytes=20_000)
+    running = Running(Agent(config, tmp_path / "state"))
+    spool = tmp_path / "state" / "spool"
+    await asyncio.sleep(2.0)  # the intake is not there: the spool fills up to its bound
+    spooled = sum(f.stat().st_size for f in spool.glob("*.ndjson.gz"))
+    assert 0 < spooled < 20_000 + 10_000, "at most one batch past the bound"
+    offsets = (tmp_path / "state" / "offsets.json").read_text()
+    saved = int(re.search(r'"offset":(\d+)', offsets)[1])  # type: ignore[index]
+    assert 0 < saved < log.stat().st_size, "reading paused before the end of the file"
+    await server.start()
+    records = await server.wait_for(lambda r: len(unique_ids(r)) >= len(lines), timeout=60)
+    # The last answer is on its way back; then the spool is empty.
+    await eventually(lambda: not list(spool.glob("*.ndjson.gz")), 10)
+    await running.stop()
+    await server.stop()
+    assert sorted({r["data"] for r in records}) == lines
+    assert not list(spool.glob("*.ndjson.gz")), "the spool is emptied once sent"
+
+
+def write_config(path: Path, settings: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(settings))
+    return path
+
+
+def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "soc", "agent", "--config", str(config)],
+            stdout=sink,
+            stderr=sink,
+            cwd=config.parent,
+        )
+
+
+def agent_yaml(url: str, tmp_path: Path, pattern: str, **agent: Any) -> dict[str, Any]:
+    return {
+        "log": {"level": "info"},
+        "agent": {
+            "url": url,
+            "token": TOKEN,
+            "state_dir": str(tmp_path / "state"),
+            "batch_wait_ms": 50,
+            "scan_interval_ms": 100,
+            "close_inactive_ms": 1000,
+            "retry_max_ms": 1000,
+            "files": [{"paths": [pattern]}],
+            **agent,
+        },
+    }
+
+
+async def test_sigkill_mid_stream_then_restart_loses_nothing_and_resends_little(
+    intake: Intake, tmp_path: Path
+) -> None:
+    log = tmp_path / "app.log"
+    lines = [f"line {n:06d}" for n in range(20_000)]
+    append(log, *lines)
+    batch = 200
+    config = write_config(
+        tmp_path / "agent.yaml",
+        agent_yaml(intake.url, tmp_path, str(log), batch_lines=batch),
+    )
+    process = start_agent(config, tmp_path / "agent.log")
+    try:
+        await intake.wait_for(lambda r: len(r) >= 3000, timeout=60)
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+        await intake.collect()
+        before = len(intake.records)
+        assert before < len(lines), "killed mid-stream"
+        process = start_agent(config, tmp_path / "agent.log")
+        records = await intake.wait_for(lambda r: len(unique_ids(r)) >= len(lines), timeout=60)
+    finally:
+        process.kill()
+        process.wait(10)
+    assert sorted(unique_ids(records).values()) == lines
+    resent = len(records) - len(lines)
+    # Only what was in flight at the kill comes again: at most the batches held in memory.
+    assert 0 <= resent <= 6 * batch, resent
+
+
+# -- the outage: `soc run` down for 30 s while the files rotate ------------------------------
+
+
+def start_soc(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
+    config = write_config(
+        tmp_path / "soc.yaml",
+        {
+            "data_dir": str(tmp_path / "data"),
+            "http": f"127.0.0.1:{port}",
+            "syslog": {"listen": "127.0.0.1:0"},
+            "rules": {"paths": [str(ROOT / "rules")]},
+            "auth": {"api_token": "outage-test-api-token-0123456789"},
+            "sources": [{"id": SOURCE.id, "agency": SOURCE.agency, "token": TOKEN}],
+        },
+    )
+    log = tmp_path / "soc.log"
+    starts = log.read_text(errors="replace").count(" ready ") if log.exists() else 0
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "soc", "--config", str(config), "run"],
+            stdout=sink,
+            stderr=sink,
+            cwd=tmp_path,
+        )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"soc run exited early:\n{log.read_text(errors='replace')}")
+        if log.read_text(errors="replace").count(" ready ") > starts:
+            return process
+        time.sleep(0.1)
+    process.kill()
+    pytest.fail(f"soc run did not start:\n{log.read_text(errors='replace')}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        assert process.wait(60) == 0
+    finally:
+        process.kill()
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+async def stored_originals(db: Path) -> list[str]:
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        page = await store.search(
+            "events",
+            Query(
+                scope=Scope.everything(),
+                filters={"organization.id": [SOURCE.agency]},
+                limit=100_000,
+            ),
+        )
+    finally:
+        await store.close()
+    return [item["event"]["original"] for item in page.items]
+
+
+@pytest.mark.e2e
+async def test_outage_of_30s_while_files_rotate_stores_every_line_once(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    port = free_port()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    log = logs / "app.log"
+    url = f"http://127.0.0.1:{port}/api/v1/ingest"
+    config = write_config(
+        tmp_path / "agent.yaml", agent_yaml(url, tmp_path, str(log), batch_lines=100)
+    )
+    written: list[str] = []
+
+    def write(count: int, label: str) -> None:
+        batch = [f"{label} {len(written) + n:05d}" for n in range(count)]
+        append(log, *batch)
+        written.extend(batch)
+
+    soc = start_soc(tmp_path, port)
+    processes.append(soc)
+    agent = start_agent(config, tmp_path / "agent.log")
+    processes.append(agent)
+    write(500, "before")
+    await asyncio.sleep(2)
+    stop(soc)  # the intake goes down
+    down = time.monotonic()
+    for rotation in range(3):
+        write(300, f"outage-{rotation}")
+        os.rename(log, logs / f"app.log.{rotation + 1}")  # rotation by rename
+        await asyncio.sleep(2)
+        write(200, f"after-rotation-{rotation}")
+        await asyncio.sleep(2)
+    await asyncio.sleep(max(0.0, 30 - (time.monotonic() - down)))
+    spool = tmp_path / "state" / "spool"
+    assert list(spool.glob("*.ndjson.gz")), "the agent spooled during the outage"
+    soc = start_soc(tmp_path, port)
+    processes.append(soc)
+    write(300, "back")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+        if not list(spool.glob("*.ndjson.gz")) and _agent_caught_up(tmp_path, log):
+            break
+    else:
+        pytest.fail("the agent did not catch up:\n" + (tmp_path / "agent.log").read_text())
+    await asyncio.sleep(1.5)  # the last batch acknowledged
+    stop(soc)  # drains the pipeline into the store
+    stop(agent)
+    stored = await stored_originals(tmp_path / "data" / "soc.db")
+    assert len(stored) == len(written)
+    assert sorted(stored) == sorted(written)
+
+
+def _agent_caught_up(tmp_path: Path, log: Path) -> bool:
+    offsets = (tmp_path / "state" / "offsets.json").read_text()
+    size = log.stat().st_size
+    return any(int(match) == size for match in re.findall(r'"offset":(\d+)', offsets))
