@@ -36,6 +36,7 @@ _HEX_KEYS: Final = frozenset(
         "proctitle", "ocomm", "grp", "new_group", "old_group", "root_dir", "vm", "device",
     }
 )  # fmt: skip
+_NO_VALUE: Final = frozenset({"?", "(null)", ""})
 _EXECVE_ARG_RE: Final = re.compile(r"a([0-9]{1,4})\Z")
 _ARCHES: Final = {"c000003e": "x86_64", "40000003": "i386", "c00000b7": "aarch64"}
 _OUTCOMES: Final = {"success": "success", "1": "success", "yes": "success"} | {
@@ -150,24 +151,39 @@ def normalize_line(line: str) -> Event:
 
 
 def _key_values(text: str, record_type: str) -> dict[str, Any]:
-    """key=value pairs; a quoted msg='...' (user-space records) is split into pairs too."""
+    """key=value pairs; a quoted msg='...' (user-space records) is split into pairs too.
+    "?", "(null)" and empty values mean "no value" and are left out. Inlined: ~25 pairs a line."""
     values: dict[str, Any] = {}
-    for key, raw in _KV_RE.findall(text.replace("\x1d", " ")):
-        if raw[:1] == "'" and key == "msg":
-            inner = raw[1:-1]
-            for sub_key, sub_raw in _KV_RE.findall(inner):
-                values.setdefault(sub_key, _value(sub_key, sub_raw, record_type))
-            continue
-        values.setdefault(key, _value(key, raw, record_type))
-    return {key: value for key, value in values.items() if value not in {"?", "(null)", ""}}
+    execve = record_type == "EXECVE"
+    if "\x1d" in text:  # enriched logs put their resolved names after a GS separator
+        text = text.replace("\x1d", " ")
+    for key, raw in _KV_RE.findall(text):
+        first = raw[:1]
+        if first == '"':
+            value = raw[1:-1]
+        elif first == "'":
+            if key == "msg":
+                for sub_key, sub_raw in _KV_RE.findall(raw[1:-1]):
+                    sub_value = _value(sub_key, sub_raw, execve)
+                    if sub_value not in _NO_VALUE:
+                        values.setdefault(sub_key, sub_value)
+                continue
+            value = raw[1:-1]
+        elif key in _HEX_KEYS or execve:
+            value = _value(key, raw, execve)
+        else:
+            value = raw
+        if value not in _NO_VALUE:
+            values.setdefault(key, value)
+    return values
 
 
-def _value(key: str, raw: str, record_type: str) -> str:
+def _value(key: str, raw: str, execve: bool) -> str:
     """Quoted values are plain text; unquoted hex is how auditd encodes text with spaces or
     control characters (proctitle separates arguments by NUL: shown as spaces)."""
     if raw[:1] in {'"', "'"}:
         return raw[1:-1]
-    hex_key = key in _HEX_KEYS or (record_type == "EXECVE" and _EXECVE_ARG_RE.match(key))
+    hex_key = key in _HEX_KEYS or (execve and _EXECVE_ARG_RE.match(key))
     if hex_key and len(raw) >= 2 and _HEX_RE.fullmatch(raw):
         decoded = bytes.fromhex(raw).decode("utf-8", "backslashreplace")
         return decoded.replace("\x00", " ").rstrip() if key == "proctitle" else decoded
