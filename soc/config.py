@@ -536,7 +536,7 @@ def _env_layer(environ: Mapping[str, str]) -> dict[str, Any]:
 
 
 #: Variables with the prefix that are read elsewhere, not configuration keys.
-_ENV_NOT_CONFIG = frozenset({"SOC_CONFIG", "SOC_SIGMA_PATH"})
+_ENV_NOT_CONFIG = frozenset({"SOC_CONFIG", "SOC_SIGMA_PATH", "SOC_ADMIN_PASSWORD"})
 
 
 def _file_layer(path: Path) -> dict[str, Any]:

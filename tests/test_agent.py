@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from collectors.agent.agent import Agent
 from soc.api.ingest import install_intake
 from soc.bus.base import RAW, Consumer
 from soc.bus.memory import MemoryBus
-from soc.config import AgentConfig, AgentInput, IntakeConfig, SourceConfig
+from soc.config import AgentConfig, AgentInput, ConfigError, IntakeConfig, SourceConfig
 from soc.store.base import Query, Scope
 from soc.store.sqlite import SqliteStore
 
@@ -177,7 +178,11 @@ async def test_lines_carry_the_agency_path_host_and_fields(intake: Intake, tmp_p
     assert record["source"]["id"] == "portal-agent"
     assert record["source"]["file"] == {"path": str(log)}
     assert record["format"] == "nginx"
-    assert record["fields"] == {"service": {"name": "portal"}, "host": {"name": "web01"}}
+    assert record["fields"] == {
+        "service": {"name": "portal"},
+        "host": {"name": "web01"},
+        "log": {"file": {"path": str(log)}},
+    }
 
 
 async def test_rotation_by_rename_finishes_the_old_file_then_follows_the_new(
@@ -491,3 +496,47 @@ def _agent_caught_up(tmp_path: Path, log: Path) -> bool:
     offsets = (tmp_path / "state" / "offsets.json").read_text()
     size = log.stat().st_size
     return any(int(match) == size for match in re.findall(r'"offset":(\d+)', offsets))
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"url": "ftp://soc/ingest"}, "agent.url"),
+        ({"token": ""}, "agent.token"),
+        ({"token": "", "token_file": "/nonexistent/token"}, "agent.token_file"),
+        ({"files": ()}, "agent.files"),
+        ({"files": (AgentInput(paths=("/x",), multiline_start="(unclosed"),)}, "multiline_start"),
+        ({"files": (AgentInput(paths=("/x",), fields=("no-equals",)),)}, "agent.files[0].fields"),
+    ],
+)
+def test_a_wrong_agent_setting_is_named(
+    tmp_path: Path, settings: dict[str, Any], named: str
+) -> None:
+    config = agent_config("http://127.0.0.1:1/api/v1/ingest", AgentInput(paths=("/x",)))
+    with pytest.raises(ConfigError, match=re.escape(named)):
+        Agent(replace(config, **settings), tmp_path / "state")
+
+
+def test_soc_agent_without_a_url_exits_2_naming_it(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "soc", "agent"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "SOC_AGENT__TOKEN": TOKEN},
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "agent.url" in result.stderr
+
+
+async def test_the_token_can_come_from_a_file(intake: Intake, tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text(TOKEN + "\n")
+    log = tmp_path / "app.log"
+    append(log, "sent with the token from a file")
+    config = agent_config(intake.url, AgentInput(paths=(str(log),)))
+    running = Running(Agent(replace(config, token="", token_file=str(token)), tmp_path / "s"))
+    records = await intake.wait_for(lambda r: len(r) == 1)
+    await running.stop()
+    assert records[0]["organization"] == {"id": "so-tttt"}

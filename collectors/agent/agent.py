@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import fnmatch
 import glob
 import gzip
@@ -26,6 +27,7 @@ import random
 import re
 import signal
 import socket
+import ssl
 import stat
 import time
 from collections import deque
@@ -35,11 +37,12 @@ from typing import Any
 
 import httpx
 import orjson
+import prometheus_client
 
 from collectors.agent.store import FileState, Offsets, Spool, write_atomically
 from collectors.agent.tail import Identity, Joiner, Record, Tail
 from soc import __version__, metrics
-from soc.config import AgentConfig, AgentInput, Config, ConfigError
+from soc.config import AgentConfig, AgentInput, Config, ConfigError, parse_address
 
 log = logging.getLogger("soc.agent")
 
@@ -68,6 +71,14 @@ class _Followed:
     #: When the file last grew (monotonic); a file no longer under its glob is finished after
     #: `close_inactive` without growth.
     active: float = 0.0
+    #: The input's fields plus this file's `log.file.path`.
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def named(self, path: str) -> None:
+        self.tail.path = path
+        fields = copy.deepcopy(self.input.fields)
+        fields.setdefault("log", {}).setdefault("file", {})["path"] = path
+        self.fields = fields
 
 
 @dataclass
@@ -161,7 +172,11 @@ class Agent:
         self._changed.set()
 
     async def run(self) -> None:
-        verify: str | bool = self.config.ca_file or self.config.verify_tls
+        verify: ssl.SSLContext | bool = self.config.verify_tls
+        if self.config.ca_file:
+            verify = ssl.create_default_context(cafile=self.config.ca_file)
+        elif not self.config.verify_tls:
+            log.warning("agent.verify_tls is off: the intake's certificate is not checked")
         headers = {
             "Authorization": f"Bearer {self._token}",
             "Content-Type": "application/x-ndjson",
@@ -172,7 +187,7 @@ class Agent:
         async with httpx.AsyncClient(verify=verify, headers=headers, timeout=timeout) as client:
             sender = asyncio.create_task(self._send_loop(client), name="agent-sender")
             try:
-                await self._read_loop()
+                await self._read_loop(sender)
             finally:
                 sender.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -183,10 +198,12 @@ class Agent:
 
     # -- reading ----------------------------------------------------------------------------
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, sender: asyncio.Task[None]) -> None:
         scan_every = self.config.scan_interval_ms / 1000
         wait = self.config.batch_wait_ms / 1000
         while not self._stop.is_set():
+            if sender.done():
+                sender.result()  # the sender failed (a disk error): stop, say why
             now = time.monotonic()
             if now - self._last_scan >= scan_every:
                 self._scan(now)
@@ -336,7 +353,8 @@ class Agent:
         followed = self._followed.get(key)
         if followed is not None:
             followed.seen = True
-            followed.tail.path = path
+            if followed.tail.path != path:
+                followed.named(path)  # renamed, and still under a glob
             return
         try:
             tail = Tail.open(path, self.config.max_line_bytes)
@@ -350,7 +368,9 @@ class Agent:
             self.config.max_line_bytes,
             config.multiline_timeout_ms / 1000,
         )
-        self._followed[(tail.dev, tail.ino)] = _Followed(tail, item, joiner, True, now)
+        followed = _Followed(tail, item, joiner, True, now)
+        followed.named(path)
+        self._followed[(tail.dev, tail.ino)] = followed
 
     # -- batching ---------------------------------------------------------------------------
 
@@ -361,7 +381,7 @@ class Agent:
             "file": tail.identity.key,
             "offset": record.start,
             "path": tail.path,
-            "fields": followed.input.fields,
+            "fields": followed.fields,
         }
         try:
             item["data"] = record.data.decode("utf-8")
@@ -506,6 +526,12 @@ async def run_agent(config: Config) -> int:
     """`soc agent` until SIGINT or SIGTERM; what was read but not acknowledged is read again
     at the next start."""
     agent = Agent(config.agent, state_dir(config))
+    if config.agent.metrics_listen:
+        try:
+            address = parse_address(config.agent.metrics_listen)
+        except ValueError as exc:
+            raise ConfigError(f"agent.metrics_listen: {exc}") from None
+        prometheus_client.start_http_server(address.port, address.host)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, agent.stop)

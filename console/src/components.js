@@ -7,7 +7,8 @@ export const STATUSES = ['new', 'acknowledged', 'investigating', 'resolved', 'fa
 
 /** Sigma level from an ECS 0-100 severity (the scale alerts carry). */
 export function levelOf(severity) {
-  if (typeof severity === 'string') return severity;
+  if (typeof severity === 'string' && !/^\d+$/.test(severity)) return severity;
+  severity = Number(severity);
   if (severity >= 90) return 'critical';
   if (severity >= 70) return 'high';
   if (severity >= 40) return 'medium';
@@ -79,9 +80,9 @@ export function Bars({ rows, title, render, onPick }) {
 
 /** Counts per time bucket as SVG columns, with the first, middle and last times labelled. */
 export function TimeChart({ buckets, title, interval }) {
-  const width = 720;
-  const height = 160;
-  const pad = 24;
+  const width = 1200;
+  const height = 150;
+  const pad = 40;
   const max = Math.max(1, ...buckets.map((b) => b.count));
   const step = buckets.length ? (width - pad) / buckets.length : 0;
   const withDate = interval >= 3600 * 6 || buckets.length > 48;

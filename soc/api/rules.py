@@ -129,11 +129,8 @@ def _summary(rule: CompiledRule, enabled: bool, reason: str | None) -> dict[str,
         "disabled_reason": reason,
         "techniques": list(rule.techniques),
         "tactics": list(rule.tactics),
-        "logsource": {
-            "product": rule.logsource[0],
-            "category": rule.logsource[1],
-            "service": rule.logsource[2],
-        },
+        # The key holds only the parts the rule names, as sorted (name, value) pairs.
+        "logsource": dict(rule.logsource),
         "description": rule.description,
     }
 

@@ -24,6 +24,7 @@ PAGES = [
     ("admin-agencies", "/admin?tab=agencies", "Quản trị"),
     ("admin-apikeys", "/admin?tab=apikeys", "Quản trị"),
     ("admin-sources", "/admin?tab=sources", "Quản trị"),
+    ("admin-audit", "/admin?tab=audit", "Quản trị"),
 ]
 
 

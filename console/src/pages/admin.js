@@ -5,7 +5,7 @@ import { t } from '../i18n.js';
 import { dateTime, number } from '../format.js';
 import { navigate } from '../router.js';
 import { useData } from '../hooks.js';
-import { Empty, ErrorBox, Field, Loading } from '../components.js';
+import { Empty, ErrorBox, Field, Loading, Pager } from '../components.js';
 
 const ROLES = ['admin', 'analyst', 'viewer'];
 
@@ -178,7 +178,29 @@ function Sources() {
   </section>`;
 }
 
-const TABS = { users: Users, agencies: Agencies, apikeys: ApiKeys, sources: Sources };
+function AuditLog() {
+  const [offset, setOffset] = useState(0);
+  const log = useData(() => get('/audit', { offset, limit: 50 }), [offset]);
+  const rows = list(log.data);
+  return html`<section class="card" aria-labelledby="admin-audit-title">
+    <h2 id="admin-audit-title">${t('admin.audit')}</h2>
+    <${ErrorBox} error=${log.error} />
+    ${log.data && rows.length === 0 && html`<${Empty} />`}
+    ${rows.length > 0 && html`<div class="table-wrap"><table class="grid compact">
+      <thead><tr><th scope="col">${t('audit.at')}</th><th scope="col">${t('audit.actor')}</th><th scope="col">${t('audit.action')}</th>
+        <th scope="col">${t('audit.object')}</th><th scope="col">${t('audit.detail')}</th></tr></thead>
+      <tbody>${rows.map((row) => html`<tr>
+        <td>${dateTime(row['@timestamp'])}</td><td>${(row.user && row.user.name) || '—'}</td>
+        <td>${(row.event && row.event.action) || '—'}</td>
+        <td>${row.audit && row.audit.object ? `${row.audit.object.type} ${row.audit.object.id}` : '—'}</td>
+        <td><code>${JSON.stringify((row.audit && row.audit.changes) || {})}</code></td>
+      </tr>`)}</tbody>
+    </table></div>`}
+    ${log.data && html`<${Pager} offset=${offset} limit=${50} total=${log.data.total || rows.length} onPage=${setOffset} />`}
+  </section>`;
+}
+
+const TABS = { users: Users, agencies: Agencies, apikeys: ApiKeys, sources: Sources, audit: AuditLog };
 
 export function Admin({ params, me }) {
   if (me.role !== 'admin') return html`<p class="error" role="alert">${t('admin.forbidden')}</p>`;

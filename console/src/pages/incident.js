@@ -8,15 +8,14 @@ import { useData } from '../hooks.js';
 import { Empty, ErrorBox, Json, Loading, Severity, Status } from '../components.js';
 
 const OPEN = ['new', 'acknowledged', 'investigating'];
-const REOPEN_TO = 'investigating';
 
-/** The actions a status allows, each a status to move to. */
+/** The actions the lifecycle allows from a status, each with the change it sends. */
 function actions(status) {
-  if (!OPEN.includes(status)) return [['reopen', REOPEN_TO]];
+  if (!OPEN.includes(status)) return [['reopen', { reopen: true }]];
   const list = [];
-  if (status === 'new') list.push(['acknowledge', 'acknowledged']);
-  if (status !== 'investigating') list.push(['investigate', 'investigating']);
-  list.push(['resolve', 'resolved'], ['falsePositive', 'false_positive']);
+  if (status === 'new') list.push(['acknowledge', { status: 'acknowledged' }]);
+  if (status !== 'investigating') list.push(['investigate', { status: 'investigating' }]);
+  list.push(['resolve', { status: 'resolved' }], ['falsePositive', { status: 'false_positive' }]);
   return list;
 }
 
@@ -86,8 +85,8 @@ function Actions({ doc, onChange, me }) {
     <h2 id="actions-title">${t('incident.actions')}</h2>
     <div class="buttons">
       ${actions(inc.status).map(
-        ([name, status]) => html`<button type="button" class=${name === 'acknowledge' || name === 'resolve' ? 'primary' : ''}
-          disabled=${busy} data-action=${name} onClick=${() => change({ status }, `incident.done.${name}`)}>${t(`incident.action.${name}`)}</button>`,
+        ([name, body]) => html`<button type="button" class=${name === 'acknowledge' || name === 'resolve' ? 'primary' : ''}
+          disabled=${busy} data-action=${name} onClick=${() => change(body, `incident.done.${name}`)}>${t(`incident.action.${name}`)}</button>`,
       )}
     </div>
     <form class="inline" onSubmit=${(e) => { e.preventDefault(); change({ assignee: assignee.trim() || null }, 'incident.done.assign'); }}>
@@ -118,9 +117,10 @@ function Comments({ doc, onChange, me }) {
     event.preventDefault();
     if (!text.trim()) return;
     try {
-      const updated = await post(`/incidents/${encodeURIComponent(inc.id)}/comments`, { text });
+      const result = await post(`/incidents/${encodeURIComponent(inc.id)}/comments`, { text });
       setText('');
       setError(null);
+      const updated = result && result.incident;
       onChange(updated && updated.incident ? updated : null);
     } catch (failure) {
       setError(failure);
@@ -189,10 +189,10 @@ function Audit({ id, version }) {
     html`<div class="table-wrap"><table class="grid compact">
       <thead><tr><th scope="col">${t('audit.at')}</th><th scope="col">${t('audit.actor')}</th><th scope="col">${t('audit.action')}</th><th scope="col">${t('audit.detail')}</th></tr></thead>
       <tbody>${rows.map((row) => html`<tr>
-        <td>${dateTime(row.at || row['@timestamp'])}</td>
-        <td>${row.actor || (row.user && row.user.name) || '—'}</td>
-        <td>${row.action || row.change || (row.event && row.event.action) || '—'}</td>
-        <td><code>${JSON.stringify(row.details || row.changes || row.detail || '')}</code></td>
+        <td>${dateTime(row['@timestamp'])}</td>
+        <td>${(row.user && row.user.name) || '—'}</td>
+        <td>${(row.event && row.event.action) || '—'}</td>
+        <td><code>${JSON.stringify((row.audit && row.audit.changes) || {})}</code></td>
       </tr>`)}</tbody>
     </table></div>`}
   </section>`;

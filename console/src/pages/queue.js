@@ -18,7 +18,8 @@ const COLUMNS = [
   ['assignee', 'incident.assignee'],
   ['last_seen', 'incident.lastSeen'],
 ];
-const SORTABLE = new Set(['severity', 'status', 'alert_count', 'assignee', 'last_seen']);
+// The sorts the API offers (soc/api/incidents.py SORTS).
+const SORTABLE = new Set(['severity', 'status', 'alert_count', 'last_seen']);
 
 export function Queue({ params, me }) {
   const filters = {
@@ -94,7 +95,7 @@ export function Queue({ params, me }) {
         onChange=${(v) => set({ agency: v })}
         options=${((agencies.data || []).length ? agencies.data : (me.agencies || []).map((id) => ({ id })))
           .map((a) => [a.id, a.name || a.id])} />`}
-      <${Field} label=${t('incident.rule')}>
+      <${Field} label=${t('queue.ruleId')}>
         <input value=${filters.rule} onChange=${(e) => set({ rule: e.target.value })} />
       <//>
       <${Field} label=${t('incident.assignee')}>
