@@ -17,6 +17,8 @@ from soc.api.app import create_app
 from soc.bus.base import ALERTS, Delivered
 from soc.config import Config, IncidentsConfig, RulesConfig
 from soc.incidents.grouping import IncidentStage
+from soc.notify.api import attach
+from soc.notify.outbox import Outbox
 from soc.store.base import Query, Scope
 from soc.store.sqlite import SqliteStore
 from tests.test_incidents import alert
@@ -84,6 +86,8 @@ async def world(tmp: Path, **auth: Any) -> AsyncIterator[World]:
         accounts.add_user(name, PASSWORD, role, agencies)
     config = Config(rules=RulesConfig(paths=("rules",)))
     app = create_app(store, MACHINE_TOKEN, config=config, accounts=accounts)
+    outbox = Outbox(tmp / "outbox.db")
+    attach(app, outbox, config.notify)
     found = World(store, accounts, app)
     stage = IncidentStage(store, IncidentsConfig())
     for agency in (A, B):
