@@ -106,7 +106,8 @@ def _categorize(event: Event, category: list[str], kinds: list[str]) -> None:
 
 
 def _conn(event: Event, document: dict[str, Any]) -> None:
-    """Packets and bytes each way (IP-level, as the port-scan rule counts packets)."""
+    """Packets and bytes each way; bytes are payload bytes (orig_bytes), as Filebeat and the
+    ecs_zeek_beats pipeline have them, the IP-level counts staying under zeek.connection."""
     _categorize(event, ["network"], ["connection"])
     network = branch(event, "network")
     transport = as_str(document.get("proto"))
@@ -120,7 +121,7 @@ def _conn(event: Event, document: dict[str, Any]) -> None:
         network["community_id"] = community
     totals = {"packets": 0, "bytes": 0}
     for side, prefix in (("source", "orig"), ("destination", "resp")):
-        for unit, key in (("packets", "pkts"), ("bytes", "ip_bytes")):
+        for unit, key in (("packets", "pkts"), ("bytes", "bytes")):
             value = as_int(document.get(f"{prefix}_{key}"))
             if value is not None:
                 branch(event, side)[unit] = value
