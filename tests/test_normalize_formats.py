@@ -224,6 +224,20 @@ def test_vouched_fields_are_applied_but_cannot_change_agency_or_id() -> None:
         )
 
 
+def test_vouched_dotted_names_are_nested_and_still_protected() -> None:
+    flat = {"host.name": "web02", "service.name": "portal", "organization.id": "x", "event.id": "y"}
+    event = event_for(ACCESS, "nginx", fields=flat)
+    assert_fields(
+        event,
+        {
+            "host.name": "web02",
+            "service.name": "portal",
+            "organization.id": "so-ttt",
+            "event.id": "rec-1",
+        },
+    )
+
+
 def test_vouched_value_never_replaces_an_object() -> None:
     event = event_for(ACCESS, "nginx", fields={"url": "http://x/", "source": {"ip": {"a": 1}}})
     assert field(event, "url.path") == "/dichvucong/tra-cuu"

@@ -209,8 +209,11 @@ def _merge_vouched(
 ) -> None:
     """Sender-vouched values win over parsed ones, leaf by leaf; an object never replaces a
     value or the reverse, since one field holding both shapes is refused by Elasticsearch."""
-    for key, value in vouched.items():
-        if not isinstance(key, str) or (depth == 0 and key in _PROTECTED_TOP):
+    for dotted, original_value in vouched.items():
+        if not isinstance(dotted, str):
+            continue
+        key, value = _unflatten(dotted, original_value)
+        if depth == 0 and key in _PROTECTED_TOP:
             continue
         mine = node.get(key)
         if isinstance(value, MAPPING):
@@ -226,6 +229,14 @@ def _merge_vouched(
             _conflict(tags)
         else:
             node[key] = value
+
+
+def _unflatten(key: str, value: Any) -> tuple[str, Any]:
+    """ "host.name": x is {"host": {"name": x}}: detection and the stores read nested ECS."""
+    head, dot, rest = key.partition(".")
+    if not dot or not head or not rest:
+        return key, value
+    return head, {rest: value}
 
 
 def _conflict(tags: list[str]) -> None:
