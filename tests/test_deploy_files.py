@@ -476,3 +476,32 @@ def test_dashboard_shows_every_series_the_issue_names() -> None:
         "soc_correlation_evictions_total",
     ):
         assert series in text, series
+
+
+# Guides
+
+
+def test_guides_link_to_files_that_exist() -> None:
+    for guide in (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))):
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", guide.read_text()):
+            if target.startswith(("http://", "https://")):
+                continue
+            assert (guide.parent / target).exists(), f"{guide.name}: broken link {target}"
+
+
+def test_operator_guide_references_every_configuration_section() -> None:
+    import dataclasses
+
+    from soc.config import Config
+
+    text = (ROOT / "docs" / "operator.md").read_text()
+    for field in dataclasses.fields(Config):
+        assert f"`{field.name}" in text, f"docs/operator.md: configuration `{field.name}` missing"
+    for key in ("events_days", "alerts_days", "incidents_days", "legal_minimum_days"):
+        assert f"`retention.{key}`" in text
+
+
+def test_analyst_guide_is_in_vietnamese_and_covers_the_workflow() -> None:
+    text = (ROOT / "docs" / "analyst.vi.md").read_text()
+    for words in ("Hàng đợi sự cố", "Vòng đời sự cố", "Tìm kiếm", "Săn tìm", "Cảnh báo nhầm"):
+        assert words in text
