@@ -120,7 +120,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, {"error": -1, "message": f"no route {self.path}"})
 
     def _fail(self, mode: str) -> None:
-        if mode == "http503":
+        zalo = self.path in ("/v3.0/oa/message/cs", "/message/template")
+        if mode == "http503" or (mode == "zalo_error" and not zalo):
             self._reply(503, {"error": -1, "message": "unavailable"})
         elif mode == "zalo_error":
             # HTTP 200 but Zalo's own error: not an acceptance.
@@ -366,11 +367,11 @@ class FakeSmtp:
     """aiosmtpd with AUTH (only over TLS): STARTTLS required (`implicit=False`) or TLS from the
     first byte (`implicit=True`)."""
 
-    def __init__(self, cert: Path, key: Path, *, implicit: bool = False) -> None:
+    def __init__(self, cert: Path, key: Path, *, implicit: bool = False, port: int = 0) -> None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(cert, key)
         self.handler = _MailHandler()
-        self.port = _free_port()
+        self.port = port or _free_port()
         common: dict[str, Any] = {
             "authenticator": _authenticator,
             "auth_required": True,

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, status
 from pydantic import BaseModel
 
-from soc.api.auth import CurrentPrincipal
+from soc.api.auth import Admin, CurrentPrincipal
 from soc.config import NotifyConfig
 from soc.notify.channels import DEFAULT_BASE_URLS
 from soc.notify.outbox import PARKED, Outbox
@@ -88,11 +88,7 @@ async def channels(request: Request, principal: CurrentPrincipal) -> list[dict[s
 
 
 @router.post("/deliveries/{ident}/retry", summary="Send a parked message again (admins)")
-async def retry(request: Request, principal: CurrentPrincipal, ident: str) -> dict[str, Any]:
-    # Roles arrive with the accounts work (issue 6); a principal without a role is the
-    # all-powerful API token of today.
-    if getattr(principal, "role", "admin") != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only an admin may retry deliveries")
+async def retry(request: Request, principal: Admin, ident: str) -> dict[str, Any]:
     outbox = _outbox(request)
     message = await asyncio.to_thread(outbox.get, ident)
     if message is None or not principal.scope.allows(message.agency):
