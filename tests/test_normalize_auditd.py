@@ -152,3 +152,25 @@ def test_line_without_an_audit_header_is_kept_and_flagged() -> None:
             "event.dataset": "auditd.log",
         },
     )
+
+
+def test_later_records_of_one_event_get_the_syscall_process_and_user() -> None:
+    serial = "1764298900.000:5001"
+    audit_event(
+        f"type=SYSCALL msg=audit({serial}): arch=c000003e syscall=59 success=yes exit=0"
+        ' ppid=10 pid=11 auid=1001 uid=0 euid=0 comm="wget" exe="/usr/bin/wget" key="net"'
+    )
+    execve = audit_event(f'type=EXECVE msg=audit({serial}): argc=2 a0="wget" a1="http://x/y"')
+    assert_fields(
+        execve,
+        {
+            "process.pid": 11,
+            "process.parent.pid": 10,
+            "process.executable": "wget",  # the record's own a0 wins over the SYSCALL's exe
+            "process.command_line": "wget http://x/y",
+            "user.id": "0",
+            "user.audit.id": "1001",
+        },
+    )
+    other_event = audit_event('type=EXECVE msg=audit(1764298900.000:5002): argc=1 a0="id"')
+    assert_fields(other_event, {"process.pid": ABSENT, "user": ABSENT})

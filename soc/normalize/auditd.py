@@ -10,7 +10,9 @@ is also copied to an ECS field: Sigma's auditd rules name the raw keys (``type``
 ``exe``, ``key``), which the linux pipeline maps to ``auditd.log.<key>``.
 """
 
+import copy
 import re
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -119,10 +121,19 @@ _X86_64: Final = {
     "268": "fchmodat", "288": "accept4", "313": "finit_module", "322": "execveat",
 }  # fmt: skip
 _SYSCALL_DEFAULT: Final[Action] = ("", ("process",), ("info",))
+# SYSCALL contexts awaiting the rest of their event's records (which follow within
+# milliseconds); the oldest go first, so a burst of unrelated events bounds the memory.
+_MAX_EVENTS: Final = 4096
+_EVENTS: OrderedDict[tuple[str, ...], dict[str, Any]] = OrderedDict()
 
 
-def normalize_line(line: str) -> Event:
-    """One audit record -> ECS fields (without the record envelope). Never raises on text."""
+def normalize_line(line: str, stream: tuple[str, ...] = ()) -> Event:
+    """One audit record -> ECS fields (without the record envelope). Never raises on text.
+
+    ``stream`` names where the line came from (agency, source, file): records of one kernel
+    event arrive together there, so a later record (EXECVE, PATH, PROCTITLE) is given the
+    process and user its SYSCALL record named, which it does not repeat.
+    """
     text = line.rstrip("\r\n")
     event: Event = {"event": {"kind": "event", "module": _MODULE, "dataset": _DATASET}}
     match = _HEADER_RE.search(text)
@@ -147,7 +158,29 @@ def normalize_line(line: str) -> Event:
     _set_user(event, values)
     _set_process(event, record_type, values)
     _set_network(event, values)
+    _group(event, (*stream, match["node"] or "", match["epoch"], match["serial"]), record_type)
     return event
+
+
+def _group(event: Event, key: tuple[str, ...], record_type: str) -> None:
+    """Remember a SYSCALL's process and user; fill them into the event's other records."""
+    if record_type == "SYSCALL":
+        # A copy: the event itself goes on to be changed (vouched fields) and sent.
+        _EVENTS[key] = {n: copy.deepcopy(event[n]) for n in ("process", "user") if n in event}
+        while len(_EVENTS) > _MAX_EVENTS:
+            _EVENTS.popitem(last=False)
+        return
+    remembered = _EVENTS.get(key)
+    if remembered is None:
+        return
+    for name, fields in remembered.items():
+        mine = event.setdefault(name, {})
+        for field_name, value in fields.items():
+            if field_name not in mine:
+                mine[field_name] = copy.deepcopy(value)
+    user_name = event.get("user", {}).get("name")
+    if isinstance(user_name, str):
+        add_related(event, "user", user_name)
 
 
 def _key_values(text: str, record_type: str) -> dict[str, Any]:

@@ -160,7 +160,7 @@ def _file_path(record: Mapping[str, Any]) -> str | None:
 
 def auditd_line(record: Mapping[str, Any], _options: NormalizeOptions) -> Event:
     line = _data(record)
-    return finish(normalize_line(line), record, line, [])
+    return finish(normalize_line(line, _stream_key(record)), record, line, [])
 
 
 def access_log(record: Mapping[str, Any], _options: NormalizeOptions) -> Event:
