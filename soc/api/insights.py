@@ -158,7 +158,9 @@ async def monthly(
     request: Request,
     principal: CurrentPrincipal,
     store: StoreDep,
-    month: Annotated[str, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="YYYY-MM")],
+    month: Annotated[
+        str, Query(pattern=r"^(19[7-9]\d|[2-9]\d{3})-(0[1-9]|1[0-2])$", description="YYYY-MM")
+    ],
     agency: str | None = None,
     format: Literal["json", "markdown", "csv"] = "json",
     language: Literal["vi", "en"] = "vi",
@@ -171,7 +173,10 @@ async def monthly(
     elif scope.agencies is not None and len(scope.agencies) == 1:
         agency = next(iter(scope.agencies))
     timezone = request.app.state.timezone
-    start, end = month_bounds(month, timezone)
+    try:
+        start, end = month_bounds(month, timezone)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     query = StoreQuery(scope=scope, start=start, end=end)
     incidents_query = StoreQuery(scope=scope, start=start, limit=10_000)
     events_page, alerts_page, incidents = await asyncio.gather(

@@ -170,6 +170,10 @@ def _parse(
             # libyaml's loader: pySigma's own from_yaml uses the pure-Python one, which made
             # YAML parsing 80% of the 15 s it took to load the SigmaHQ rule set.
             documents = list(yaml.load_all(path.read_text("utf-8"), Loader=_YAML_LOADER))
+            strays = [doc for doc in documents if doc is not None and not isinstance(doc, dict)]
+            if strays:
+                kind = type(strays[0]).__name__
+                raise ValueError(f"a rule must be a YAML mapping, found a {kind}")
             collection = SigmaCollection.from_dicts(
                 [doc for doc in documents if doc is not None],
                 collect_errors=True,
