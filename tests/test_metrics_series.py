@@ -4,7 +4,9 @@ its labels: what the dashboard and the alert rules in deploy/ are built on."""
 from __future__ import annotations
 
 import signal
+import socket
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +14,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from soc.bus.base import Delivered, Message
+from soc.bus.kafka import KafkaBus
+from soc.bus.memory import MemoryBus
 from tests.test_e2e_run import Running, _start
 
 pytestmark = pytest.mark.e2e
@@ -112,3 +117,41 @@ def test_metrics_after_traffic_expose_every_named_series(soc: Running) -> None:
     }
     for family in FAMILIES_ONLY:
         assert f"# TYPE {family} counter" in text or f"# TYPE {family}_total counter" in text
+
+
+def _kafka_reachable(address: str) -> bool:
+    host, port = address.rsplit(":", 1)
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((host, int(port))) == 0
+
+
+@pytest.mark.parametrize("backend", ["memory", "kafka"])
+async def test_bus_lag_is_reported_per_group_and_partition(backend: str) -> None:
+    """Records published but not committed by a group show as that group's lag, partition by
+    partition; committing brings it to zero."""
+    topic = "soc.events"
+    bus: MemoryBus | KafkaBus
+    if backend == "kafka":
+        if not _kafka_reachable("127.0.0.1:9092"):
+            pytest.skip("no Kafka broker at 127.0.0.1:9092 (make services)")
+        bus = KafkaBus("127.0.0.1:9092", partitions=2, namespace=f"lag-{uuid.uuid4().hex[:8]}.")
+    else:
+        bus = MemoryBus(partitions=2)
+    await bus.start()
+    try:
+        consumer = await bus.subscribe(topic, "detect")
+        await bus.publish(topic, [Message(f"host{i}", {"n": i}) for i in range(40)])
+        taken: list[Delivered] = []
+        for _ in range(50):
+            taken += await consumer.poll(100, 0.2)
+            if len(taken) >= 40:
+                break
+        assert len(taken) == 40
+        lags = {(g, t, p): lag for g, t, p, lag in bus.lags()}
+        assert set(lags) == {("detect", topic, 0), ("detect", topic, 1)}
+        assert sum(lags.values()) == 40
+        await consumer.commit()
+        assert all(lag == 0 for *_, lag in bus.lags())
+    finally:
+        await bus.close()

@@ -198,6 +198,9 @@ class KafkaConsumer:
                 )
             if records:
                 self._positions[partition] = records[-1].offset + 1
+                # The first record after an assignment sits at the group's committed offset:
+                # the lag gauge's base until this member commits.
+                self._committed.setdefault(partition, records[0].offset)
         return delivered
 
     async def commit(self) -> None:
@@ -216,8 +219,11 @@ class KafkaConsumer:
     def lags(self) -> list[tuple[str, str, int, int]]:
         if self._closed:
             return []
+        assigned = self._consumer.assignment()
+        # A partition that moved away is forgotten: if it comes back, its base is learnt anew.
+        self._committed = {tp: o for tp, o in self._committed.items() if tp in assigned}
         found = []
-        for partition in self._consumer.assignment():
+        for partition in assigned:
             end = self._consumer.highwater(partition)
             base = self._committed.get(partition, self._positions.get(partition))
             if end is not None and base is not None:
