@@ -140,8 +140,16 @@ class Sensor:
         await self.publish(_take(table), last)
         return table
 
-    async def capture(self, interface: str, bpf: str, stop: asyncio.Event, queue: int) -> None:
-        """Live capture until `stop` is set; then the open flows are ended and published."""
+    async def capture(
+        self,
+        interface: str,
+        bpf: str,
+        stop: asyncio.Event,
+        queue: int,
+        ready: asyncio.Event | None = None,
+    ) -> None:
+        """Live capture until `stop` is set; then the open flows are ended and published.
+        `ready` is set once the interface is being read."""
         origin = {"type": "netmeta", "sensor": self.settings.sensor_id, "interface": interface}
         loop = asyncio.get_running_loop()
         pending: deque[Document] = deque()
@@ -162,6 +170,8 @@ class Sensor:
             lambda docs: loop.call_soon_threadsafe(deliver, docs),
         )
         capture.start()
+        if ready is not None:
+            ready.set()
         try:
             while True:
                 while pending:
@@ -290,7 +300,7 @@ class LiveCapture:
 
         try:
             self._socket = conf.L2listen(iface=interface, filter=bpf or None)
-        except (OSError, Scapy_Exception, ImportError) as exc:
+        except (OSError, ValueError, Scapy_Exception, ImportError) as exc:
             raise CaptureError(f"cannot capture on {interface!r}: {exc}") from None
         name = getattr(getattr(self._socket, "LL", None), "__name__", "Ether")
         self._linktype = _LIVE_LINKTYPES.get(name, LINKTYPE_ETHERNET)
@@ -333,10 +343,16 @@ class LiveCapture:
         sock = self._socket
         sock.ins.settimeout(0.2)
         next_tick = time.monotonic() + 1.0
-        while not self._stop.is_set():
+        while True:
+            # Once stopping, what the kernel already holds is still read, then the loop ends.
+            stopping = self._stop.is_set()
+            if stopping:
+                sock.ins.setblocking(False)
             try:
                 _, data, ts = sock.recv_raw(_SNAPLEN)
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):
+                if stopping:
+                    return
                 data = None
             if data is not None:
                 yield (ts or time.time()), data, self._linktype

@@ -1,0 +1,116 @@
+"""Live capture on a real interface: a veth pair whose far end lives in a network namespace.
+Packets are sent with scapy's `sendp` from inside the namespace and captured on the near end,
+through a BPF filter, into records on the bus."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+from scapy.utils import wrpcap
+
+from collectors.netmeta.flows import FlowSettings
+from collectors.netmeta.sensor import CaptureError, Organizations, Sensor
+from soc.bus.base import RAW
+from soc.bus.memory import MemoryBus
+from tests.netmeta_pcaps import conversations, port_scan
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None,
+    reason="live capture needs root (a veth pair in a network namespace) and iproute2's `ip`",
+)
+
+SEND = """
+import sys
+from scapy.all import rdpcap, sendp
+sendp(rdpcap(sys.argv[1]), iface=sys.argv[2], verbose=False)
+"""
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def veth() -> Iterator[tuple[str, str, str]]:
+    """(near end in this namespace, far end, the far end's namespace)."""
+    tag = f"{os.getpid() % 100000}"
+    namespace, near, far = f"socnm{tag}", f"nmA{tag}", f"nmB{tag}"
+    _ip("netns", "add", namespace)
+    try:
+        _ip("link", "add", near, "type", "veth", "peer", "name", far)
+        _ip("link", "set", far, "netns", namespace)
+        _ip("link", "set", near, "up")
+        _ip("-n", namespace, "link", "set", far, "up")
+        yield near, far, namespace
+    finally:
+        subprocess.run(["ip", "link", "del", near], capture_output=True)
+        subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+
+
+def _send(pcap: Path, far: str, namespace: str) -> None:
+    subprocess.run(
+        ["ip", "netns", "exec", namespace, sys.executable, "-c", SEND, str(pcap), far],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+
+
+async def test_live_capture_on_a_veth_pair(veth: tuple[str, str, str], tmp_path: Path) -> None:
+    near, far, namespace = veth
+    pcap = tmp_path / "send.pcap"
+    # DNS (let through by the filter), a 5-port scan (TCP, let through) and a UDP flow on a
+    # port the filter leaves out.
+    dns = [p for p in conversations() if p.haslayer("DNS")]
+    other = [p for p in conversations() if p.haslayer("UDP") and p["UDP"].dport == 3344]
+    wrpcap(str(pcap), [*dns, *port_scan(target="10.10.0.5", ports=5), *other])
+    bus = MemoryBus()
+    await bus.start()
+    sensor = Sensor(bus, FlowSettings(sensor_id="live-1", interface=near), Organizations([]))
+    stop, ready = asyncio.Event(), asyncio.Event()
+    capture = asyncio.create_task(
+        sensor.capture(near, "tcp or port 53", stop, queue=1000, ready=ready)
+    )
+    await asyncio.wait_for(ready.wait(), 30)
+    await asyncio.to_thread(_send, pcap, far, namespace)
+    stop.set()
+    await asyncio.wait_for(capture, 30)
+
+    consumer = await bus.subscribe(RAW, "test")
+    records = [message.value for message in await consumer.poll(1000, 0.1)]
+    documents = [orjson.loads(record["data"]) for record in records]
+    assert {r["source"]["interface"] for r in records} == {near}
+    assert all(d["observer"]["ingress"]["interface"]["name"] == near for d in documents)
+    flows = [d for d in documents if d["event"]["dataset"] == "netmeta.flow"]
+    scanned = sorted(d["destination"]["port"] for d in flows if d["source"]["ip"] == "203.0.113.99")
+    assert scanned == [1000, 1001, 1002, 1003, 1004]
+    for flow in flows:
+        if flow["source"]["ip"] == "203.0.113.99":
+            assert flow["event"]["reason"] == "rst"
+            assert (flow["source"]["packets"], flow["destination"]["packets"]) == (1, 1)
+    dns_records = [d for d in documents if d["event"]["dataset"] == "netmeta.dns"]
+    assert [d["dns"]["type"] for d in dns_records] == ["query", "answer"]
+    assert dns_records[1]["dns"]["resolved_ip"] == ["10.0.0.80"]
+    # The BPF filter kept the UDP flow on port 3344 out.
+    assert not [d for d in documents if d.get("destination", {}).get("port") == 3344]
+    await bus.close()
+
+
+async def test_capture_on_a_missing_interface_names_it() -> None:
+    bus = MemoryBus()
+    sensor = Sensor(bus, FlowSettings(), Organizations([]))
+    with pytest.raises(CaptureError, match="no-such-if0"):
+        await sensor.capture("no-such-if0", "", asyncio.Event(), queue=10)
+
+
+async def test_a_bad_bpf_filter_is_refused_with_the_reason(veth: tuple[str, str, str]) -> None:
+    bus = MemoryBus()
+    sensor = Sensor(bus, FlowSettings(), Organizations([]))
+    with pytest.raises(CaptureError, match="filter"):
+        await sensor.capture(veth[0], "tcp port banana", asyncio.Event(), queue=10)

@@ -1,0 +1,203 @@
+"""The sensor's parsers one by one: Community ID against the spec's published vectors, header
+decoding of the less common frames, hostile DNS and TLS payloads, and the configuration."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+
+import pytest
+from scapy.layers.dns import DNS, DNSQR, DNSRR
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
+from scapy.layers.l2 import CookedLinux, Dot1Q, Ether
+
+from collectors.netmeta import dns, http, tls
+from collectors.netmeta.community_id import community_id
+from collectors.netmeta.flows import FlowSettings, FlowTable
+from collectors.netmeta.packets import (
+    FRAGMENT,
+    LINKTYPE_ETHERNET,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_RAW,
+    MALFORMED,
+    NOT_IP,
+    TRUNCATED,
+    Decoded,
+    decode,
+    icmp_ports,
+)
+from soc.config import ConfigError, load_config
+from tests.netmeta_pcaps import client_hello
+
+
+def _ip(text: str) -> bytes:
+    return ipaddress.ip_address(text).packed
+
+
+@pytest.mark.parametrize(
+    ("src", "dst", "proto", "sport", "dport", "seed", "expected"),
+    [
+        ("1.2.3.4", "5.6.7.8", 6, 1122, 3344, 0, "1:wCb3OG7yAFWelaUydu0D+125CLM="),
+        ("5.6.7.8", "1.2.3.4", 6, 3344, 1122, 0, "1:wCb3OG7yAFWelaUydu0D+125CLM="),
+        ("1.2.3.4", "5.6.7.8", 17, 1122, 3344, 0, "1:0Mu9InQx6z4ZiCZM/7HXi2WMhOg="),
+        ("1.2.3.4", "5.6.7.8", 1, *icmp_ports(8, 0, False), 0, "1:crodRHL2FEsHjbv3UkRrfbs4bZ0="),
+        ("5.6.7.8", "1.2.3.4", 1, *icmp_ports(0, 0, False), 0, "1:crodRHL2FEsHjbv3UkRrfbs4bZ0="),
+        (
+            "fe80:1:203:405:607:809:a0b:c0d", "fe80:1011:1213:1415:1617:1819:1a1b:1c1d",
+            58, *icmp_ports(128, 0, True), 0, "1:0bf7hyMJUwt3fMED7z8LIfRpBeo=",
+        ),
+        ("1.2.3.4", "5.6.7.8", 46, 0, 0, 0, "1:ikv3kmf89luf73WPz1jOs49S768="),
+        ("1.2.3.4", "5.6.7.8", 6, 1122, 3344, 1, "1:HhA1B+6CoLbiKPEs5nhNYN4XWfk="),
+        ("1.2.3.4", "5.6.7.8", 17, 1122, 3344, 1, "1:OShq+iKDAMVouh/4bMxB9Sz4amw="),
+        ("1.2.3.4", "5.6.7.8", 1, *icmp_ports(8, 0, False), 1, "1:9pr4ZGTICiuZoIh90RRYE2RyXpU="),
+    ],
+)  # fmt: skip
+def test_community_id_matches_the_published_vectors(
+    src: str, dst: str, proto: int, sport: int, dport: int, seed: int, expected: str
+) -> None:
+    assert community_id(_ip(src), _ip(dst), proto, sport, dport, seed) == expected
+
+
+def test_vlan_tagged_cooked_and_raw_frames_decode_alike() -> None:
+    inner = IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1234, dport=443, flags="S")
+    plain = decode(bytes(Ether() / inner), LINKTYPE_ETHERNET)
+    assert isinstance(plain, Decoded)
+    assert plain[:7] == (_ip("10.0.0.1"), _ip("10.0.0.2"), 6, 1234, 443, 40, 0x02)
+    doubly_tagged = Ether() / Dot1Q(vlan=10) / Dot1Q(vlan=20) / inner
+    for frame, linktype in (
+        (bytes(doubly_tagged), LINKTYPE_ETHERNET),
+        (bytes(CookedLinux(proto=0x0800) / inner), LINKTYPE_LINUX_SLL),
+        (bytes(inner), LINKTYPE_RAW),
+    ):
+        decoded = decode(frame, linktype)
+        assert isinstance(decoded, Decoded)
+        assert decoded[:7] == plain[:7]
+
+
+def test_ipv6_extension_headers_are_walked_and_later_fragments_skipped() -> None:
+    packet = (
+        IPv6(src="2001:db8::1", dst="2001:db8::2")
+        / IPv6ExtHdrHopByHop()
+        / UDP(sport=5353, dport=53)
+    )
+    decoded = decode(bytes(Ether() / packet), LINKTYPE_ETHERNET)
+    assert isinstance(decoded, Decoded)
+    assert (decoded.proto, decoded.sport, decoded.dport) == (17, 5353, 53)
+    later = IPv6(src="2001:db8::1", dst="2001:db8::2") / IPv6ExtHdrFragment(offset=100, nh=17)
+    assert decode(bytes(Ether() / later / (b"x" * 8)), LINKTYPE_ETHERNET) == FRAGMENT
+    v4_later = IP(src="10.0.0.1", dst="10.0.0.2", frag=100, proto=17) / (b"x" * 8)
+    assert decode(bytes(Ether() / v4_later), LINKTYPE_ETHERNET) == FRAGMENT
+
+
+def test_short_and_foreign_frames_never_raise() -> None:
+    frame = bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP())
+    whole = decode(frame, LINKTYPE_ETHERNET)
+    assert isinstance(whole, Decoded)
+    flags_end = 14 + 20 + 14  # Ethernet, IP, TCP up to its flags: all the sensor reads
+    for cut in range(len(frame)):
+        decoded = decode(frame[:cut], LINKTYPE_ETHERNET)
+        if cut < flags_end:
+            assert decoded in (TRUNCATED, NOT_IP, MALFORMED)
+        else:
+            assert isinstance(decoded, Decoded)
+            assert decoded[:7] == whole[:7]
+    assert decode(frame[:20], LINKTYPE_ETHERNET) == TRUNCATED
+    assert decode(bytes(Ether(type=0x0806) / (b"\x00" * 28)), LINKTYPE_ETHERNET) == NOT_IP
+
+
+def test_dns_compression_loop_is_refused_not_followed_forever() -> None:
+    header = struct.pack("!HHHHHH", 1, 0x0100, 1, 0, 0, 0)
+    looping = header + b"\xc0\x0c" + b"\x00\x01\x00\x01"  # the name points at itself
+    with pytest.raises(dns.DnsError, match="loop"):
+        dns.parse(looping)
+    with pytest.raises(dns.DnsError):
+        dns.parse(b"\x00\x01")
+
+
+def test_dns_answers_cut_short_keep_the_ones_before() -> None:
+    answers = [DNSRR(rrname="a.example", rdata=f"10.0.0.{i}") for i in (1, 2)]
+    message = DNS(id=9, qr=1, qd=DNSQR(qname="a.example"), an=answers)
+    raw = bytes(message)
+    fields, truncated = dns.parse(raw[:-3])
+    assert truncated
+    assert fields["resolved_ip"] == ["10.0.0.1"]
+    nx = DNS(id=3, qr=1, rcode=3, qd=DNSQR(qname="nothing.example", qtype="AAAA"))
+    fields, truncated = dns.parse(bytes(nx))
+    assert not truncated
+    assert fields["response_code"] == "NXDOMAIN"
+    assert fields["question"]["type"] == "AAAA"
+
+
+def test_client_hello_cut_anywhere_is_an_error_not_a_crash() -> None:
+    hello = client_hello()
+    assert tls.parse_client_hello(hello).server_name
+    for cut in range(len(hello)):
+        with pytest.raises(tls.TlsError):
+            tls.parse_client_hello(hello[:cut])
+
+
+def test_ja4_parts_follow_the_definition() -> None:
+    hello = tls.parse_client_hello(client_hello())
+    prefix, ciphers, extensions = hello.ja4().split("_")
+    assert prefix == "t13d0406h2"
+    import hashlib
+
+    sorted_ciphers = ",".join(f"{v:04x}" for v in sorted([0x1301, 0x1302, 0xC02F, 0xC030]))
+    assert ciphers == hashlib.sha256(sorted_ciphers.encode()).hexdigest()[:12]
+    # SNI (0) and ALPN (16) are left out of the hash; signature algorithms follow in order.
+    text = "000a,000b,000d,002b_0403,0804"
+    assert extensions == hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def test_http_heads_of_proxies_and_odd_requests() -> None:
+    proxied = http.parse_request(
+        b"GET http://example.vn:8080/a?b=c HTTP/1.1\r\nHost: example.vn:8080\r\n\r\n"
+    )
+    assert proxied is not None
+    assert proxied["url"]["domain"] == "example.vn"
+    assert proxied["url"]["path"] == "/a"
+    assert proxied["url"]["query"] == "b=c"
+    assert http.parse_request(b"GET / SPDY/3\r\n\r\n") is None
+    assert http.parse_response(b"HTTP/1.1 abc\r\n\r\n") is None
+
+
+def test_a_flow_picked_up_mid_stream_takes_the_client_from_the_ports() -> None:
+    table = FlowTable(FlowSettings(sensor_id="s"))
+    # The first packet seen is the server's answer (from port 443 to an ephemeral port).
+    frame = bytes(
+        Ether() / IP(src="10.0.0.9", dst="10.0.0.1") / TCP(sport=443, dport=50000, flags="A")
+    )
+    decoded = decode(frame, LINKTYPE_ETHERNET)
+    assert isinstance(decoded, Decoded)
+    table.add(1.0, decoded, frame)
+    table.finish()
+    (flow,) = table.out
+    assert flow["source"] == {"ip": "10.0.0.1", "port": 50000, "packets": 0, "bytes": 0}
+    assert flow["destination"] == {"ip": "10.0.0.9", "port": 443, "packets": 1, "bytes": 40}
+
+
+def test_active_timeout_reports_a_long_flow_in_pieces() -> None:
+    table = FlowTable(FlowSettings(sensor_id="s", active_timeout=60, idle_timeout=30))
+    frame = bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=4000, dport=5000))
+    decoded = decode(frame, LINKTYPE_ETHERNET)
+    assert isinstance(decoded, Decoded)
+    for second in range(0, 150, 10):
+        table.add(1000.0 + second, decoded, frame)
+    table.finish()
+    assert [f["event"]["reason"] for f in table.out] == [
+        "active_timeout", "active_timeout", "capture_end",
+    ]  # fmt: skip
+    assert [f["source"]["packets"] for f in table.out] == [6, 6, 3]
+    assert len({f["event"]["id"] for f in table.out}) == 3
+
+
+def test_netmeta_configuration_is_checked() -> None:
+    config = load_config(
+        environ={"SOC_NETMETA__INTERFACE": "eth1", "SOC_NETMETA__MAX_FLOWS": "5000"}
+    )
+    assert (config.netmeta.interface, config.netmeta.max_flows) == ("eth1", 5000)
+    with pytest.raises(ConfigError, match=r"netmeta\.source_id"):
+        load_config(environ={"SOC_NETMETA__SOURCE_ID": "nobody"})
+    with pytest.raises(ConfigError, match=r"netmeta\.max_flows"):
+        load_config(environ={"SOC_NETMETA__MAX_FLOWS": "0"})
