@@ -157,3 +157,28 @@ def test_arbitrary_vouched_fields_never_break_the_event(
 ) -> None:
     event = check(orjson.dumps(document).decode(), "json", fields=fields)
     assert event["event"]["id"] == "prop-1"
+
+
+ENVELOPE_KEYS = ("id", "received_at", "data", "source", "organization", "flags", "fields")
+
+
+@PROPERTY
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional=dict.fromkeys(ENVELOPE_KEYS, json_values),
+    ),
+    st.sampled_from(LINE_FORMATS + JSON_FORMATS),
+)
+def test_any_envelope_values_give_an_event(envelope: dict[str, Any], kind: str | None) -> None:
+    raw = dict(envelope)
+    if kind is not None:
+        raw["format"] = kind
+    event = normalize(raw, OPTIONS)
+    data = raw.get("data")
+    expected = data if isinstance(data, str) else None
+    if expected is not None:
+        assert event["event"]["original"] == expected
+    assert not CRASH_TAGS & set(event.get("tags", ()))
+    assert all(isinstance(tag, str) for tag in event.get("tags", ()))
+    orjson.dumps(event)
