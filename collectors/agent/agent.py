@@ -50,6 +50,7 @@ log = logging.getLogger("soc.agent")
 _QUEUE_BATCHES = 4
 _IDLE_SLEEP = 0.05
 _RETRY_BASE = 0.5
+_READ = metrics.AGENT_LINES.labels("read")
 #: Intake answers that mean "this batch will never be accepted": parked, not retried.
 _REFUSED = frozenset({400, 413, 415, 422})
 
@@ -74,11 +75,32 @@ class _Followed:
     #: The input's fields plus this file's `log.file.path`.
     fields: dict[str, Any] = field(default_factory=dict)
 
+    _item_tail: bytes = b""
+
+    @property
+    def key(self) -> str:
+        assert self.tail.identity is not None
+        return self.tail.identity.key
+
     def named(self, path: str) -> None:
         self.tail.path = path
         fields = copy.deepcopy(self.input.fields)
         fields.setdefault("log", {}).setdefault("file", {})["path"] = path
         self.fields = fields
+        self._item_tail = b""
+
+    def identified(self, identity: Identity | None) -> None:
+        self.tail.identity = identity
+        self._item_tail = b""
+
+    def item_tail(self) -> bytes:
+        """The end of every item of this file: `"file":...,"path":...,"fields":...}`."""
+        if not self._item_tail:
+            item: dict[str, Any] = {"file": self.key, "path": self.tail.path, "fields": self.fields}
+            if self.input.config.format:
+                item["format"] = self.input.config.format
+            self._item_tail = orjson.dumps(item)[1:]
+        return self._item_tail
 
 
 @dataclass
@@ -88,9 +110,11 @@ class Batch:
     #: Identity key -> offset up to which this batch holds the file's records.
     ends: dict[str, int] = field(default_factory=dict)
     started: float = 0.0
+    #: The request body (gzipped NDJSON), made once the batch is complete.
+    body: bytes = b""
 
-    def body(self) -> bytes:
-        return gzip.compress(b"\n".join(self.lines) + b"\n", compresslevel=1, mtime=0)
+    def seal(self) -> None:
+        self.body = gzip.compress(b"\n".join(self.lines) + b"\n", compresslevel=1, mtime=0)
 
 
 def _parse_fields(pairs: tuple[str, ...], key: str) -> dict[str, Any]:
@@ -161,6 +185,8 @@ class Agent:
         self._last_scan = 0.0
         #: Generation a truncated file's next identity takes (dev, ino -> generation).
         self._generations: dict[tuple[int, int], int] = {}
+        self._dirty = asyncio.Event()
+        self._save_lock = asyncio.Lock()
 
     @property
     def spooled(self) -> int:
@@ -186,24 +212,28 @@ class Agent:
         timeout = httpx.Timeout(self.config.timeout_ms / 1000)
         async with httpx.AsyncClient(verify=verify, headers=headers, timeout=timeout) as client:
             sender = asyncio.create_task(self._send_loop(client), name="agent-sender")
+            saver = asyncio.create_task(self._save_loop(), name="agent-saver")
             try:
-                await self._read_loop(sender)
+                await self._read_loop([sender, saver])
             finally:
-                sender.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sender
+                for task in (sender, saver):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                await self._save()
                 for followed in self._followed.values():
                     followed.tail.close()
         log.info("agent stopped spooled_batches=%d", len(self._spool))
 
     # -- reading ----------------------------------------------------------------------------
 
-    async def _read_loop(self, sender: asyncio.Task[None]) -> None:
+    async def _read_loop(self, helpers: list[asyncio.Task[None]]) -> None:
         scan_every = self.config.scan_interval_ms / 1000
         wait = self.config.batch_wait_ms / 1000
         while not self._stop.is_set():
-            if sender.done():
-                sender.result()  # the sender failed (a disk error): stop, say why
+            for helper in helpers:
+                if helper.done():
+                    helper.result()  # the sender or saver failed (a disk error): say why
             now = time.monotonic()
             if now - self._last_scan >= scan_every:
                 self._scan(now)
@@ -244,7 +274,7 @@ class Agent:
             tail.identity is not None and size and not tail.matches(tail.identity)
         ):
             await self._truncated(followed)
-        if tail.identity is None and not self._identify(followed):
+        if tail.identity is None and not await self._identify(followed):
             return []
         lines = tail.read()
         if not lines:
@@ -271,9 +301,9 @@ class Agent:
             self._generations[(tail.dev, tail.ino)] = tail.identity.generation + 1
             self._offsets.files.pop(tail.identity.key, None)
         tail.seek(0)
-        tail.identity = None
+        followed.identified(None)
 
-    def _identify(self, followed: _Followed) -> bool:
+    async def _identify(self, followed: _Followed) -> bool:
         """Give a file its identity once it has bytes, resuming at a saved offset if it is a
         file already read; the identity is saved before any of its lines is sent, so ids stay
         the same across a restart."""
@@ -298,13 +328,14 @@ class Agent:
             if found is None:
                 return False
             identity, offset = found, 0
-        tail.identity = identity
+        followed.identified(identity)
         tail.seek(offset)
         self._offsets.files[identity.key] = FileState(
             identity.dev, identity.ino, identity.fingerprint, identity.fingerprint_len,
             identity.generation, offset, tail.path,
         )  # fmt: skip
-        self._offsets.save()
+        # Saved before any of its lines is sent: the identity (and so the ids) must not change.
+        await self._save()
         log.info("following file path=%s identity=%s offset=%d", tail.path, identity.key, offset)
         return True
 
@@ -340,7 +371,7 @@ class Agent:
         if stale:
             for key in stale:
                 del self._offsets.files[key]
-            self._offsets.save()
+            self._dirty.set()
 
     def _discover(self, path: str, item: _Input, now: float) -> None:
         try:
@@ -375,53 +406,70 @@ class Agent:
     # -- batching ---------------------------------------------------------------------------
 
     async def _add(self, followed: _Followed, record: Record) -> None:
-        tail = followed.tail
-        assert tail.identity is not None
-        item: dict[str, Any] = {
-            "file": tail.identity.key,
-            "offset": record.start,
-            "path": tail.path,
-            "fields": followed.fields,
-        }
+        """Append a record to the batch as one NDJSON item (see soc/api/ingest.py)."""
         try:
-            item["data"] = record.data.decode("utf-8")
+            text = record.data.decode("utf-8")
+            exact = b""
         except UnicodeDecodeError:
-            item["data"] = record.data.decode("utf-8", "backslashreplace")
-            item["data_b64"] = base64.b64encode(record.data).decode("ascii")
-        if followed.input.config.format:
-            item["format"] = followed.input.config.format
-        line = orjson.dumps(item)
+            text = record.data.decode("utf-8", "backslashreplace")
+            exact = b'"data_b64":"' + base64.b64encode(record.data) + b'",'
+        # What is the same for every record of the file is serialized once (`item_tail`).
+        line = b'{"offset":%d,"data":%b,%b%b' % (
+            record.start, orjson.dumps(text), exact, followed.item_tail()
+        )  # fmt: skip
         batch = self._batch
         if not batch.lines:
             batch.started = time.monotonic()
         batch.lines.append(line)
         batch.size += len(line) + 1
-        batch.ends[tail.identity.key] = record.end
-        metrics.AGENT_LINES.labels("read").inc()
+        batch.ends[followed.key] = record.end
         if len(batch.lines) >= self.config.batch_lines or batch.size >= self.config.batch_bytes:
             await self._submit()
 
     async def _submit(self) -> None:
         batch, self._batch = self._batch, Batch()
+        _READ.inc(len(batch.lines))
         while not self._outage and len(self._queue) >= _QUEUE_BATCHES:
             if self._stop.is_set():
                 return  # not committed: read again at the next start
             self._changed.clear()
             await self._changed.wait()
+        batch.seal()
         if self._outage:
-            self._spool.append(batch.body())
+            self._spool.append(batch.body)
             self._commit(batch)
         else:
             self._queue.append(batch)
         self._changed.set()
 
     def _commit(self, batch: Batch) -> None:
-        """Save the batch's offsets: its records are acknowledged or spooled."""
+        """Advance the batch's offsets, its records being acknowledged or spooled; the saver
+        writes them to disk while the next batch is on its way."""
         for key, end in batch.ends.items():
             state = self._offsets.files.get(key)
             if state is not None and end > state.offset:
                 state.offset = end
-        self._offsets.save()
+        self._dirty.set()
+
+    async def _save(self) -> None:
+        """Write the offsets as they are now; saves are one at a time, each newer than the
+        last, and the disk work runs on a thread so sending goes on meanwhile."""
+        async with self._save_lock:
+            self._dirty.clear()
+            data = self._offsets.snapshot()
+            writing = asyncio.ensure_future(
+                asyncio.to_thread(write_atomically, self._offsets.path, data)
+            )
+            try:
+                await asyncio.shield(writing)
+            except asyncio.CancelledError:
+                await writing  # never leave a write half done behind the lock
+                raise
+
+    async def _save_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await self._save()
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -443,7 +491,7 @@ class Agent:
                 self._changed.set()
             elif self._queue:
                 batch = self._queue[0]
-                body = batch.body()
+                body = batch.body
                 result = await self._post(client, body)
                 if result == "retry":
                     self._enter_outage()
@@ -467,7 +515,7 @@ class Agent:
         self._outage = True
         while self._queue:
             batch = self._queue.popleft()
-            self._spool.append(batch.body())
+            self._spool.append(batch.body)
             self._commit(batch)
         self._changed.set()
 

@@ -70,9 +70,8 @@ class Offsets:
                           path, exc)  # fmt: skip
                 os.replace(path, path.with_suffix(".corrupt"))
 
-    def save(self) -> None:
-        payload = {"files": {key: asdict(state) for key, state in self.files.items()}}
-        write_atomically(self.path, orjson.dumps(payload))
+    def snapshot(self) -> bytes:
+        return orjson.dumps({"files": {key: asdict(state) for key, state in self.files.items()}})
 
 
 class Spool:

@@ -9,6 +9,7 @@ record id (with the record's byte offset), so a line read twice gets the same id
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -37,7 +38,7 @@ class Record:
     truncated: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Identity:
     dev: int
     ino: int
@@ -45,8 +46,9 @@ class Identity:
     fingerprint_len: int
     generation: int
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """What record ids are made of (with the offset), and the key of saved offsets."""
         return f"{self.dev}:{self.ino}:{self.fingerprint[:16]}:{self.generation}"
 
 
