@@ -278,6 +278,13 @@ def test_unparsable_access_and_audit_lines_are_counted() -> None:
     assert failures("auditd", "auditd_unparsed") == before + 1
 
 
+def test_a_documents_own_error_type_is_not_a_metric_label() -> None:
+    document = {"message": "x", "error": {"type": "sensor-specific-1234", "message": "m"}}
+    event = event_for(orjson.dumps(document).decode(), "ecs")
+    assert event["error"]["type"] == "sensor-specific-1234"
+    assert failures("ecs", "sensor-specific-1234") == 0.0
+
+
 def test_iis_fields_header_can_come_with_the_record() -> None:
     line = "2026-11-28 03:00:00 203.0.113.5 POST /owa/auth.owa 302"
     header = {"w3c": {"fields": "#Fields: date time c-ip cs-method cs-uri-stem sc-status"}}

@@ -19,6 +19,7 @@ from soc.normalize.formats import FORMATS, unknown_format
 from soc.normalize.programs import PROGRAMS, ProgramParser
 from soc.normalize.record import (
     ECS_VERSION,
+    FAILURE_REASONS,
     MAPPING,
     NormalizeOptions,
     merge_vouched,
@@ -52,7 +53,7 @@ def normalize(record: Mapping[str, Any], options: NormalizeOptions) -> dict[str,
         parser = FORMATS.get(kind) if isinstance(kind, str) else None
         event = parser(record, options) if parser is not None else unknown_format(record, kind)
         error = event.get("error")
-        if isinstance(error, dict) and isinstance(reason := error.get("type"), str):
+        if isinstance(error, dict) and (reason := error.get("type")) in FAILURE_REASONS:
             label = kind if parser is not None else _UNKNOWN
             metrics.NORMALIZE_FAILURES.labels(label, reason).inc()
         return event

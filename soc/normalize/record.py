@@ -15,6 +15,7 @@ from soc.normalize.ecs import Event, format_utc
 
 __all__ = [
     "ECS_VERSION",
+    "FAILURE_REASONS",
     "MAPPING",
     "NormalizeOptions",
     "Receipt",
@@ -38,6 +39,13 @@ MAPPING: Final = (dict, Mapping)
 _PROTECTED_TOP: Final = frozenset({"organization", "ecs", "soc", "tags", "@timestamp", "w3c"})
 _PROTECTED_EVENT: Final = frozenset({"id", "original", "ingested", "created"})
 _MAX_FIELDS_DEPTH: Final = 8
+
+
+# Every error.type the parsers set: the failure metric counts only these, since a sensor's own
+# ECS document may carry any error.type and a label per value would be unbounded.
+FAILURE_REASONS: Final = frozenset(
+    {"unknown_format", "invalid_json", "auditd_unparsed", "access_log_unparsed"}
+)
 
 
 @dataclass(frozen=True)
@@ -103,8 +111,8 @@ def peer(source: object) -> tuple[str | None, str | None]:
 
 
 def failed(event: Event, reason: str, message: str) -> Event:
-    """Mark an event as not (fully) parsed: the tag and ``error.type`` name the reason (the
-    normalizer counts it in ``soc_normalize_failures_total``), ``error.message`` says why."""
+    """Mark an event as not (fully) parsed: the tag and ``error.type`` name the reason (one of
+    ``FAILURE_REASONS``, counted in ``soc_normalize_failures_total``), ``error.message`` why."""
     tags = event.setdefault("tags", [])
     if reason not in tags:
         tags.append(reason)
