@@ -58,6 +58,7 @@ bench: $(STAMP) services console
 	$(BIN)/python bench/normalize.py
 	$(BIN)/python bench/collectors.py
 	$(BIN)/python bench/netmeta.py
+	$(BIN)/python bench/retention.py
 	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/console.py
 

@@ -473,7 +473,7 @@ class SqliteStore:
 
         return await self._run(self._writer, update)
 
-    async def delete_before(self, kind: Kind, day: date, batch_size: int = 5000) -> int:
+    async def delete_before(self, kind: Kind, day: date, batch_size: int = 1000) -> int:
         """Delete the documents of `kind` filed before `day` (UTC midnight), with their free-text
         rows; how many. In transactions of `batch_size` rows, so writers wait for one batch at
         most, never for the whole purge."""
