@@ -47,8 +47,10 @@ from evtx import PyEvtxParser
 from soc.ids import stable_id
 from soc.normalize import NormalizeOptions, normalize
 from soc.normalize.ecs import format_utc
+from soc.normalize.suricata import is_eve, normalize_eve
 from soc.normalize.web import W3CLog, normalize_access_log, parse_access_log
 from soc.normalize.windows import is_windows_event, normalize_windows
+from soc.normalize.zeek import is_zeek, log_from_path, normalize_zeek
 
 __all__ = ["FORMATS", "ReadProblem", "ScannedEvent", "detect_format", "read_events"]
 
@@ -392,13 +394,30 @@ def _from_json(value: Any, name: str, record: int, line: _Line | None) -> Item:
     if not isinstance(value, dict):
         return ReadProblem(name, record, f"a JSON {type(value).__name__}, not an object")
     event_id = _scan_id(name, record)
-    event = normalize_windows(value, record_id=event_id) if is_windows_event(value) else value
+    event = _normalized(value, name, event_id, line)
     node = event.setdefault("event", {})
     if isinstance(node, dict):
         node.setdefault("id", event_id)
     if line is not None:
         _flag_invalid(event, line)
     return _scanned(event, name, record)
+
+
+def _normalized(
+    value: dict[str, Any], name: str, event_id: str, line: _Line | None
+) -> dict[str, Any]:
+    """Windows events, Suricata EVE and Zeek logs become ECS; anything else stays as it is."""
+    if is_windows_event(value):
+        return normalize_windows(value, record_id=event_id)
+    if is_eve(value):
+        event = normalize_eve(value)
+    elif is_zeek(value):
+        event = normalize_zeek(value, log_from_path(name))
+    else:
+        return value
+    original = line.text if line is not None else orjson.dumps(value).decode()
+    event["event"]["original"] = original
+    return event
 
 
 # --- EVTX ---------------------------------------------------------------------------------
