@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 import prometheus_client
 import uvicorn
 
+from collectors.netmeta.main import start_sensor
 from collectors.syslog.server import SyslogServer
 from collectors.syslog.sources import SourceMap
 from collectors.syslog.tls import server_context
@@ -211,6 +212,11 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
         )
         await syslog.start()
         addresses += [f"syslog_{name}={address}" for name, address in syslog.addresses.items()]
+    sensor_stop = asyncio.Event()
+    sensor_tasks: list[asyncio.Task[None]] = []
+    if {"collector", "engine"} <= parts and config.netmeta.interface:
+        sensor_tasks.append(await start_sensor(config, bus, sensor_stop))
+        addresses.append(f"netmeta={config.netmeta.interface}")
     backlog_task = asyncio.create_task(
         _watch_backlog(bus, ["soc.raw", "soc.events", "soc.matches", "soc.alerts"])
     )
@@ -256,10 +262,13 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
 
     stage_tasks = [task for layer in layers for task in layer.tasks]
     watched = [*stage_tasks, *([api_task] if api_task else [])]
+    watched += sensor_tasks
     stopped_by = await _wait_for_stop(stop, watched)
     log.info("stopping reason=%s", stopped_by)
     if syslog is not None:
         await syslog.stop()
+    sensor_stop.set()
+    await asyncio.gather(*sensor_tasks, return_exceptions=True)
     if intake is not None:
         await intake.close()
     for layer in layers:

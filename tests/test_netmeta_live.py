@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from collectors.netmeta.flows import FlowSettings
 from collectors.netmeta.sensor import CaptureError, Organizations, Sensor
 from soc.bus.base import RAW
 from soc.bus.memory import MemoryBus
+from soc.store.base import Query, Scope
+from soc.store.sqlite import SqliteStore
 from tests.netmeta_pcaps import conversations, port_scan
 
 pytestmark = pytest.mark.skipif(
@@ -27,6 +31,8 @@ pytestmark = pytest.mark.skipif(
     reason="live capture needs root (a veth pair in a network namespace) and iproute2's `ip`",
 )
 
+ROOT = Path(__file__).resolve().parent.parent
+PORT_SCAN = "7e9a1c3d-5f7b-4d92-8b4e-7e9a1c3d5f02"
 SEND = """
 import sys
 from scapy.all import rdpcap, sendp
@@ -114,3 +120,49 @@ async def test_a_bad_bpf_filter_is_refused_with_the_reason(veth: tuple[str, str,
     sensor = Sensor(bus, FlowSettings(), Organizations([]))
     with pytest.raises(CaptureError, match="filter"):
         await sensor.capture(veth[0], "tcp port banana", asyncio.Event(), queue=10)
+
+
+def test_soc_run_with_an_interface_alerts_on_a_live_port_scan(
+    veth: tuple[str, str, str], tmp_path: Path
+) -> None:
+    """`soc run` with `netmeta.interface` set: the sensor is one of its parts; a port scan sent
+    on the wire ends as the port-scan alert in the store, after a clean stop."""
+    near, far, namespace = veth
+    pcap = tmp_path / "scan.pcap"
+    wrpcap(str(pcap), port_scan(target="10.10.0.5", ports=25))
+    log = tmp_path / "soc.log"
+    env = {
+        **os.environ,
+        "SOC_AUTH__API_TOKEN": "netmeta-live-token-abcdefghijklmnop",
+        "SOC_NETMETA__INTERFACE": near,
+        "SOC_NETMETA__BPF": "tcp",
+        "SOC_METRICS__ENABLED": "false",
+    }
+    command = [
+        sys.executable, "-m", "soc", "run", "--data-dir", str(tmp_path / "data"),
+        "--http", "127.0.0.1:0", "--syslog", "127.0.0.1:0", "--rules", str(ROOT / "rules"),
+    ]  # fmt: skip
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=sink, env=env, cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while f"netmeta={near}" not in log.read_text(errors="replace"):
+            assert process.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, log.read_text(errors="replace")
+            time.sleep(0.1)
+        _send(pcap, far, namespace)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(60)
+    assert process.returncode == 0, log.read_text(errors="replace")
+
+    async def alerts() -> int:
+        store = SqliteStore(tmp_path / "data" / "soc.db")
+        await store.open()
+        try:
+            query = Query(Scope.everything(), filters={"rule.id": [PORT_SCAN]})
+            return (await store.search("alerts", query)).total
+        finally:
+            await store.close()
+
+    assert asyncio.run(alerts()) == 1

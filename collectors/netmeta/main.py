@@ -70,3 +70,21 @@ async def run_netmeta(config: Config, pcaps: Sequence[Path]) -> int:
         return 1
     finally:
         await bus.close()
+
+
+async def start_sensor(config: Config, bus: Bus, stop: asyncio.Event) -> asyncio.Task[None]:
+    """The live sensor as a part of `soc run` (when `netmeta.interface` is set), returned once
+    the interface is being read (or the capture failed: the task then holds the reason, and
+    `soc run` stops with it rather than run blind). It captures until `stop`, then publishes
+    the flows still open."""
+    netmeta = config.netmeta
+    sensor = make_sensor(config, bus)
+    ready = asyncio.Event()
+    task = asyncio.create_task(
+        sensor.capture(netmeta.interface, netmeta.bpf, stop, netmeta.queue, ready),
+        name="netmeta",
+    )
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    return task

@@ -27,7 +27,7 @@ from typing import Any, Final
 import orjson
 
 from collectors.netmeta.flows import Document, FlowSettings, FlowTable
-from collectors.netmeta.packets import LINKTYPE_ETHERNET, Decoded, decode
+from collectors.netmeta.packets import LINKTYPE_ETHERNET, LINKTYPE_RAW, Decoded, decode
 from soc import metrics
 from soc.bus.base import RAW, Bus, Message
 from soc.config import SourceConfig
@@ -41,10 +41,12 @@ _SOL_PACKET: Final = 263
 _PACKET_STATISTICS: Final = 6
 _SO_RCVBUFFORCE: Final = getattr(socket, "SO_RCVBUFFORCE", 33)
 _RECEIVE_BUFFER: Final = 32 * 1024 * 1024
-#: scapy's link-layer classes for a live socket -> pcap link types.
+#: A live interface's hardware type (ARPHRD_*, linux/if_arp.h) -> the pcap link type of the
+#: frames a packet socket gives: Ethernet headers, or none (IP straight away) on tunnels.
 _LIVE_LINKTYPES: Final = {
-    "Ether": 1, "CookedLinux": 113, "CookedLinuxV2": 276, "IP": 101, "IPv6": 101,
-    "Loopback": 0, "LoopbackOld": 0,
+    1: LINKTYPE_ETHERNET, 772: LINKTYPE_ETHERNET,  # Ethernet, loopback
+    65534: LINKTYPE_RAW, 512: LINKTYPE_RAW, 768: LINKTYPE_RAW,  # tun (none), PPP, IPIP
+    769: LINKTYPE_RAW, 776: LINKTYPE_RAW, 778: LINKTYPE_RAW,  # IP6IP6, SIT, GRE
 }  # fmt: skip
 
 
@@ -295,6 +297,9 @@ class LiveCapture:
         settings: FlowSettings,
         deliver: Callable[[list[Document]], Any],
     ) -> None:
+        # Importing them sets conf.L2listen for this platform and the link types it knows.
+        import scapy.arch
+        import scapy.layers.l2  # noqa: F401
         from scapy.config import conf
         from scapy.error import Scapy_Exception
 
@@ -302,8 +307,13 @@ class LiveCapture:
             self._socket = conf.L2listen(iface=interface, filter=bpf or None)
         except (OSError, ValueError, Scapy_Exception, ImportError) as exc:
             raise CaptureError(f"cannot capture on {interface!r}: {exc}") from None
-        name = getattr(getattr(self._socket, "LL", None), "__name__", "Ether")
-        self._linktype = _LIVE_LINKTYPES.get(name, LINKTYPE_ETHERNET)
+        hardware = int(self._socket.ins.getsockname()[3])
+        self._linktype = _LIVE_LINKTYPES.get(hardware, LINKTYPE_ETHERNET)
+        if hardware not in _LIVE_LINKTYPES:
+            log.warning(
+                "unknown link type, decoding frames as Ethernet interface=%s arphrd=%d",
+                interface, hardware,
+            )  # fmt: skip
         _grow_buffer(self._socket.ins)
         self._table = FlowTable(settings)
         self._deliver = deliver
