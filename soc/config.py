@@ -193,6 +193,10 @@ class AgentConfig:
     scan_interval_ms: int = 1000
     #: A file renamed away (rotated) or deleted is closed after this long without growth.
     close_inactive_ms: int = 5000
+    #: Close a file still under a glob after this long idle and read to its end, reopening it
+    #: when it grows (for hosts with thousands of files); 0: keep it open. Lines a writer adds
+    #: after renaming a released file are read only if a glob covers the rotated name.
+    release_idle_ms: int = 0
     max_line_bytes: int = 1024 * 1024
     #: Ceiling of the exponential backoff between retries.
     retry_max_ms: int = 30_000

@@ -4,6 +4,7 @@ restart after SIGKILL, a bounded spool, and an outage of the whole platform."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
 import re
@@ -304,6 +305,49 @@ async def test_a_full_spool_pauses_reading_and_nothing_is_lost(tmp_path: Path) -
     await server.stop()
     assert sorted({r["data"] for r in records}) == lines
     assert not list(spool.glob("*.ndjson.gz")), "the spool is emptied once sent"
+
+
+def open_descriptors_on(path: Path) -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+        except OSError:
+            continue
+    return count
+
+
+async def test_an_idle_file_is_released_and_followed_again_when_it_grows(
+    intake: Intake, tmp_path: Path
+) -> None:
+    log = tmp_path / "quiet.log"
+    append(log, "first")
+    config = agent_config(intake.url, AgentInput(paths=(str(log),)), release_idle_ms=300)
+    running = Running(Agent(config, tmp_path / "state"))
+    await intake.wait_for(lambda r: len(r) == 1)
+    assert await eventually(lambda: open_descriptors_on(log) == 0, 10), "released when idle"
+    append(log, "second", "third")
+    await intake.wait_for(lambda r: len(r) >= 3)
+    await asyncio.sleep(0.5)
+    await intake.collect()
+    await running.stop()
+    assert intake.lines() == ["first", "second", "third"]
+
+
+async def test_invalid_utf8_lines_reach_the_intake_byte_for_byte(
+    intake: Intake, tmp_path: Path
+) -> None:
+    log = tmp_path / "latin1.log"
+    raw = "Đăng nhập thất bại".encode() + b" \xff\xfe caf\xe9"
+    log.write_bytes(raw + b"\n")
+    running = Running(
+        Agent(agent_config(intake.url, AgentInput(paths=(str(log),))), tmp_path / "s")
+    )
+    (record,) = await intake.wait_for(lambda r: len(r) == 1)
+    await running.stop()
+    assert record["flags"] == ["invalid_utf8"]
+    assert base64.b64decode(record["data_b64"]) == raw
+    assert record["data"].startswith("Đăng nhập thất bại")
 
 
 def write_config(path: Path, settings: dict[str, Any]) -> Path:

@@ -254,6 +254,7 @@ class Agent:
 
     async def _read_all(self, now: float) -> bool:
         progressed = False
+        release = self.config.release_idle_ms / 1000
         for key, followed in list(self._followed.items()):
             records = await self._read_file(followed, now)
             if records:
@@ -263,9 +264,22 @@ class Agent:
             elif followed.joiner.due(now):
                 for record in followed.joiner.flush():
                     await self._add(followed, record)
-            if not followed.seen and now - followed.active >= self.config.close_inactive_ms / 1000:
+            if now - followed.active < self.config.close_inactive_ms / 1000:
+                continue
+            if not followed.seen:
                 await self._finish(key, followed)
+            elif release and now - followed.active >= release and self._all_saved(followed):
+                # Idle and all of it safe: let the descriptor go (thousands of old files must
+                # not exhaust them); a scan opens it again once it grows.
+                followed.tail.close()
+                del self._followed[key]
         return progressed
+
+    def _all_saved(self, followed: _Followed) -> bool:
+        if followed.tail.identity is None or followed.joiner.pending:
+            return False
+        state = self._offsets.files.get(followed.key)
+        return state is not None and state.offset == followed.tail.position
 
     async def _read_file(self, followed: _Followed, now: float) -> list[Record]:
         tail = followed.tail
@@ -353,13 +367,17 @@ class Agent:
     def _scan(self, now: float) -> None:
         for followed in self._followed.values():
             followed.seen = False
+        live: set[tuple[int, int]] = set()
+        done = {(state.dev, state.ino, state.offset) for state in self._offsets.files.values()}
         for item in self._inputs:
             for pattern in item.config.paths:
                 for path in sorted(glob.glob(pattern)):
                     if any(fnmatch.fnmatch(path, ex) for ex in item.config.exclude):
                         continue
-                    self._discover(path, item, now)
-        live = {(f.tail.dev, f.tail.ino) for f in self._followed.values()}
+                    present = self._discover(path, item, now, done)
+                    if present is not None:
+                        live.add(present)
+        live |= {(f.tail.dev, f.tail.ino) for f in self._followed.values()}
         # Offsets of files gone for good (deleted, or rotated out of every glob and finished)
         # are forgotten once nothing of theirs waits to be sent.
         pending = {key for batch in self._queue for key in batch.ends} | set(self._batch.ends)
@@ -373,25 +391,31 @@ class Agent:
                 del self._offsets.files[key]
             self._dirty.set()
 
-    def _discover(self, path: str, item: _Input, now: float) -> None:
+    def _discover(
+        self, path: str, item: _Input, now: float, done: set[tuple[int, int, int]]
+    ) -> tuple[int, int] | None:
+        """Follow a file the globs match, unless it is read to its end already; returns its
+        (device, inode) when it exists."""
         try:
             info = os.stat(path)
         except OSError:
-            return
+            return None
         if not stat.S_ISREG(info.st_mode):
-            return
+            return None
         key = (info.st_dev, info.st_ino)
         followed = self._followed.get(key)
         if followed is not None:
             followed.seen = True
             if followed.tail.path != path:
                 followed.named(path)  # renamed, and still under a glob
-            return
+            return key
+        if (info.st_dev, info.st_ino, info.st_size) in done:
+            return key  # released, and not grown since it was read to its end
         try:
             tail = Tail.open(path, self.config.max_line_bytes)
         except OSError as exc:
             log.warning("cannot open file path=%s error=%s", path, exc)
-            return
+            return None
         config = item.config
         joiner = Joiner(
             item.start,
@@ -402,6 +426,7 @@ class Agent:
         followed = _Followed(tail, item, joiner, True, now)
         followed.named(path)
         self._followed[(tail.dev, tail.ino)] = followed
+        return key
 
     # -- batching ---------------------------------------------------------------------------
 
