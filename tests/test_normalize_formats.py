@@ -310,6 +310,8 @@ def test_iis_fields_header_can_come_as_an_earlier_line_of_the_same_file() -> Non
     assert directive["event"]["original"].startswith("#Fields:")
     event = event_for("2026-11-28 03:00:00 203.0.113.5 GET /x.aspx 404", "iis", **stream)
     assert_fields(event, {"url.path": "/x.aspx", "http.response.status_code": 404})
+    blank = event_for("   ", "iis", **stream)
+    assert blank["tags"] == ["empty_line"]
     other_file = event_for(
         "2026-11-28 03:00:00 203.0.113.5 GET /x.aspx 404",
         "iis",

@@ -182,8 +182,11 @@ def iis(record: Mapping[str, Any], _options: NormalizeOptions) -> Event:
     event = log.normalize(line, event_id=event_id)
     if event is None:  # a directive or blank line: kept, but it is no request
         event = _plain_event(line)
-        event["event"].update(module="iis", dataset="web.access", action="w3c-directive")
-        event["tags"] = ["w3c_directive"]
+        directive = line.lstrip().startswith("#")
+        event["event"].update(module="iis", dataset="web.access")
+        if directive:
+            event["event"]["action"] = "w3c-directive"
+        event["tags"] = ["w3c_directive" if directive else "empty_line"]
     _typed_failure(event, "access_log_unparsed")
     return finish(event, record, line, [])
 
