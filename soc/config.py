@@ -149,6 +149,9 @@ class IntakeConfig:
     max_lines: int = 20_000
     #: Longer lines are cut here and flagged `truncated`, as syslog does.
     max_line_bytes: int = 1024 * 1024
+    #: A request whose lines the bus has not acknowledged by then is answered 503 (the sender
+    #: retries; ids make a partial publish harmless) rather than held while Kafka is away.
+    publish_timeout_ms: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import socket
+import uuid
 import zlib
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -334,3 +337,57 @@ async def test_route_is_documented_in_openapi(client: httpx.AsyncClient) -> None
     operation = app.openapi()["paths"]["/api/v1/ingest"]["post"]
     assert "application/x-ndjson" in operation["description"]
     assert {"401", "413", "503"} <= set(operation["responses"])
+
+
+async def test_a_bus_that_does_not_acknowledge_in_time_gets_503() -> None:
+    """A full in-process bus holds publishers (backpressure); the intake answers 503 after
+    its timeout instead of holding the sender, which spools and retries."""
+    bus = MemoryBus(capacity=2)
+    await bus.subscribe(RAW, "slow-stage")  # a stage that never commits
+    await bus.publish(RAW, [Message("h", {"n": 1}), Message("h", {"n": 2})])
+    app = FastAPI()
+    install_intake(app, bus, SOURCES, replace(LIMITS, publish_timeout_ms=200))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://soc") as http:
+        response = await http.post(
+            "/api/v1/ingest", content=ndjson("x"), headers={**auth(), **NDJSON}
+        )
+    assert response.status_code == 503
+    assert "intake.publish_timeout_ms" in response.json()["detail"]
+
+
+def _kafka_reachable() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 9092), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _kafka_reachable(), reason="Kafka not running (make services)")
+async def test_lines_acknowledged_by_the_intake_are_on_kafka() -> None:
+    from soc.bus.kafka import KafkaBus
+
+    bus = KafkaBus("127.0.0.1:9092", partitions=1, namespace=f"test-ingest-{uuid.uuid4().hex}.")
+    await bus.start()
+    try:
+        app = FastAPI()
+        install_intake(app, bus, SOURCES, LIMITS)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://soc") as http:
+            response = await http.post(
+                "/api/v1/ingest",
+                content=gzip.compress(ndjson("one", {"data": "two", "format": "plain"})),
+                headers={**auth(MAIL_TOKEN), **NDJSON, "Content-Encoding": "gzip"},
+            )
+        assert response.status_code == 200
+        consumer = await bus.subscribe(RAW, "reader")
+        records: list[dict[str, Any]] = []
+        for _ in range(50):
+            records += [r.value for r in await consumer.poll(100, 0.2)]
+            if len(records) >= 2:
+                break
+        assert [r["data"] for r in records] == ["one", "two"]
+        assert {r["organization"]["id"] for r in records} == {"vp-ubnd"}
+    finally:
+        await bus.close()

@@ -81,6 +81,7 @@ class _Limits:
     max_decompressed: int
     max_lines: int
     max_line: int
+    publish_timeout: float
 
 
 class Intake:
@@ -93,6 +94,7 @@ class Intake:
             limits.max_decompressed_bytes,
             limits.max_lines,
             limits.max_line_bytes,
+            limits.publish_timeout_ms / 1000,
         )
         self._tokens: list[tuple[bytes, SourceConfig]] = []
         for source in sources:
@@ -468,7 +470,18 @@ async def _ingest(request: Request, intake: Intake, source: SourceConfig) -> JSO
         except _LineError as exc:
             errors.append({"line": number, "reason": str(exc)})
     try:
-        await intake.bus.publish(RAW, messages)
+        await asyncio.wait_for(intake.bus.publish(RAW, messages), limits.publish_timeout)
+    except TimeoutError:
+        metrics.INTAKE_REQUESTS.labels("unavailable").inc()
+        log.warning("intake publish timed out source=%s lines=%d", source.id, len(messages))
+        return JSONResponse(
+            {
+                "detail": "the bus did not acknowledge the lines within "
+                f"{limits.publish_timeout:g} s (intake.publish_timeout_ms), send them again"
+            },
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
     except Exception as exc:
         metrics.INTAKE_REQUESTS.labels("unavailable").inc()
         log.warning(
