@@ -169,7 +169,7 @@ class IncidentStage:
                 raise RuntimeError(f"incident {ident} vanished while alerts were added")
             doc = add_alerts(current[0], alerts, now)
             try:
-                await self._store.replace("incidents", doc, current[1], _EVERYTHING)
+                await self._store.replace("incidents", doc, current[1], _EVERYTHING, wait=False)
             except Conflict:
                 metrics.INCIDENT_CONFLICTS.labels("grouping").inc()
                 continue

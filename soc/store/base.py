@@ -152,10 +152,13 @@ class Store(Protocol):
         """A mutable document and its current version (opaque), read in real time."""
         ...
 
-    async def replace(self, kind: Kind, doc: Mapping[str, Any], version: str, scope: Scope) -> str:
+    async def replace(
+        self, kind: Kind, doc: Mapping[str, Any], version: str, scope: Scope, *, wait: bool = True
+    ) -> str:
         """Replace a mutable document if its stored version is still `version`; the new version.
         Raises Conflict when it is not, NotFound when the caller's scope has no such document
-        (and, as a write, refuses a document moved to an agency outside that scope)."""
+        (and, as a write, refuses a document moved to an agency outside that scope). With
+        `wait`, the change is visible to searches when this returns; without, to reads by id."""
         ...
 
     async def delete_before(self, kind: Kind, day: date) -> int | list[str]:

@@ -699,7 +699,9 @@ class ElasticsearchStore:
             return None
         return source, f"{body['_seq_no']}.{body['_primary_term']}"
 
-    async def replace(self, kind: Kind, doc: Mapping[str, Any], version: str, scope: Scope) -> str:
+    async def replace(
+        self, kind: Kind, doc: Mapping[str, Any], version: str, scope: Scope, *, wait: bool = True
+    ) -> str:
         if kind not in MUTABLE:
             raise QueryError(f"{kind} are written once and never replaced")
         ident = document_id(doc)
@@ -720,7 +722,9 @@ class ElasticsearchStore:
                 document={**doc, TEXT_FIELD: fold(fts_text(kind, doc))},
                 if_seq_no=int(seq_text),
                 if_primary_term=int(term_text),
-                refresh="wait_for",
+                # An analyst's change is in the next search of the queue; the grouping stage's
+                # many small updates need not wait for a refresh (reads by id are real time).
+                refresh="wait_for" if wait else "false",
             )
         except ApiError as exc:
             if exc.meta.status == 409:

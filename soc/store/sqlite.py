@@ -429,7 +429,9 @@ class SqliteStore:
         # The writer thread: a read there sees every committed replace, in order.
         return await self._run(self._writer, fetch)
 
-    async def replace(self, kind: Kind, doc: Mapping[str, Any], version: str, scope: Scope) -> str:
+    async def replace(
+        self, kind: Kind, doc: Mapping[str, Any], version: str, scope: Scope, *, wait: bool = True
+    ) -> str:
         _mutable(kind)
         rows, errors = self._rows(kind, [doc])
         if errors:
