@@ -460,6 +460,11 @@ class Agent:
             self._changed.clear()
             await self._changed.wait()
         batch.seal()
+        while self._outage and self._spool.size >= self.config.spool_max_bytes:
+            # Full: hold the reader here; the batch is not saved, so a stop re-reads it.
+            if self._stop.is_set():
+                return
+            await self._pause(0.2)
         if self._outage:
             self._spool.append(batch.body)
             self._commit(batch)
