@@ -604,6 +604,8 @@ async def run_agent(config: Config) -> int:
     """`soc agent` until SIGINT or SIGTERM; what was read but not acknowledged is read again
     at the next start."""
     agent = Agent(config.agent, state_dir(config))
+    # One line per request is noise; failures are logged by the agent with their reason.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if config.agent.metrics_listen:
         try:
             address = parse_address(config.agent.metrics_listen)
