@@ -276,3 +276,57 @@ def test_sighup_reloads_rules_without_a_restart(tmp_path: Path) -> None:
     finally:
         running.process.send_signal(signal.SIGTERM)
         assert running.process.wait(60) == 0
+
+
+def test_syslog_lines_become_an_incident_an_analyst_works_through_the_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    password = "mật-khẩu-quản-trị-2026"
+    monkeypatch.setenv("SOC_ADMIN_PASSWORD", password)
+    running = _start(tmp_path)
+    try:
+        stamp = _stamp()
+        lines = [
+            f"<38>{stamp} mail01 sshd[9{n}]: Invalid user u{n} from 203.0.113.50 port 4{n}\n"
+            for n in range(5)
+        ]
+        running.send_tcp("".join(lines).encode())
+        with httpx.Client(base_url=running.http, timeout=10) as http:
+            login = http.post(
+                "/api/v1/auth/token", data={"username": "admin", "password": password}
+            )
+            assert login.status_code == 200, login.text
+            http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+            queue = _wait_for(
+                lambda: [
+                    i
+                    for i in http.get("/api/v1/incidents").json()["items"]
+                    if i["incident"]["rule"]["id"] == INVALID_USER
+                    and i["incident"]["alert_count"] == 5
+                ]
+            )
+            assert len(queue) == 1, http.get("/api/v1/incidents").json()
+            ident = queue[0]["incident"]["id"]
+            assert queue[0]["related"]["hosts"] == ["mail01"]
+            version = http.get(f"/api/v1/incidents/{ident}").json()["incident"]["version"]
+            for change in (
+                {"status": "acknowledged"},
+                {"assignee": "admin"},
+                {"status": "resolved"},
+            ):
+                response = http.patch(
+                    f"/api/v1/incidents/{ident}", json={"version": version, **change}
+                )
+                assert response.status_code == 200, response.text
+                version = response.json()["incident"]["version"]
+            comment = http.post(f"/api/v1/incidents/{ident}/comments", json={"text": "Đã xử lý"})
+            assert comment.status_code == 201
+            done = http.get(f"/api/v1/incidents/{ident}").json()["incident"]
+            assert done["status"] == "resolved" and done["ttr_seconds"] is not None
+            trail = http.get(f"/api/v1/incidents/{ident}/audit").json()
+            assert [e["event"]["action"] for e in trail] == [
+                "incident.status", "incident.assigned", "incident.status", "incident.comment"
+            ]  # fmt: skip
+    finally:
+        running.process.send_signal(signal.SIGTERM)
+        assert running.process.wait(30) == 0
