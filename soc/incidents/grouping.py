@@ -17,6 +17,7 @@ fields, which it does not touch).
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import timedelta
@@ -72,7 +73,9 @@ class IncidentStage:
             assigned[key] = (ident, None)
             self._remember(key, ident, str(alert.get("@timestamp") or ""))
             alert["incident"] = {"id": ident}
+        started = time.perf_counter()
         result = await self._store.write("alerts", alerts)
+        metrics.STORE_WRITE_SECONDS.labels("alerts").observe(time.perf_counter() - started)
         metrics.ALERTS_STORED.inc(result.written)
         metrics.STORE_DUPLICATES.labels("alerts").inc(result.duplicates)
         for ident_refused, reason in result.errors:
