@@ -167,11 +167,17 @@ async def _measure(run: str, count: int, pki: Pki, sources: SourceMap) -> Figure
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=200_000, help="lines per transport")
+    parser.add_argument(
+        "--runs", default=",".join(RUNS), help="comma-separated: " + ", ".join(RUNS)
+    )
     args = parser.parse_args(argv)
+    runs = [run for run in args.runs.split(",") if run]
+    if unknown := set(runs) - set(RUNS):
+        parser.error(f"unknown run {sorted(unknown)[0]!r}")
     sources = SourceMap(_sources())
     with tempfile.TemporaryDirectory() as directory:
         pki = make_pki(Path(directory))
-        results = [asyncio.run(_measure(run, args.lines, pki, sources)) for run in RUNS]
+        results = [asyncio.run(_measure(run, args.lines, pki, sources)) for run in runs]
     print(f"syslog collector, {args.lines:,} lines of ~{len(_lines(1)[0])} bytes per transport")
     print(f"{'run':<10}{'sent':>10}{'published':>11}{'lost':>8}{'records/s':>12}"
           f"{'cpu s':>8}{'rec/s/core':>12}{'vs udp':>8}{'/core vs udp':>14}")  # fmt: skip
