@@ -19,7 +19,8 @@ import pytest
 from scapy.utils import wrpcap
 
 from collectors.netmeta.flows import FlowSettings
-from collectors.netmeta.sensor import CaptureError, Organizations, Sensor
+from collectors.netmeta.pcapfile import CaptureError
+from collectors.netmeta.sensor import Organizations, Sensor
 from soc.bus.base import RAW
 from soc.bus.memory import MemoryBus
 from soc.store.base import Query, Scope

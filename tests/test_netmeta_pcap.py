@@ -12,13 +12,8 @@ from prometheus_client import REGISTRY
 from scapy.utils import PcapNgWriter, wrpcap
 
 from collectors.netmeta.flows import FlowSettings, FlowTable
-from collectors.netmeta.sensor import (
-    CaptureError,
-    Organizations,
-    Sensor,
-    process_frames,
-    read_pcap,
-)
+from collectors.netmeta.pcapfile import CaptureError, read_pcap
+from collectors.netmeta.sensor import Organizations, Sensor, process_frames
 from soc.bus.base import RAW
 from soc.bus.memory import MemoryBus
 from soc.config import SourceConfig

@@ -8,7 +8,7 @@ end the parse with what was read so far instead of an exception or a hang.
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 import struct
 from typing import Any, Final
 
@@ -72,9 +72,9 @@ def _name(data: bytes, offset: int) -> tuple[str, int]:
 def _rdata(data: bytes, kind: int, at: int, length: int) -> str:
     raw = data[at : at + length]
     if kind == 1 and length == 4:
-        return str(ipaddress.IPv4Address(raw))
+        return socket.inet_ntop(socket.AF_INET, raw)
     if kind == 28 and length == 16:
-        return str(ipaddress.IPv6Address(raw))
+        return socket.inet_ntop(socket.AF_INET6, raw)
     if kind in (2, 5, 12, 39):
         return _name(data, at)[0]
     if kind == 15 and length > 2:

@@ -95,8 +95,20 @@ def _ip_text(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 
 
+_second_text: dict[int, str] = {}
+
+
 def _ts(seconds: float) -> str:
-    return format_ts(from_micros(round(seconds * 1_000_000)))
+    """As `soc.timeutil.format_ts` gives it; the text of the whole second is remembered, since
+    records come in bursts within the same second (strftime is most of the cost)."""
+    micros = round(seconds * 1_000_000)
+    whole, fraction = divmod(micros, 1_000_000)
+    text = _second_text.get(whole)
+    if text is None:
+        if len(_second_text) > 4096:
+            _second_text.clear()
+        text = _second_text[whole] = format_ts(from_micros(whole * 1_000_000))[:19]
+    return f"{text}.{fraction:06d}Z"
 
 
 class FlowTable:

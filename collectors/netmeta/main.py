@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from collectors.netmeta.flows import FlowSettings
-from collectors.netmeta.sensor import CaptureError, Organizations, Sensor
+from collectors.netmeta.pcapfile import CaptureError
+from collectors.netmeta.sensor import Organizations, Sensor
 from soc.bus.base import Bus
 from soc.config import Config, NetmetaConfig
 from soc.wiring import make_bus

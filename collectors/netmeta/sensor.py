@@ -28,6 +28,7 @@ import orjson
 
 from collectors.netmeta.flows import Document, FlowSettings, FlowTable
 from collectors.netmeta.packets import LINKTYPE_ETHERNET, LINKTYPE_RAW, Decoded, decode
+from collectors.netmeta.pcapfile import CaptureError, Frame, read_pcap
 from soc import metrics
 from soc.bus.base import RAW, Bus, Message
 from soc.config import SourceConfig
@@ -48,10 +49,6 @@ _LIVE_LINKTYPES: Final = {
     65534: LINKTYPE_RAW, 512: LINKTYPE_RAW, 768: LINKTYPE_RAW,  # tun (none), PPP, IPIP
     769: LINKTYPE_RAW, 776: LINKTYPE_RAW, 778: LINKTYPE_RAW,  # IP6IP6, SIT, GRE
 }  # fmt: skip
-
-
-class CaptureError(RuntimeError):
-    """A pcap or interface that cannot be read; the message names it and why."""
 
 
 class Organizations:
@@ -224,9 +221,6 @@ def flush_counts(table: FlowTable) -> None:
     metrics.NETMETA_FLOWS.set(len(table))
 
 
-Frame = tuple[float, bytes, int]
-
-
 def process_frames(table: FlowTable, frames: Iterator[Frame], chunk: int) -> Iterator[int]:
     """Feed frames to the table; yield after every `chunk` frames so the caller can publish."""
     add = table.add
@@ -250,40 +244,6 @@ def process_frames(table: FlowTable, frames: Iterator[Frame], chunk: int) -> Ite
     counts["packets"] = counts.get("packets", 0) + packets
     flush_counts(table)
     yield seen
-
-
-def read_pcap(path: Path) -> Iterator[Frame]:
-    """(timestamp, frame, link type) from a pcap or pcapng file, streaming."""
-    from scapy.error import Scapy_Exception
-    from scapy.utils import RawPcapNgReader, RawPcapReader
-
-    try:
-        reader = RawPcapReader(str(path))
-    except (OSError, Scapy_Exception) as exc:
-        raise CaptureError(f"{path}: not a readable pcap or pcapng file: {exc}") from None
-    try:
-        if isinstance(reader, RawPcapNgReader):
-            yield from _pcapng_frames(reader)
-        else:
-            linktype = int(getattr(reader, "linktype", LINKTYPE_ETHERNET))
-            scale = 1e-9 if getattr(reader, "nano", False) else 1e-6
-            while True:
-                try:
-                    data, meta = reader._read_packet(size=_SNAPLEN)
-                except EOFError:
-                    return
-                yield meta.sec + meta.usec * scale, data, linktype
-    finally:
-        reader.close()
-
-
-def _pcapng_frames(reader: Any) -> Iterator[Frame]:
-    while True:
-        try:
-            data, meta = reader._read_packet(size=_SNAPLEN)
-        except EOFError:
-            return
-        yield ((meta.tshigh << 32) | meta.tslow) / meta.tsresol, data, int(meta.linktype)
 
 
 class LiveCapture:
