@@ -116,6 +116,7 @@ def test_every_message_key_in_the_code_is_in_the_catalogues() -> None:
         "status": ("new", "acknowledged", "investigating", "resolved", "false_positive"),
         "severity": ("informational", "low", "medium", "high", "critical"),
         "role": ("admin", "analyst", "viewer"),
+        "notify.status": ("pending", "sent", "parked"),
     }.items():
         for name in names:
             assert f"{prefix}.{name}" in keys

@@ -76,6 +76,10 @@ function Shell({ me, lang, onLanguage, onLogout, features }) {
     </main>`;
 }
 
+// Asked before the first render, in parallel with it. No CSRF cookie means no session: the login
+// form shows without a request that must fail.
+const firstMe = hasSession() ? get('/auth/me') : null;
+
 function App() {
   const [me, setMe] = useState(undefined);
   const [lang, setLang] = useState(() => setLanguage(savedLanguage()));
@@ -86,8 +90,8 @@ function App() {
     saveLanguage(user && user.username, next);
   };
 
-  const loadMe = () =>
-    get('/auth/me').then(
+  const loadMe = (pending) =>
+    (pending || get('/auth/me')).then(
       (user) => {
         setTimeZone(user.timezone || DEFAULT_TIMEZONE);
         setLang(setLanguage(savedLanguage(user.username, user.language)));
@@ -105,8 +109,7 @@ function App() {
 
   useEffect(() => {
     onUnauthorized(() => setMe(null));
-    // No CSRF cookie means no session: show the login form without a request that must fail.
-    if (hasSession()) loadMe();
+    if (firstMe) loadMe(firstMe);
     else setMe(null);
   }, []);
 

@@ -103,6 +103,27 @@ def test_triage_an_incident_from_syslog_to_resolved(console: Console, platform: 
     assert stored["comments"][0]["author"] == ADMIN
 
 
+def test_a_change_made_elsewhere_meanwhile_is_not_overwritten(
+    console: Console, platform: Platform
+) -> None:
+    host = _host("db")
+    platform.send_udp([_invalid_user_line(host)])
+    ident = _incident_for(platform, host)["incident"]["id"]
+    console.login()
+    console.open(f"/incidents/{ident}")
+    page = console.page
+    page.get_by_role("heading", name=re.compile(host)).wait_for()
+    # Another analyst assigns it while this page still shows the version it loaded.
+    current = platform.api("GET", f"/incidents/{ident}")["incident"]["version"]
+    platform.api("PATCH", f"/incidents/{ident}", json={"version": current, "assignee": "lan"})
+    console.expected_failures.add(f"/api/v1/incidents/{ident}")  # the 409 itself
+    page.get_by_role("button", name="Tiếp nhận").click()
+    page.get_by_text("Sự cố vừa được người khác thay đổi").wait_for()
+    page.locator(".facts dd", has_text="lan").wait_for()
+    assert platform.api("GET", f"/incidents/{ident}")["incident"]["status"] == "new"
+    console.shot("07-incident-conflict")
+
+
 def test_language_switch_changes_every_string_and_is_remembered(console: Console) -> None:
     console.login()
     page = console.page

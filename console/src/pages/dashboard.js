@@ -7,6 +7,7 @@ import { useData } from '../hooks.js';
 import { Bars, Empty, ErrorBox, Loading, Select, TimeChart, Severity, levelOf } from '../components.js';
 
 const INTERVALS = { '1h': 300, '24h': 3600, '7d': 21600, '30d': 86400 };
+const RANGE_MS = { '1h': 3600e3, '24h': 86400e3, '7d': 7 * 86400e3, '30d': 30 * 86400e3 };
 const REFRESH_MS = 15000;
 
 /** Without /stats/summary (an older API), the same figures from the alert aggregations. */
@@ -39,6 +40,19 @@ async function loadSummary(range) {
     if (error instanceof ApiError && error.status === 404) return summaryFromAlerts(query);
     throw error;
   }
+}
+
+/** Every bucket of the range, empty ones included, so that time reads evenly left to right. */
+function fillBuckets(buckets, range) {
+  const step = INTERVALS[range] * 1000;
+  const first = Math.floor((Date.now() - RANGE_MS[range]) / step) * step;
+  const last = Math.floor(Date.now() / step) * step;
+  const counts = new Array(Math.max(1, Math.round((last - first) / step) + 1)).fill(0);
+  for (const bucket of buckets || []) {
+    const index = Math.floor((new Date(bucket.start).getTime() - first) / step);
+    if (index >= 0 && index < counts.length) counts[index] += bucket.count;
+  }
+  return counts.map((count, i) => ({ start: new Date(first + i * step).toISOString(), count }));
 }
 
 function rows(value) {
@@ -111,7 +125,7 @@ export function Dashboard({ params }) {
     <${ErrorBox} error=${summary.error} />
     ${!data && !summary.error && html`<${Loading} />`}
     ${data && html`
-      <${TimeChart} title=${t('dashboard.overTime')} buckets=${data.alerts_over_time || []} interval=${INTERVALS[range]} />
+      <${TimeChart} title=${t('dashboard.overTime')} buckets=${fillBuckets(data.alerts_over_time, range)} interval=${INTERVALS[range]} />
       <div class="cards">
         <${Bars} title=${t('dashboard.bySeverity')} rows=${rows(data.by_severity)} render=${(v) => html`<${Severity} level=${v} />`} />
         <${Bars} title=${t('dashboard.byStatus')} rows=${rows(data.incidents_by_status)} render=${(v) => t(`status.${v}`)}

@@ -8,14 +8,16 @@ import { Empty, ErrorBox, Loading, Pager } from '../components.js';
 
 const REFRESH_MS = 10000;
 const LIMIT = 50;
-const RETRYABLE = new Set(['parked', 'failed', 'error']);
+const RETRYABLE = new Set(['parked']);
 
 function items(data) {
-  return Array.isArray(data) ? data : (data && (data.items || data.channels)) || [];
+  return Array.isArray(data) ? data : (data && data.items) || [];
 }
 
 function text(value) {
   if (value === null || value === undefined || value === '') return '—';
+  // The outbox keeps times as Unix seconds.
+  if (typeof value === 'number' && value > 1e9) return dateTime(new Date(value * 1000).toISOString());
   if (typeof value === 'object') return JSON.stringify(value);
   if (typeof value === 'string' && /^\d{4}-\d{2}-\d{2}T/.test(value)) return dateTime(value);
   return String(value);
@@ -44,9 +46,14 @@ export function Notifications({ me }) {
       <${ErrorBox} error=${channels.error} />
       ${!channels.data && !channels.error && html`<${Loading} />`}
       ${channels.data && items(channels.data).length === 0 && html`<${Empty} />`}
-      <ul class="chips">
-        ${items(channels.data).map((c) => html`<li class="chip">${typeof c === 'string' ? c : `${c.name || c.id} (${c.type || ''})`}</li>`)}
-      </ul>
+      ${items(channels.data).length > 0 && html`<div class="table-wrap"><table class="grid compact">
+        <thead><tr><th scope="col">${t('notify.channel')}</th><th scope="col">${t('notify.type')}</th>
+          <th scope="col">${t('notify.address')}</th><th scope="col">${t('notify.messages')}</th></tr></thead>
+        <tbody>${items(channels.data).map((c) => html`<tr>
+          <td>${c.name}</td><td>${c.type}</td><td><code>${c.base_url || '—'}</code></td>
+          <td>${Object.entries(c.messages || {}).map(([state, count]) => `${state}: ${number(count)}`).join(' · ') || '—'}</td>
+        </tr>`)}</tbody>
+      </table></div>`}
     </section>
     <section class="card" aria-labelledby="deliveries-title">
       <h2 id="deliveries-title">${t('notify.deliveries')}</h2>
@@ -60,12 +67,12 @@ export function Notifications({ me }) {
           <th scope="col">${t('notify.lastError')}</th><th scope="col"><span class="sr-only">${t('notify.retry')}</span></th>
         </tr></thead>
         <tbody>${rows.map((d) => html`<tr>
-          <td>${text(d.created || d.enqueued_at || d.at)}</td>
+          <td>${text(d.created)}</td>
           <td>${d.incident_id ? html`<a href=${`#/incidents/${encodeURIComponent(d.incident_id)}`}>${d.incident_id}</a>` : '—'}</td>
           <td>${text(d.channel)}</td><td>${text(d.recipient)}</td>
-          <td>${text(d.state || d.status)}</td><td class="num">${number(d.attempts || 0)}</td>
-          <td>${text(d.last_error || d.error)}</td>
-          <td>${me.role === 'admin' && RETRYABLE.has(d.state || d.status) &&
+          <td>${t(`notify.status.${d.status}`)}</td><td class="num">${number(d.attempts || 0)}</td>
+          <td>${text(d.last_error)}</td>
+          <td>${me.role === 'admin' && RETRYABLE.has(d.status) &&
             html`<button type="button" onClick=${() => retry(d.id)}>${t('notify.retry')}</button>`}</td>
         </tr>`)}</tbody>
       </table></div>`}

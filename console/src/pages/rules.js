@@ -82,7 +82,7 @@ export function Rules({ me }) {
         <td>${r.status || '—'}</td>
         <td class="num">${number(r.hits)}</td>
         <td>${(r.techniques || []).join(', ')}</td>
-        <td>${me.role === 'admin'
+        <td>${r.disabled_reason && html`<small class="muted">${r.disabled_reason}</small><br />`}${me.role === 'admin'
           ? html`<button type="button" aria-pressed=${!!r.enabled} onClick=${() => toggle(r)}
               aria-label=${t(r.enabled ? 'rules.disableNamed' : 'rules.enableNamed', { title: r.title })}>${r.enabled ? t('rules.on') : t('rules.off')}</button>`
           : r.enabled ? t('rules.on') : t('rules.off')}</td>
