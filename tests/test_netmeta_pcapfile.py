@@ -9,7 +9,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from scapy.utils import PcapWriter, RawPcapReader, wrpcap
+from scapy.utils import PcapNgWriter, PcapWriter, RawPcapReader, wrpcap
 
 from collectors.netmeta.pcapfile import CaptureError, read_pcap
 from tests.netmeta_pcaps import conversations
@@ -47,6 +47,22 @@ def test_nanosecond_big_endian_and_gzip_files_read_alike(tmp_path: Path) -> None
         got = list(read_pcap(path))
         assert [(f, lt) for _, f, lt in got] == [(f, lt) for _, f, lt in want], path.name
         assert [round(ts, 6) for ts, _, _ in got] == [round(ts, 6) for ts, _, _ in want]
+
+
+def test_pcapng_plain_and_gzip_give_the_classic_frames(tmp_path: Path) -> None:
+    packets = conversations()
+    reference = tmp_path / "plain.pcap"
+    wrpcap(str(reference), packets)
+    ng = tmp_path / "capture.pcapng"
+    writer = PcapNgWriter(str(ng))
+    for packet in packets:
+        writer.write(packet)
+    writer.close()
+    packed = tmp_path / "capture.pcapng.gz"
+    packed.write_bytes(gzip.compress(ng.read_bytes()))
+    want = [(round(ts, 6), f, lt) for ts, f, lt in read_pcap(reference)]
+    for path in (ng, packed):
+        assert [(round(ts, 6), f, lt) for ts, f, lt in read_pcap(path)] == want, path.name
 
 
 def test_a_file_cut_inside_a_record_keeps_the_records_before(
