@@ -596,6 +596,12 @@ def _validate(config: Config) -> None:
     if config.syslog.max_message_bytes < 480:
         raise ConfigError("syslog.max_message_bytes: must be at least 480 (RFC 5426)")
     if config.syslog.tls:
+        syslog = config.syslog
+        if syslog.tcp and syslog.tls_listen == syslog.listen and syslog.listen.port != 0:
+            raise ConfigError(
+                f"syslog.tls_listen: {syslog.tls_listen} is syslog.listen, where plain TCP "
+                "listens; give TLS a port of its own (6514 by RFC 5425)"
+            )
         # The listener's own loader, so that what passes here is exactly what will serve.
         from collectors.syslog.tls import server_context
 

@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 
-from collectors.syslog.server import SyslogServer
+from collectors.syslog.server import Frame, RecordMaker, SyslogServer
 from collectors.syslog.sources import Sender, SourceMap
 from soc.bus.base import RAW
 from soc.bus.memory import MemoryBus
-from soc.config import Address, ConfigError, SourceConfig
+from soc.config import Address, ConfigError, SourceConfig, load_config
 
 SOURCES = (
     SourceConfig(id="so-tttt", agency="stttt", networks=("127.0.0.0/16", "2001:db8::/32")),
@@ -73,6 +74,33 @@ def test_a_network_claimed_by_two_sources_is_refused() -> None:
 def test_an_invalid_network_is_refused_naming_it() -> None:
     with pytest.raises(ConfigError, match=r"sources\[0\].networks: '127.0.0.300'"):
         SourceMap([SourceConfig(id="a", agency="x", networks=("127.0.0.300",))])
+
+
+def test_configuration_with_a_network_claimed_twice_stops_naming_it(tmp_path: Path) -> None:
+    file = tmp_path / "soc.yaml"
+    file.write_text(
+        "sources:\n"
+        "  - {id: a, agency: x, networks: [10.1.0.0/16]}\n"
+        "  - {id: b, agency: y, networks: ['10.1.2.3', 10.1.0.0/16]}\n"
+    )
+    with pytest.raises(ConfigError, match=r"sources\[1\].networks: '10.1.0.0/16' is already"):
+        load_config(file, environ={})
+
+
+def test_the_normalizer_puts_the_agency_on_the_event() -> None:
+    from soc.normalize import NormalizeOptions, normalize
+
+    sender = SourceMap(SOURCES).lookup("127.0.1.3")
+    record = RecordMaker("127.0.0.1:514").make(
+        Frame(b"<13>Oct 11 22:14:15 host app: hello"),
+        "udp",
+        ("127.0.1.3", 5000),
+        "2026-11-28T10:00:00.000000Z",
+        sender,
+    )
+    event = normalize(record, NormalizeOptions())
+    assert event["organization"] == {"id": "ca"}
+    assert event["message"] == "hello"
 
 
 # --- over real sockets -----------------------------------------------------------------------

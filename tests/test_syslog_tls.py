@@ -350,6 +350,7 @@ def test_tls_configuration_that_loads_is_accepted(pki: Pki, tmp_path: Path) -> N
         ({"tls_key": "CA_CERT"}, "syslog.tls_cert/syslog.tls_key: cannot load"),
         ({"tls_client_ca": ""}, "syslog.tls_client_ca: required when"),
         ({"tls_client_ca": "SERVER_KEY"}, "syslog.tls_client_ca: cannot load"),
+        ({"tls_listen": "127.0.0.1:5514"}, "syslog.tls_listen: 127.0.0.1:5514 is syslog.listen"),
     ],
 )
 def test_tls_configuration_that_would_not_serve_is_refused_naming_the_key(
