@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
@@ -120,7 +121,6 @@ class KafkaBus:
         await self.ensure_topic(topic)
         consumer = KafkaConsumer(
             AIOKafkaConsumer(
-                self._name(topic),
                 bootstrap_servers=self._bootstrap,
                 client_id=self._client_id,
                 group_id=self._name(group),
@@ -134,6 +134,7 @@ class KafkaBus:
             ),
             topic,
             group,
+            self._name(topic),
         )
         await consumer.start()
         self._consumers.append(consumer)
@@ -153,11 +154,33 @@ class KafkaBus:
             self._producer = None
 
 
+class _Revocation(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: KafkaConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        await self._owner.release(revoked)
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        return None
+
+
+#: How long a rebalance waits for the batch in hand to be handled and committed before it goes
+#: on without (the new owner then gets those records again; ids make that harmless).
+_REVOKE_WAIT = 30.0
+
+
 class KafkaConsumer:
-    def __init__(self, consumer: AIOKafkaConsumer, topic: str, group: str = "") -> None:
+    def __init__(
+        self, consumer: AIOKafkaConsumer, topic: str, group: str = "", subscribe_as: str = ""
+    ) -> None:
         self._consumer = consumer
         self._topic = topic
         self._group = group
+        #: Set while no polled batch awaits its commit: a rebalance waits for it.
+        self._idle = asyncio.Event()
+        self._idle.set()
+        consumer.subscribe([subscribe_as or topic], listener=_Revocation(self))
         #: Offsets this member committed, per partition (for the lag gauge).
         self._committed: dict[TopicPartition, int] = {}
         #: Next offset per partition after the records returned by poll so far.
@@ -197,6 +220,7 @@ class KafkaConsumer:
                     )
                 )
             if records:
+                self._idle.clear()
                 self._positions[partition] = records[-1].offset + 1
                 # The first record after an assignment sits at the group's committed offset:
                 # the lag gauge's base until this member commits.
@@ -215,6 +239,24 @@ class KafkaConsumer:
             # records again, which deterministic ids make harmless.
             log.warning("kafka commit failed; records will be redelivered error=%s", exc)
         self._positions = {tp: o for tp, o in self._positions.items() if tp not in offsets}
+        self._idle.set()
+
+    async def release(self, revoked: Any) -> None:
+        """Partitions are being taken away (another member joined or left): let the batch in
+        hand be handled and committed first, so that the next owner starts after it instead of
+        handling it a second time."""
+        if not self._idle.is_set():
+            log.info("rebalance waits for the batch in hand topic=%s", self._topic)
+            try:
+                await asyncio.wait_for(self._idle.wait(), _REVOKE_WAIT)
+            except TimeoutError:
+                log.warning(
+                    "rebalance went on before the batch in hand was committed; it will be"
+                    " handled again by the next owner topic=%s",
+                    self._topic,
+                )
+        gone = set(revoked)
+        self._positions = {tp: o for tp, o in self._positions.items() if tp not in gone}
 
     def lags(self) -> list[tuple[str, str, int, int]]:
         if self._closed:
