@@ -5,10 +5,12 @@ into an SQLite store, where the alert of `net_port_scan` is found."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 from scapy.utils import wrpcap
 
 from collectors.netmeta.flows import FlowSettings
@@ -120,3 +122,30 @@ def test_cli_replays_a_pcap_and_refuses_a_bad_one(tmp_path: Path) -> None:
     )  # fmt: skip
     assert missing.returncode == 2
     assert "interface" in missing.stderr + missing.stdout
+
+
+def test_soc_scan_of_a_pcap_raises_the_port_scan_alert(tmp_path: Path) -> None:
+    """Offline: an incident responder's capture through `soc scan`, like any seized log file."""
+    pcap = tmp_path / "tap.pcap.gz"
+    plain = tmp_path / "tap.pcap"
+    wrpcap(str(plain), [*conversations(), *port_scan(ports=25, start=200.0)])
+    pcap.write_bytes(gzip.compress(plain.read_bytes()))
+    plain.unlink()
+    alerts = tmp_path / "alerts.jsonl"
+    summary = tmp_path / "summary.json"
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "soc", "scan", str(tmp_path), "--rules", str(ROOT / "rules"),
+            "--output", str(alerts), "--summary-json", str(summary),
+        ],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    found = [orjson.loads(line) for line in alerts.read_bytes().splitlines()]
+    scans = [a for a in found if a["rule"]["id"] == PORT_SCAN]
+    assert len(scans) == 1
+    assert scans[0]["correlation"]["group"] == {"source.ip": "203.0.113.99"}
+    report = orjson.loads(summary.read_bytes())
+    # 11 records from the known conversations, 25 from the scan; nothing unreadable.
+    assert report["events"] == 36
+    assert report["problems"] == []
