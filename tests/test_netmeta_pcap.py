@@ -317,7 +317,7 @@ async def test_sensor_publishes_ecs_records_with_the_agency(tmp_path: Path) -> N
     consumer = await bus.subscribe(RAW, "test")
     delivered = await consumer.poll(100, 0.1)
     assert len(delivered) == 11
-    agencies = []
+    agencies, directions = [], []
     for message in delivered:
         record = message.value
         assert message.key == "sensor-hn-1"
@@ -326,9 +326,13 @@ async def test_sensor_publishes_ecs_records_with_the_agency(tmp_path: Path) -> N
         document = orjson.loads(record["data"])
         assert record["id"] == document["event"]["id"]
         agencies.append(record.get("organization", {}).get("id"))
+        directions.append(document["network"]["direction"])
     # 1.2.3.4 is nobody's, so its flows with 5.6.7.8 belong to the destination's agency.
     assert agencies == ["ubnd", "so-tttt", "so-tttt", "ubnd", "so-tttt", "so-tttt", "so-tttt",
                         "so-tttt", "ubnd", "so-tttt", "ubnd"]  # fmt: skip
+    # 1.2.3.4 is outside every agency's networks; 10.0.0.0/24 and 5.6.7.0/24 are inside.
+    assert directions == ["inbound", "internal", "internal", "inbound", "internal", "internal",
+                          "internal", "internal", "inbound", "internal", "inbound"]  # fmt: skip
     fixed = Sensor(bus, SETTINGS, Organizations(sources, "dmz"))
     messages = fixed.records([orjson.loads(delivered[1].value["data"])], {})
     assert messages[0].value["organization"] == {"id": "ubnd"}

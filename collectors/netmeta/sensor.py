@@ -81,14 +81,26 @@ class Organizations:
         self._cache[ip] = found
         return found
 
-    def agency(self, document: Document) -> str | None:
-        if self._fixed is not None or not self._networks:
+    def attribute(self, document: Document) -> str | None:
+        """The record's agency; also sets `network.direction` (ECS: inbound, outbound,
+        internal, external) when networks are configured, the agencies' networks being the
+        inside."""
+        if not self._networks:
             return self._fixed
-        for side in ("source", "destination"):
-            ip = document.get(side, {}).get("ip")
-            if ip and (agency := self._lookup(ip)) is not None:
-                return agency
-        return None
+        inside = self._lookup(document["source"]["ip"])
+        outside = self._lookup(document["destination"]["ip"])
+        document["network"]["direction"] = _DIRECTIONS[inside is not None, outside is not None]
+        if self._fixed is not None:
+            return self._fixed
+        return inside if inside is not None else outside
+
+
+_DIRECTIONS: Final = {
+    (True, True): "internal",
+    (True, False): "outbound",
+    (False, True): "inbound",
+    (False, False): "external",
+}
 
 
 @dataclass
@@ -105,6 +117,7 @@ class Sensor:
         messages = []
         key = self.settings.sensor_id
         for document in documents:
+            agency = self.organizations.attribute(document)
             record: dict[str, Any] = {
                 "id": document["event"]["id"],
                 "received_at": received,
@@ -112,7 +125,7 @@ class Sensor:
                 "data": orjson.dumps(document).decode(),
                 "source": origin,
             }
-            if (agency := self.organizations.agency(document)) is not None:
+            if agency is not None:
                 record["organization"] = {"id": agency}
             messages.append(Message(key, record))
             metrics.NETMETA_RECORDS.labels(document["event"]["dataset"]).inc()
