@@ -150,6 +150,25 @@ def test_ja4_parts_follow_the_definition() -> None:
     assert extensions == hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def _ids(text: str) -> list[int]:
+    return [int(part, 16) for part in text.split(",")]
+
+
+def test_ja4_matches_the_published_worked_examples() -> None:
+    chrome = tls.ClientHello(
+        version=0x0303,
+        ciphers=_ids("1301,1302,1303,c02b,c02f,c02c,c030,cca9,cca8,c013,c014,009c,009d,002f,0035"),
+        extensions=_ids("001b,0000,0033,0010,4469,0017,002d,000d,0005,0023,0012,002b,ff01,000b,000a,0015"),
+        signature_algorithms=_ids("0403,0804,0401,0503,0805,0501,0806,0601"),
+        supported_versions=[0x0A0A, 0x0304, 0x0303],
+        alpn=["h2", "http/1.1"],
+        server_name="example.com",
+    )  # fmt: skip
+    assert chrome.ja4() == "t13d1516h2_8daaf6152771_e5627efa2ab1"
+    bare = tls.ClientHello(version=0x0303, ciphers=[0x0A0A, 0x0035], extensions=[0x0000])
+    assert bare.ja4() == "t12d010100_692296a295db_000000000000"
+
+
 def test_http_heads_of_proxies_and_odd_requests() -> None:
     proxied = http.parse_request(
         b"GET http://example.vn:8080/a?b=c HTTP/1.1\r\nHost: example.vn:8080\r\n\r\n"

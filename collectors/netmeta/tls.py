@@ -75,7 +75,7 @@ class ClientHello:
         extensions = [v for v in self.extensions if not is_grease(v)]
         alpn = _ja4_alpn(self.alpn[0]) if self.alpn else "00"
         prefix = (
-            f"{transport}{version}{'d' if self.server_name else 'i'}"
+            f"{transport}{version}{'d' if _EXT_SNI in extensions else 'i'}"
             f"{min(len(ciphers), 99):02d}{min(len(extensions), 99):02d}{alpn}"
         )
         cipher_hash = _ja4_hash(",".join(f"{v:04x}" for v in sorted(ciphers)))
