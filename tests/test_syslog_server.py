@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from collectors.syslog.server import Frame, Framer, SyslogServer
 from soc.bus.base import RAW
@@ -113,3 +115,52 @@ async def test_tcp_lines_sent_just_before_stop_are_published(running: Any) -> No
     records = await collect(consumer, 2000)
     assert len(records) == 2000
     assert records[-1]["data"].endswith("line 1999")
+
+
+# --- properties of the framer (hypothesis) ---------------------------------------------------
+
+_MAX = 64
+#: A message as a sender frames it: starts with a PRI, may hold newlines when octet-counted.
+_messages = st.binary(min_size=0, max_size=2 * _MAX).map(
+    lambda body: b"<13>" + body.rstrip(b"\r\n\x00")
+)
+
+
+def _feed(stream: bytes, cuts: list[int], max_bytes: int = _MAX) -> list[Frame]:
+    framer = Framer(max_bytes)
+    frames: list[Frame] = []
+    start = 0
+    for cut in [*sorted({min(cut, len(stream)) for cut in cuts}), len(stream)]:
+        frames += framer.feed(stream[start:cut])
+        start = cut
+    return frames + framer.finish()
+
+
+@given(st.lists(_messages, max_size=20), st.lists(st.integers(0, 4000), max_size=30))
+@settings(max_examples=300)
+def test_octet_counted_messages_come_out_whole_however_the_stream_is_cut(
+    messages: list[bytes], cuts: list[int]
+) -> None:
+    stream = b"".join(str(len(m)).encode() + b" " + m for m in messages)
+    frames = _feed(stream, cuts)
+    assert [(f.data, f.truncated) for f in frames] == [(m[:_MAX], len(m) > _MAX) for m in messages]
+
+
+#: Pieces that make framing decisions hard: counts, separators, lines around the maximum.
+_pieces = st.sampled_from(
+    [b"\n", b"\r", b"\x00", b" ", b"<13>", b"12", b"5 ", b"99 <", b"a" * 10, b"a" * 60, b"\xff"]
+)
+_streams = st.one_of(st.binary(max_size=600), st.lists(_pieces, max_size=40).map(b"".join))
+
+
+@given(_streams, st.lists(st.integers(0, 600), max_size=20))
+@example(b"a" * _MAX + b"\r\r\n<13>next\n", [])  # a full line whose CRs come after a cut
+@settings(max_examples=1000)
+def test_any_bytes_cut_anywhere_frame_as_when_sent_whole_and_never_overflow(
+    stream: bytes, cuts: list[int]
+) -> None:
+    whole = [(f.data, f.truncated, f.incomplete) for f in _feed(stream, [])]
+    for cut in (cuts, list(range(len(stream)))):  # random cuts, and a byte at a time
+        assert [(f.data, f.truncated, f.incomplete) for f in _feed(stream, cut)] == whole
+    assert all(len(data) <= _MAX for data, _, _ in whole)
+    assert sum(len(data) for data, _, _ in whole) <= len(stream)

@@ -155,10 +155,14 @@ class Framer:
                 self._skip_to_newline = True
                 return Frame(data, truncated=True)
             return None
+        if end > self.max_bytes:
+            # Judged on the line as sent, as when its LF has not arrived yet: the same stream
+            # frames the same however the network cut it.
+            data = bytes(self._buffer[: self.max_bytes])
+            del self._buffer[: end + 1]
+            return Frame(data, truncated=True)
         data = bytes(self._buffer[:end]).rstrip(b"\r\x00")
         del self._buffer[: end + 1]
-        if len(data) > self.max_bytes:
-            return Frame(data[: self.max_bytes], truncated=True)
         return Frame(data)
 
 
