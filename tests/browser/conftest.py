@@ -210,7 +210,10 @@ def _watch(console: Console) -> None:
 
 @pytest.fixture
 def console(browser: Any, platform: Platform) -> Iterator[Console]:
-    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="vi-VN")
+    # The browser's own zone is UTC: times on screen must follow the user's (Asia/Ho_Chi_Minh).
+    context = browser.new_context(
+        viewport={"width": 1366, "height": 768}, locale="vi-VN", timezone_id="UTC"
+    )
     page = context.new_page()
     page.set_default_timeout(15_000)
     console = Console(page, platform.http)

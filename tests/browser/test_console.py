@@ -7,6 +7,7 @@ import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.browser.conftest import ADMIN, AGENCIES, Console, Platform
 
@@ -61,6 +62,10 @@ def test_triage_an_incident_from_syslog_to_resolved(console: Console, platform: 
     row = page.locator("[data-testid=incident-row]", has_text=host)
     row.wait_for(timeout=30_000)
     console.shot("02-queue")
+    shown = row.locator("time")
+    instant = datetime.fromisoformat(shown.get_attribute("datetime").replace("Z", "+00:00"))
+    local = instant.astimezone(ZoneInfo("Asia/Ho_Chi_Minh"))
+    assert shown.inner_text() == local.strftime("%H:%M:%S %d/%m/%y")
 
     # Keyboard: filter to this host, then j/k to select and Enter to open.
     search = page.get_by_label("Từ khóa")
