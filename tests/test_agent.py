@@ -355,6 +355,22 @@ async def test_invalid_utf8_lines_reach_the_intake_byte_for_byte(
     assert record["data"].startswith("Đăng nhập thất bại")
 
 
+async def test_an_overlong_line_is_cut_flagged_and_the_next_lines_follow(
+    intake: Intake, tmp_path: Path
+) -> None:
+    log = tmp_path / "app.log"
+    # Longer than one read (256 KiB): the cut must hold across chunks.
+    log.write_bytes(b"short one\n" + b"A" * 700_000 + b"\nshort two\n")
+    config = agent_config(intake.url, AgentInput(paths=(str(log),)), max_line_bytes=1000)
+    running = Running(Agent(config, tmp_path / "state"))
+    records = await intake.wait_for(lambda r: len(r) >= 3)
+    await running.stop()
+    assert [r["data"][:9] for r in records] == ["short one", "AAAAAAAAA", "short two"]
+    assert records[1]["data"] == "A" * 1000
+    assert records[1]["flags"] == ["truncated"]
+    assert "flags" not in records[2]
+
+
 def write_config(path: Path, settings: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(settings))
     return path

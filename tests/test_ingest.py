@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import hashlib
@@ -16,6 +17,8 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from soc.api.ingest import install_intake
 from soc.bus.base import RAW, Delivered, Message
@@ -391,3 +394,41 @@ async def test_lines_acknowledged_by_the_intake_are_on_kafka() -> None:
         assert {r["organization"]["id"] for r in records} == {"vp-ubnd"}
     finally:
         await bus.close()
+
+
+def _post_and_read(body: bytes, content_type: str) -> tuple[httpx.Response, list[dict[str, Any]]]:
+    async def run() -> tuple[httpx.Response, list[dict[str, Any]]]:
+        bus = MemoryBus()
+        async with await make_client(bus) as http:
+            response = await http.post(
+                "/api/v1/ingest", content=body, headers={**auth(), "Content-Type": content_type}
+            )
+        return response, [r.value for r in await published(bus)]
+
+    return asyncio.run(run())
+
+
+_LINES = st.lists(st.binary(max_size=1200).map(lambda b: b.replace(b"\n", b"")), max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lines=_LINES)
+def test_any_text_body_is_kept_byte_for_byte(lines: list[bytes]) -> None:
+    response, records = _post_and_read(b"\n".join(lines) + b"\n", "text/plain")
+    assert response.status_code == 200
+    kept = [line.rstrip(b"\r")[: LIMITS.max_line_bytes] for line in lines if line.strip()]
+    exact = [
+        base64.b64decode(r["data_b64"]) if "data_b64" in r else r["data"].encode() for r in records
+    ]
+    assert exact == kept
+    assert len({r["id"] for r in records}) == len(records)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lines=_LINES)
+def test_any_ndjson_body_is_answered_line_by_line_never_with_a_crash(lines: list[bytes]) -> None:
+    response, records = _post_and_read(b"\n".join(lines), "application/x-ndjson")
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["accepted"] + answer["rejected"] == sum(1 for line in lines if line.strip())
+    assert answer["accepted"] == len(records)

@@ -439,6 +439,8 @@ class Agent:
             text = record.data.decode("utf-8", "backslashreplace")
             exact = b'"data_b64":"' + base64.b64encode(record.data) + b'",'
         # What is the same for every record of the file is serialized once (`item_tail`).
+        if record.truncated:
+            exact += b'"truncated":true,'
         line = b'{"offset":%d,"data":%b,%b%b' % (
             record.start, orjson.dumps(text), exact, followed.item_tail()
         )  # fmt: skip

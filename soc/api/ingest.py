@@ -58,11 +58,13 @@ Optionally `Content-Encoding: gzip`.
 
 **Items**: a JSON string is a log line. An object carries the line and what the sender knows:
 `{"data": "<line>" (or "message"), "format": "nginx", "fields": {"host": {"name": "web01"}},
-"id": "...", "file": "<file identity>", "offset": 1234, "data_b64": "<exact bytes>"}`.
+"id": "...", "file": "<file identity>", "offset": 1234, "data_b64": "<exact bytes>",
+"truncated": true}`.
 `format` is one of syslog (default), ecs, json, nginx, apache, web, iis, auditd, suricata, zeek,
 windows, plain. `fields` holds ECS fields the sender vouches for (`organization` is always the
 source's and cannot be set). `data_b64` carries the exact bytes of a line that was not valid
-UTF-8 (`data` then holds it decoded with backslash escapes).
+UTF-8 (`data` then holds it decoded with backslash escapes); `"truncated": true` says the
+sender cut an over-long line, and the record is flagged `truncated`.
 
 **Record ids** are deterministic, so a re-sent line is stored once: from the source id and the
 item's `id` if given; else its `file` and `offset` (what the agent sends); else the SHA-256 of
@@ -281,6 +283,8 @@ class _Item:
     file: str | None = None
     offset: int = 0
     path: str | None = None
+    #: The sender cut the line (the agent's `max_line_bytes`).
+    truncated: bool = False
 
 
 def _parse_item(item: Any) -> _Item:
@@ -329,6 +333,7 @@ def _parse_item(item: Any) -> _Item:
         parsed.file, parsed.offset = file, offset
     path = item.get("path")
     parsed.path = path if isinstance(path, str) else None
+    parsed.truncated = item.get("truncated") is True
     return parsed
 
 
@@ -357,11 +362,12 @@ class RecordBuilder:
 
     def build(self, number: int, raw: Any) -> Message:
         item = _parse_item(raw)
-        flags: list[str] = []
+        flags: list[str] = ["truncated"] if item.truncated else []
         exact = item.exact
         if exact is not None and len(exact) > self._max_line:
             exact = exact[: self._max_line]
-            flags.append("truncated")
+            if "truncated" not in flags:
+                flags.append("truncated")
         data = item.data
         if exact is not None:
             try:
@@ -375,7 +381,8 @@ class RecordBuilder:
             encoded = data.encode("utf-8", "surrogatepass")
             if len(encoded) > self._max_line:
                 data = encoded[: self._max_line].decode("utf-8", "ignore")
-                flags.append("truncated")
+                if "truncated" not in flags:
+                    flags.append("truncated")
         source: dict[str, Any] = {
             "type": "agent" if item.file is not None else "http",
             "id": self._source.id,
