@@ -19,6 +19,7 @@ import pytest
 from fastapi import FastAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from soc.api.ingest import install_intake
 from soc.bus.base import RAW, Delivered, Message
@@ -86,6 +87,10 @@ async def published(bus: MemoryBus) -> list[Delivered]:
     await consumer.commit()
     await consumer.close()
     return records
+
+
+def _sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def ndjson(*items: Any) -> bytes:
@@ -277,11 +282,23 @@ async def test_bad_lines_are_reported_and_the_good_ones_published(
             b'{"message": "' + b"z" * 1500 + b'"}',
         ]
     )
+    refused_before = _sample("soc_intake_lines_total", source="portal-web", result="refused")
+    accepted_before = _sample("soc_intake_lines_total", source="portal-web", result="accepted")
+    dropped_before = _sample("soc_dropped_total", stage="intake", reason="invalid_line")
     response = await client.post("/api/v1/ingest", content=body, headers={**auth(), **NDJSON})
     assert response.status_code == 200
     answer = response.json()
     assert answer["accepted"] == 3
     assert answer["rejected"] == 5
+    assert _sample("soc_intake_lines_total", source="portal-web", result="refused") == (
+        refused_before + 5
+    )
+    assert _sample("soc_intake_lines_total", source="portal-web", result="accepted") == (
+        accepted_before + 3
+    )
+    assert _sample("soc_dropped_total", stage="intake", reason="invalid_line") == (
+        dropped_before + 5
+    )
     assert [error["line"] for error in answer["errors"]] == [2, 3, 5, 6, 7]
     reasons = [error["reason"] for error in answer["errors"]]
     assert reasons[0].startswith("invalid JSON")
