@@ -3,6 +3,7 @@ labelled controls and enough contrast (axe-core), and leaves a screenshot behind
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -14,6 +15,25 @@ AXE_RUN = """async () => {
   return result.violations.map(
     (v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
 }"""
+#: A rule an analyst might paste: root's failed passwords over SSH.
+ROOT_PASSWORD_RULE = """\
+title: Root password guessing over SSH
+id: 3f1c2b7a-0d4e-4c8f-9a61-5b2e7d9c0a13
+status: experimental
+logsource:
+    product: linux
+    service: sshd
+detection:
+    selection:
+        event.action: ssh_login
+        event.outcome: failure
+        user.name: root
+    condition: selection
+level: medium
+"""
+FAILED_ROOT_LINE = (
+    "<38>Nov 28 10:00:00 web9 sshd[1]: Failed password for root from 203.0.113.7 port 5 ssh2"
+)
 PAGES = [
     ("dashboard", "/dashboard", "Tổng quan"),
     ("search-alerts", "/search?kind=alerts", "Tìm kiếm"),
@@ -91,3 +111,39 @@ def test_pages_pass_axe_accessibility_checks(new_console: Any, platform: Platfor
         if violations:
             problems[route] = violations
     assert problems == {}
+
+
+def test_hunt_rule_test_and_switching_rules_from_the_rules_page(
+    new_console: Any, platform: Platform
+) -> None:
+    _seed(platform)
+    console: Console = new_console()
+    console.login()
+    page = console.page
+    console.open("/search?kind=hunt&range=all")
+    page.get_by_label("Luật Sigma (YAML)").fill(ROOT_PASSWORD_RULE)
+    page.get_by_role("button", name="Săn tìm").click()
+    page.get_by_text(re.compile(r"đã quét \d+ sự kiện, [1-9]\d* khớp")).wait_for()
+    page.locator("tbody tr", has_text="seed01").first.wait_for()
+    console.shot("laptop-hunt-result")
+
+    console.open("/rules")
+    page.get_by_role("heading", name="Luật phát hiện", exact=True).wait_for()
+    page.get_by_label("Luật Sigma (YAML)").fill(ROOT_PASSWORD_RULE)
+    page.get_by_label("Sự kiện (JSON) hoặc một dòng syslog").fill(FAILED_ROOT_LINE)
+    page.get_by_role("button", name="Chạy thử").click()
+    page.get_by_text("Luật khớp với sự kiện.").wait_for()
+    page.get_by_role("heading", name="Cảnh báo sẽ được tạo").wait_for()
+    page.get_by_label("Sự kiện (JSON) hoặc một dòng syslog").fill(
+        FAILED_ROOT_LINE.replace("for root", "for deploy")
+    )
+    page.get_by_role("button", name="Chạy thử").click()
+    page.get_by_text("Luật không khớp với sự kiện.").wait_for()
+    console.shot("laptop-rule-test")
+
+    # An administrator switches a rule off and on again; the list says so each time.
+    page.get_by_role("button", name="Tắt luật Crontab Replaced").click()
+    page.get_by_role("button", name="Bật luật Crontab Replaced").click()
+    page.get_by_role("button", name="Tắt luật Crontab Replaced").wait_for()
+    enabled = {r["title"]: r["enabled"] for r in platform.api("GET", "/rules")}
+    assert enabled["Crontab Replaced"] is True

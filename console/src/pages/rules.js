@@ -15,12 +15,15 @@ function RuleTest() {
     e.preventDefault();
     setError(null);
     setResult(null);
-    let parsed;
-    try {
-      parsed = JSON.parse(event);
-    } catch (failure) {
-      setError({ message: t('rules.badEvent', { reason: failure.message }) });
-      return;
+    // A JSON object is an ECS event; anything else is a raw line, normalized as if received.
+    let parsed = event.trim();
+    if (parsed.startsWith('{')) {
+      try {
+        parsed = JSON.parse(parsed);
+      } catch (failure) {
+        setError({ message: t('rules.badEvent', { reason: failure.message }) });
+        return;
+      }
     }
     try {
       setResult(await post('/rules/test', { rule, event: parsed }));
@@ -34,14 +37,14 @@ function RuleTest() {
       <${Field} label=${t('rules.ruleYaml')} wide=${true}>
         <textarea rows="10" class="code" spellcheck="false" required value=${rule} onInput=${(e) => setRule(e.target.value)}></textarea>
       <//>
-      <${Field} label=${t('rules.eventJson')} wide=${true}>
+      <${Field} label=${t('rules.eventInput')} wide=${true}>
         <textarea rows="10" class="code" spellcheck="false" required value=${event} onInput=${(e) => setEvent(e.target.value)}></textarea>
       <//>
       <button type="submit" class="primary">${t('rules.run')}</button>
     </form>
     <${ErrorBox} error=${error} />
     ${result && html`<p class=${result.matched ? 'ok' : 'muted'} role="status">${result.matched ? t('rules.matched') : t('rules.notMatched')}</p>
-      ${result.alert && html`<${Json} value=${result.alert} />`}`}
+      ${result.alert ? html`<h3>${t('rules.alert')}</h3><${Json} value=${result.alert} />` : result.event && html`<h3>${t('rules.normalized')}</h3><${Json} value=${result.event} />`}`}
   </section>`;
 }
 

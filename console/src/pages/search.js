@@ -94,7 +94,8 @@ function Hunt({ params, set }) {
     setBusy(true);
     setError(null);
     try {
-      setResult(await post('/hunt', { rule, ...timeBounds(params) }));
+      const bounds = Object.fromEntries(Object.entries(timeBounds(params)).filter(([, v]) => v));
+      setResult(await post('/hunt', { rule, ...bounds }));
     } catch (failure) {
       setError(failure);
       setResult(null);
@@ -113,9 +114,12 @@ function Hunt({ params, set }) {
     </form>
     <${ErrorBox} error=${error} />
     ${result && html`
-      <h2>${t('hunt.query')}</h2>
-      <pre class="raw" tabindex="0">${typeof result.query === 'string' ? result.query : JSON.stringify(result.query, null, 2)}</pre>
-      <p class="muted">${t('search.total', { total: number(result.total) })}</p>
+      ${result.query && html`<h2>${t('hunt.query')}</h2>
+        <pre class="raw" tabindex="0">${typeof result.query === 'string' ? result.query : JSON.stringify(result.query, null, 2)}</pre>`}
+      <p class="muted" role="status">
+        ${result.rule ? `${result.rule.title} · ` : ''}${t('hunt.scanned', { scanned: number(result.scanned || 0), total: number(result.total) })}
+        ${result.complete === false ? ` · ${t('hunt.partial')}` : ''}
+      </p>
       ${result.items.length ? html`<${Results} kind="events" items=${result.items} />` : html`<${Empty} />`}`}`;
 }
 
