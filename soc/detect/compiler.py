@@ -94,9 +94,11 @@ def getter(name: str) -> Getter:
         if value is not _MISSING:
             return value
         node = event.get(first, _MISSING)
-        for part in rest:
+        for index, part in enumerate(rest):
             if type(node) is dict or isinstance(node, Mapping):
                 node = node.get(part, _MISSING)
+            elif type(node) is list:
+                return _through_list(node, rest[index:])
             else:
                 return _MISSING
         return node
@@ -104,18 +106,47 @@ def getter(name: str) -> Getter:
     return get
 
 
+def _through_list(items: list[Any], parts: Sequence[str]) -> Any:
+    """A path that runs into an array of objects (`dns.answers.data`) holds the values of
+    every element, as in Elasticsearch, which indexes such arrays flattened: a list, or
+    _MISSING when no element has the field."""
+    values: list[Any] = []
+    for item in items:
+        node = item
+        for index, part in enumerate(parts):
+            if isinstance(node, Mapping):
+                node = node.get(part, _MISSING)
+            elif type(node) is list:
+                node = _through_list(node, parts[index:])
+                break
+            else:
+                node = _MISSING
+                break
+        if node is _MISSING:
+            continue
+        if type(node) is list:
+            values.extend(node)
+        else:
+            values.append(node)
+    return values if values else _MISSING
+
+
 def lookup(event: Event, name: str) -> Any:
-    """A field by its Sigma/ECS name: a flat key holding the dotted name, or a nested path.
-    Returns _MISSING when absent, so that a present null stays distinguishable."""
+    """A field by its Sigma/ECS name: a flat key holding the dotted name, or a nested path
+    (through arrays of objects too). Returns _MISSING when absent, so that a present null
+    stays distinguishable."""
     value = event.get(name, _MISSING)
     if value is not _MISSING or "." not in name:
         return value
     node: Any = event
-    for part in name.split("."):
+    parts = name.split(".")
+    for index, part in enumerate(parts):
         if isinstance(node, Mapping):
             node = node.get(part, _MISSING)
             if node is _MISSING:
                 return _MISSING
+        elif type(node) is list:
+            return _through_list(node, parts[index:])
         else:
             return _MISSING
     return node
