@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import os
 import socket
 import ssl
+import statistics
 import sys
 import tempfile
 import time
@@ -166,7 +168,8 @@ async def _measure(run: str, count: int, pki: Pki, sources: SourceMap) -> Figure
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--lines", type=int, default=200_000, help="lines per transport")
+    parser.add_argument("--lines", type=int, default=100_000, help="lines per run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; medians are shown")
     parser.add_argument(
         "--runs", default=",".join(RUNS), help="comma-separated: " + ", ".join(RUNS)
     )
@@ -177,8 +180,17 @@ def main(argv: list[str] | None = None) -> int:
     sources = SourceMap(_sources())
     with tempfile.TemporaryDirectory() as directory:
         pki = make_pki(Path(directory))
-        results = [asyncio.run(_measure(run, args.lines, pki, sources)) for run in runs]
-    print(f"syslog collector, {args.lines:,} lines of ~{len(_lines(1)[0])} bytes per transport")
+        # Rounds interleave the runs, so that load from elsewhere on the machine falls on all
+        # of them alike; each figure is the median over the rounds.
+        rounds: dict[str, list[Figures]] = {run: [] for run in runs}
+        for _ in range(max(args.rounds, 1)):
+            for run in runs:
+                rounds[run].append(asyncio.run(_measure(run, args.lines, pki, sources)))
+    results = [_median(figures) for figures in rounds.values()]
+    print(
+        f"syslog collector: {args.lines:,} lines of ~{len(_lines(1)[0])} bytes per run, "
+        f"median of {max(args.rounds, 1)} rounds, {os.cpu_count()} CPUs"
+    )
     print(f"{'run':<10}{'sent':>10}{'published':>11}{'lost':>8}{'records/s':>12}"
           f"{'cpu s':>8}{'rec/s/core':>12}{'vs udp':>8}{'/core vs udp':>14}")  # fmt: skip
     base = results[0]
@@ -193,6 +205,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"udp: the sender keeps at most {_WINDOW:,} datagrams unpublished; udp-blast does not,")
     print("and what the kernel's receive buffer cannot hold is lost (as with a real burst).")
     return 0
+
+
+def _median(figures: list[Figures]) -> Figures:
+    """Published, seconds and CPU seconds each the median of the rounds."""
+    return Figures(
+        figures[0].run,
+        figures[0].sent,
+        int(statistics.median(f.published for f in figures)),
+        statistics.median(f.seconds for f in figures),
+        statistics.median(f.cpu_seconds for f in figures),
+    )
 
 
 def _ratio(value: float, base: float) -> str:
