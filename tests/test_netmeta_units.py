@@ -220,3 +220,27 @@ def test_netmeta_configuration_is_checked() -> None:
         load_config(environ={"SOC_NETMETA__SOURCE_ID": "nobody"})
     with pytest.raises(ConfigError, match=r"netmeta\.max_flows"):
         load_config(environ={"SOC_NETMETA__MAX_FLOWS": "0"})
+
+
+def test_the_same_addresses_on_two_vlans_are_two_flows() -> None:
+    """Agencies behind one trunk may reuse private ranges: the VLAN keeps them apart."""
+    table = FlowTable(FlowSettings(sensor_id="s"))
+    inner = IP(src="192.168.1.10", dst="192.168.1.1") / UDP(sport=5000, dport=161)
+    for frame in (
+        bytes(Ether() / Dot1Q(vlan=10) / inner),
+        bytes(Ether() / Dot1Q(vlan=20) / inner),
+        bytes(Ether() / Dot1Q(vlan=20) / Dot1Q(vlan=99) / inner),  # outer tag decides
+        bytes(Ether() / inner),
+    ):
+        decoded = decode(frame, LINKTYPE_ETHERNET)
+        assert isinstance(decoded, Decoded)
+        table.add(1.0, decoded, frame)
+    table.finish()
+    found = sorted(
+        (f["network"].get("vlan", {}).get("id", "-"), f["source"]["packets"]) for f in table.out
+    )
+    assert found == [("-", 1), ("10", 1), ("20", 2)]
+    ids = {f["event"]["id"] for f in table.out}
+    assert len(ids) == 3
+    # Community ID leaves the VLAN out, as the spec does: one conversation, one hash.
+    assert len({f["network"]["community_id"] for f in table.out}) == 1

@@ -42,6 +42,8 @@ from soc.ids import stable_id
 from soc.timeutil import format_ts, from_micros
 
 Document = dict[str, Any]
+#: Initiator address, responder address, IP protocol, their ports, VLAN id (0: untagged).
+FlowKey = tuple[bytes, bytes, int, int, int, int]
 
 _TRANSPORTS: Final = {TCP: "tcp", UDP: "udp", ICMP: "icmp", ICMPV6: "ipv6-icmp", 132: "sctp"}
 _DNS_PORT: Final = 53
@@ -71,12 +73,12 @@ class Flow:
     __slots__ = (
         "bytes", "client_hello", "closed", "dport", "dst", "fin", "flags", "hello", "http",
         "inspect", "key", "last", "ordinal", "packets", "proto", "protocol", "rbytes", "rfin",
-        "rflags", "rpackets", "sport", "src", "start", "texts",
+        "rflags", "rpackets", "sport", "src", "start", "texts", "vlan",
     )  # fmt: skip
 
-    def __init__(self, key: tuple[bytes, bytes, int, int, int], ts: float) -> None:
+    def __init__(self, key: FlowKey, ts: float) -> None:
         self.key = key
-        self.src, self.dst, self.proto, self.sport, self.dport = key
+        self.src, self.dst, self.proto, self.sport, self.dport, self.vlan = key
         self.start = self.last = ts
         self.packets = self.bytes = self.rpackets = self.rbytes = 0
         self.flags = self.rflags = 0
@@ -119,7 +121,7 @@ class FlowTable:
         #: Counts since the last `take_counts`: the sensor moves them to Prometheus in bulk,
         #: since a counter increment per packet would cost more than decoding the packet.
         self.counts: dict[str, int] = {}
-        self._flows: OrderedDict[tuple[bytes, bytes, int, int, int], Flow] = OrderedDict()
+        self._flows: OrderedDict[FlowKey, Flow] = OrderedDict()
         self._closing: deque[tuple[float, Flow]] = deque()
         self._next_sweep = 0.0
         self._observer: Document = {"name": settings.sensor_id, "type": "sensor"}
@@ -145,12 +147,13 @@ class FlowTable:
             if ts >= self._next_sweep:
                 self.sweep(ts)
         src, dst, proto, sport, dport = packet[:5]
-        key = (src, dst, proto, sport, dport)
+        vlan = packet.vlan
+        key = (src, dst, proto, sport, dport, vlan)
         flows = self._flows
         flow = flows.get(key)
         forward = True
         if flow is None:
-            flow = flows.get((dst, src, proto, dport, sport))
+            flow = flows.get((dst, src, proto, dport, sport, vlan))
             forward = False
             if flow is None:
                 flow, forward = self._open(packet, ts)
@@ -177,14 +180,19 @@ class FlowTable:
 
     def _open(self, packet: Decoded, ts: float) -> tuple[Flow, bool]:
         src, dst, proto, sport, dport = packet[:5]
+        vlan = packet.vlan
         if proto == TCP and packet.tcp_flags & SYN:
             reverse = bool(packet.tcp_flags & ACK)  # a SYN-ACK: the receiver initiated
         else:
             reverse = sport < _WELL_KNOWN <= dport
-        key = (dst, src, proto, dport, sport) if reverse else (src, dst, proto, sport, dport)
+        key = (
+            (dst, src, proto, dport, sport, vlan)
+            if reverse
+            else (src, dst, proto, sport, dport, vlan)
+        )
         return self._insert(key, ts), not reverse
 
-    def _insert(self, key: tuple[bytes, bytes, int, int, int], ts: float) -> Flow:
+    def _insert(self, key: FlowKey, ts: float) -> Flow:
         flows = self._flows
         while len(flows) >= self.settings.max_flows:
             _, oldest = flows.popitem(last=False)
@@ -350,9 +358,12 @@ class FlowTable:
             flow.texts = (_ip_text(flow.src), _ip_text(flow.dst), cid)
         src, dst, cid = flow.texts
         transport = _TRANSPORTS.get(flow.proto)
+        identity = f"{flow.proto} {src} {flow.sport} {dst} {flow.dport}"
+        if flow.vlan:
+            identity += f" vlan {flow.vlan}"
         ident = stable_id(
             self.settings.sensor_id,
-            f"{flow.proto} {src} {flow.sport} {dst} {flow.dport}",
+            identity,
             str(round(flow.start * 1_000_000)),
             kind,
             *parts,
@@ -364,6 +375,8 @@ class FlowTable:
         }
         if transport:
             network["transport"] = transport
+        if flow.vlan:
+            network["vlan"] = {"id": str(flow.vlan)}
         source: Document = {"ip": src}
         destination: Document = {"ip": dst}
         if flow.proto not in (ICMP, ICMPV6) and (flow.sport or flow.dport):

@@ -63,6 +63,9 @@ class Decoded(NamedTuple):
     #: Offset of the transport payload in the frame and its length as captured.
     payload_at: int
     payload_len: int
+    #: The outer 802.1Q VLAN id, 0 for an untagged frame: a trunk mirror carries agencies
+    #: whose private address ranges may overlap, and the VLAN tells them apart.
+    vlan: int = 0
 
 
 class Skipped(NamedTuple):
@@ -84,11 +87,14 @@ def decode(frame: bytes, linktype: int) -> Decoded | Skipped:
         offset = _network_offset(frame, linktype)
         if offset < 0:
             return NOT_IP if offset == -1 else UNSUPPORTED_LINK
+        vlan = 0
+        if offset > 14 and linktype == LINKTYPE_ETHERNET:
+            vlan = ((frame[14] & 0x0F) << 8) | frame[15]
         version = frame[offset] >> 4
         if version == 4:
-            return _ipv4(frame, offset)
+            return _ipv4(frame, offset, vlan)
         if version == 6:
-            return _ipv6(frame, offset)
+            return _ipv6(frame, offset, vlan)
         return NOT_IP
     except (IndexError, struct.error):
         return TRUNCATED
@@ -117,7 +123,7 @@ def _network_offset(frame: bytes, linktype: int) -> int:
     return -2
 
 
-def _ipv4(frame: bytes, at: int) -> Decoded | Skipped:
+def _ipv4(frame: bytes, at: int, vlan: int) -> Decoded | Skipped:
     header = (frame[at] & 0x0F) * 4
     if header < 20:
         return MALFORMED
@@ -131,10 +137,10 @@ def _ipv4(frame: bytes, at: int) -> Decoded | Skipped:
         return TRUNCATED
     if total < header:
         total = len(frame) - at  # TSO captures show 0 here: the captured size is all we have
-    return _transport(frame, src, dst, proto, at + header, total, at + total)
+    return _transport(frame, src, dst, proto, at + header, total, at + total, vlan)
 
 
-def _ipv6(frame: bytes, at: int) -> Decoded | Skipped:
+def _ipv6(frame: bytes, at: int, vlan: int) -> Decoded | Skipped:
     payload = (frame[at + 4] << 8) | frame[at + 5]
     proto = frame[at + 6]
     src = frame[at + 8 : at + 24]
@@ -155,11 +161,11 @@ def _ipv6(frame: bytes, at: int) -> Decoded | Skipped:
             proto, offset = frame[offset], offset + (frame[offset + 1] + 2) * 4
         else:
             break
-    return _transport(frame, src, dst, proto, offset, total, end)
+    return _transport(frame, src, dst, proto, offset, total, end, vlan)
 
 
 def _transport(
-    frame: bytes, src: bytes, dst: bytes, proto: int, at: int, size: int, end: int
+    frame: bytes, src: bytes, dst: bytes, proto: int, at: int, size: int, end: int, vlan: int
 ) -> Decoded | Skipped:
     captured_end = min(end, len(frame))
     if proto == TCP:
@@ -168,18 +174,18 @@ def _transport(
         if header < 20:
             return MALFORMED
         start = at + header
-        return Decoded(
-            src, dst, proto, sport, dport, size, frame[at + 13], start, max(captured_end - start, 0)
-        )
+        length = max(captured_end - start, 0)
+        return Decoded(src, dst, proto, sport, dport, size, frame[at + 13], start, length, vlan)
     if proto in (UDP, SCTP):
         sport, dport = _PORTS.unpack_from(frame, at)
         start = at + (8 if proto == UDP else 12)
-        return Decoded(src, dst, proto, sport, dport, size, 0, start, max(captured_end - start, 0))
+        length = max(captured_end - start, 0)
+        return Decoded(src, dst, proto, sport, dport, size, 0, start, length, vlan)
     if proto in (ICMP, ICMPV6):
         kind, code = frame[at], frame[at + 1]
         sport, dport = icmp_ports(kind, code, proto == ICMPV6)
-        return Decoded(src, dst, proto, sport, dport, size, 0, at + 4, 0)
-    return Decoded(src, dst, proto, 0, 0, size, 0, at, 0)
+        return Decoded(src, dst, proto, sport, dport, size, 0, at + 4, 0, vlan)
+    return Decoded(src, dst, proto, 0, 0, size, 0, at, 0, vlan)
 
 
 #: ICMP request/response types that belong to one conversation (the Community ID spec's
