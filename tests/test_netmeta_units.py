@@ -244,3 +244,48 @@ def test_the_same_addresses_on_two_vlans_are_two_flows() -> None:
     assert len(ids) == 3
     # Community ID leaves the VLAN out, as the spec does: one conversation, one hash.
     assert len({f["network"]["community_id"] for f in table.out}) == 1
+
+
+def _segment(sport: int, payload: bytes, from_client: bool = True) -> tuple[Decoded, bytes]:
+    if from_client:
+        packet = IP(src="10.0.0.2", dst="10.0.0.43") / TCP(sport=sport, dport=443, flags="PA")
+    else:
+        packet = IP(src="10.0.0.43", dst="10.0.0.2") / TCP(sport=443, dport=sport, flags="PA")
+    frame = bytes(Ether() / packet / payload)
+    decoded = decode(frame, LINKTYPE_ETHERNET)
+    assert isinstance(decoded, Decoded)
+    return decoded, frame
+
+
+def test_a_client_hello_over_several_segments_is_gathered() -> None:
+    hello = client_hello()
+    table = FlowTable(FlowSettings(sensor_id="s"))
+    for index, start in enumerate(range(0, len(hello), 40)):
+        table.add(1.0 + index / 100, *_segment(40000, hello[start : start + 40]))
+    table.finish()
+    (tls_record,) = [d for d in table.out if d["event"]["dataset"] == "netmeta.tls"]
+    assert tls_record["tls"]["client"]["server_name"] == "dichvucong.example.gov.vn"
+
+
+def test_unfinished_hellos_and_unanswered_requests_stay_within_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from collectors.netmeta import flows
+
+    monkeypatch.setattr(flows, "_HELLO_BUDGET", 250)
+    monkeypatch.setattr(flows, "_PENDING_HTTP_BUDGET", 3)
+    table = FlowTable(FlowSettings(sensor_id="s"))
+    first_part = client_hello()[:100]  # each flow sends the start of a hello, never the rest
+    for port in range(40000, 40005):
+        table.add(1.0, *_segment(port, first_part))
+    assert table._hello_bytes == 200
+    request = b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n"
+    for port in range(41000, 41005):
+        table.add(2.0, *_segment(port, request))
+    assert table._pending_http == 3
+    # Past the budget a request is reported at once, without waiting for its response.
+    assert len([d for d in table.out if d["event"]["dataset"] == "netmeta.http"]) == 2
+    table.finish()
+    assert (table._hello_bytes, table._pending_http) == (0, 0)
+    assert len([d for d in table.out if d["event"]["dataset"] == "netmeta.http"]) == 5
+    assert table.take_counts()["parse_error_tls"] == 5  # 3 refused, 2 never completed

@@ -52,7 +52,11 @@ _WELL_KNOWN: Final = 1024
 _INSPECT_PACKETS: Final = 8
 #: HTTP requests waiting for their response, per flow (pipelining); older ones are reported
 #: without a response.
-_MAX_PENDING_HTTP: Final = 16
+_MAX_PENDING_HTTP: Final = 8
+#: Requests waiting for a response across the table, and bytes of ClientHellos being gathered:
+#: flows that never complete (an attacker's, or a lossy capture) cannot grow memory past these.
+_PENDING_HTTP_BUDGET: Final = 20_000
+_HELLO_BUDGET: Final = 32 * 1024 * 1024
 #: A ClientHello spread over segments is gathered up to this size.
 _MAX_HELLO: Final = 16 * 1024 + 9
 _SWEEP_EVERY: Final = 1.0
@@ -121,6 +125,8 @@ class FlowTable:
         #: Counts since the last `take_counts`: the sensor moves them to Prometheus in bulk,
         #: since a counter increment per packet would cost more than decoding the packet.
         self.counts: dict[str, int] = {}
+        self._pending_http = 0
+        self._hello_bytes = 0
         self._flows: OrderedDict[FlowKey, Flow] = OrderedDict()
         self._closing: deque[tuple[float, Flow]] = deque()
         self._next_sweep = 0.0
@@ -277,10 +283,12 @@ class FlowTable:
     def _client_payload(self, flow: Flow, payload: bytes, ts: float) -> None:
         if flow.hello is not None:
             hello = flow.hello + payload
+            self._hello_bytes += len(payload)
             needed = tlsparse.handshake_length(hello) or 0
-            if len(hello) < needed and len(hello) < _MAX_HELLO:
+            if len(hello) < min(needed, _MAX_HELLO) and self._hello_bytes <= _HELLO_BUDGET:
                 flow.hello = hello
                 return
+            self._hello_bytes -= len(hello)
             flow.hello = None
             self._client_hello(flow, hello)
         elif httpparse.is_request(payload):
@@ -290,12 +298,22 @@ class FlowTable:
                 return
             flow.protocol = "http"
             flow.inspect = _INSPECT_PACKETS  # keep-alive: later requests follow the bodies
-            if len(flow.http) >= _MAX_PENDING_HTTP:
+            if len(flow.http) >= _MAX_PENDING_HTTP or self._pending_http >= _PENDING_HTTP_BUDGET:
+                if not flow.http:
+                    self._emit_http(flow, ts, fields, None)
+                    return
                 self._emit_http(flow, *flow.http.pop(0), None)
+                self._pending_http -= 1
             flow.http.append((ts, fields))
+            self._pending_http += 1
         elif flow.client_hello is None and (length := tlsparse.handshake_length(payload)):
             if len(payload) < length:
+                if self._hello_bytes + len(payload) > _HELLO_BUDGET:
+                    self._count("parse_error_tls")
+                    flow.inspect = 0
+                    return
                 flow.hello = payload
+                self._hello_bytes += len(payload)
                 return
             self._client_hello(flow, payload)
         elif flow.protocol != "http":
@@ -317,6 +335,7 @@ class FlowTable:
                 return
             if flow.http:
                 self._emit_http(flow, *flow.http.pop(0), response)
+                self._pending_http -= 1
             else:
                 self._emit_http(flow, ts, {}, response)
             flow.inspect = _INSPECT_PACKETS
@@ -426,7 +445,12 @@ class FlowTable:
     def _emit_flow(self, flow: Flow, reason: str) -> None:
         for ts, request in flow.http:
             self._emit_http(flow, ts, request, None)
+        self._pending_http -= len(flow.http)
         flow.http = []
+        if flow.hello is not None:  # a ClientHello that never arrived whole
+            self._hello_bytes -= len(flow.hello)
+            flow.hello = None
+            self._count("parse_error_tls")
         if flow.client_hello is not None:
             self._emit_tls(flow, flow.last, None)
         doc = self._document(flow, "flow", flow.last)
