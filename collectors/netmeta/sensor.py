@@ -196,15 +196,12 @@ class Sensor:
                     await asyncio.sleep(0)  # let the last hand-over run
                     continue
                 wakeup.clear()
-                stopper = asyncio.create_task(stop.wait())
+                waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(wakeup.wait())]
                 try:
-                    await asyncio.wait(
-                        [stopper, asyncio.create_task(wakeup.wait())],
-                        timeout=1.0,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
+                    await asyncio.wait(waiters, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
                 finally:
-                    stopper.cancel()
+                    for waiter in waiters:
+                        waiter.cancel()
                 if capture.error is not None:
                     raise capture.error
         finally:
