@@ -73,7 +73,26 @@ export async function request(method, path, { params, body } = {}) {
   return type.includes('json') ? response.json() : response.text();
 }
 
-export const get = (path, params) => request('GET', path, { params });
+const prefetched = new Map();
+const PREFETCH_TTL_MS = 3000;
+
+/** Start a GET now; the next `get` of the same URL within a few seconds takes its answer. */
+export function prefetch(path, params) {
+  const url = apiUrl(path, params);
+  const pending = request('GET', path, { params });
+  pending.catch(() => {}); // the later `get` reports any failure
+  prefetched.set(url, { pending, at: Date.now() });
+}
+
+export function get(path, params) {
+  const url = apiUrl(path, params);
+  const early = prefetched.get(url);
+  if (early) {
+    prefetched.delete(url);
+    if (Date.now() - early.at < PREFETCH_TTL_MS) return early.pending;
+  }
+  return request('GET', path, { params });
+}
 export const post = (path, body) => request('POST', path, { body });
 export const patch = (path, body) => request('PATCH', path, { body });
 export const del = (path) => request('DELETE', path);

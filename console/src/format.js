@@ -95,8 +95,10 @@ export function isoToZonedInput(iso) {
 
 export const RANGES = { '15m': 900, '1h': 3600, '24h': 86400, '7d': 604800, '30d': 2592000 };
 
-/** A named range ('24h') -> ISO start, or '' for all time. */
+/** A named range ('24h') -> ISO start, or '' for all time. Whole minutes, so that the same
+ * range asked twice in a minute is the same request (prefetched answers match). */
 export function rangeStart(name) {
   const seconds = RANGES[name];
-  return seconds ? new Date(Date.now() - seconds * 1000).toISOString() : '';
+  const minute = Math.floor(Date.now() / 60000) * 60000;
+  return seconds ? new Date(minute - seconds * 1000).toISOString() : '';
 }

@@ -5,13 +5,13 @@ import { ApiError, get, hasSession, onUnauthorized, post, probe, setCsrf } from 
 import { html } from './html.js';
 import { LANGUAGES, saveLanguage, savedLanguage, setLanguage, t } from './i18n.js';
 import { DEFAULT_TIMEZONE, setTimeZone } from './format.js';
-import { href, useRoute } from './router.js';
+import { href, parseHash, useRoute } from './router.js';
 import { Loading } from './components.js';
 import { Login } from './pages/login.js';
-import { Queue } from './pages/queue.js';
+import { prefetchQueue, Queue } from './pages/queue.js';
 import { Incident } from './pages/incident.js';
 import { Search } from './pages/search.js';
-import { Dashboard } from './pages/dashboard.js';
+import { Dashboard, prefetchDashboard } from './pages/dashboard.js';
 import { Rules } from './pages/rules.js';
 import { Notifications } from './pages/notifications.js';
 import { Admin } from './pages/admin.js';
@@ -79,6 +79,8 @@ function Shell({ me, lang, onLanguage, onLogout, features }) {
 // Asked before the first render, in parallel with it. No CSRF cookie means no session: the login
 // form shows without a request that must fail.
 const firstMe = hasSession() ? get('/auth/me') : null;
+const PREFETCH = { '/incidents': prefetchQueue, '/dashboard': prefetchDashboard };
+if (firstMe && PREFETCH[parseHash().path]) PREFETCH[parseHash().path](parseHash().params);
 
 function App() {
   const [me, setMe] = useState(undefined);

@@ -41,8 +41,6 @@ sources:
 #: that a part is not deployed, not an error.
 OPTIONAL = re.compile(r"/api/v1/notifications/channels$")
 
-pytestmark = pytest.mark.e2e
-
 
 @dataclass
 class Platform:

@@ -9,7 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from tests.browser.conftest import ADMIN, AGENCIES, Console, Platform
+
+pytestmark = pytest.mark.e2e
 
 AGENCY_PASSWORD = "Benh-vien-analyst-2026-pw"
 

@@ -10,6 +10,8 @@ import pytest
 
 from tests.browser.conftest import AXE, Console, Platform
 
+pytestmark = pytest.mark.e2e
+
 AXE_RUN = """async () => {
   const result = await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']});
   return result.violations.map(

@@ -1,4 +1,4 @@
-import { ApiError, get } from '../api.js';
+import { ApiError, get, prefetch } from '../api.js';
 import { html } from '../html.js';
 import { t } from '../i18n.js';
 import { dateTime, number, rangeStart } from '../format.js';
@@ -32,8 +32,19 @@ async function summaryFromAlerts(query) {
   };
 }
 
+function summaryQuery(range) {
+  return { start: rangeStart(range), interval: INTERVALS[range] };
+}
+
+/** Start the dashboard's requests before the session check answers. */
+export function prefetchDashboard(params) {
+  prefetch('/stats/summary', summaryQuery(params.range || '24h'));
+  prefetch('/stats/coverage');
+  prefetch('/sources');
+}
+
 async function loadSummary(range) {
-  const query = { start: rangeStart(range), interval: INTERVALS[range] };
+  const query = summaryQuery(range);
   try {
     return await get('/stats/summary', query);
   } catch (error) {

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { get } from '../api.js';
+import { get, prefetch } from '../api.js';
 import { html } from '../html.js';
 import { t } from '../i18n.js';
 import { dateTime, number, RANGES, rangeStart } from '../format.js';
@@ -21,8 +21,8 @@ const COLUMNS = [
 // The sorts the API offers (soc/api/incidents.py SORTS).
 const SORTABLE = new Set(['severity', 'status', 'alert_count', 'last_seen']);
 
-export function Queue({ params, me }) {
-  const filters = {
+function queueFilters(params) {
+  return {
     status: params.status || '',
     severity: params.severity || '',
     agency: params.agency || '',
@@ -34,25 +34,23 @@ export function Queue({ params, me }) {
     order: params.order || 'desc',
     offset: Number(params.offset || 0),
   };
+}
+
+function queueQuery(filters) {
+  const { range, ...rest } = filters;
+  return { ...rest, start: rangeStart(range), limit: LIMIT };
+}
+
+/** Start the queue's requests before the session check answers (the first page most opened). */
+export function prefetchQueue(params) {
+  prefetch('/incidents', queueQuery(queueFilters(params)));
+  prefetch('/agencies');
+}
+
+export function Queue({ params, me }) {
+  const filters = queueFilters(params);
   const set = (changes) => navigate('/incidents', { ...filters, offset: 0, ...changes }, true);
-  const { data, error, at } = useData(
-    () =>
-      get('/incidents', {
-        status: filters.status,
-        severity: filters.severity,
-        agency: filters.agency,
-        rule: filters.rule,
-        assignee: filters.assignee,
-        q: filters.q,
-        start: rangeStart(filters.range),
-        sort: filters.sort,
-        order: filters.order,
-        offset: filters.offset,
-        limit: LIMIT,
-      }),
-    [JSON.stringify(filters)],
-    REFRESH_MS,
-  );
+  const { data, error, at } = useData(() => get('/incidents', queueQuery(filters)), [JSON.stringify(filters)], REFRESH_MS);
   const agencies = useData(() => get('/agencies').catch(() => []), []);
   const items = (data && data.items) || [];
   const [selected, setSelected] = useState(0);
