@@ -167,3 +167,31 @@ def test_soc_run_with_an_interface_alerts_on_a_live_port_scan(
             await store.close()
 
     assert asyncio.run(alerts()) == 1
+
+
+async def test_records_past_the_queue_are_dropped_and_counted(
+    veth: tuple[str, str, str], tmp_path: Path
+) -> None:
+    from prometheus_client import REGISTRY
+
+    near, far, namespace = veth
+    pcap = tmp_path / "syns.pcap"
+    # Five SYNs left unanswered: their flows are all still open when the capture stops, and
+    # leave the capture thread together, five records for a queue of one.
+    wrpcap(str(pcap), [p for p in port_scan(ports=5) if p["TCP"].flags == "S"])
+    labels = {"stage": "netmeta", "reason": "queue_full"}
+    before = REGISTRY.get_sample_value("soc_dropped_total", labels) or 0.0
+    bus = MemoryBus()
+    await bus.start()
+    sensor = Sensor(bus, FlowSettings(sensor_id="live-q"), Organizations([]))
+    stop, ready = asyncio.Event(), asyncio.Event()
+    capture = asyncio.create_task(sensor.capture(near, "tcp", stop, queue=1, ready=ready))
+    await asyncio.wait_for(ready.wait(), 30)
+    await asyncio.to_thread(_send, pcap, far, namespace)
+    stop.set()
+    await asyncio.wait_for(capture, 30)
+    consumer = await bus.subscribe(RAW, "test")
+    published = await consumer.poll(100, 0.1)
+    dropped = (REGISTRY.get_sample_value("soc_dropped_total", labels) or 0.0) - before
+    assert (len(published), dropped) == (1, 4)
+    await bus.close()
