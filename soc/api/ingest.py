@@ -14,6 +14,7 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import gc
 import hashlib
 import hmac
 import logging
@@ -430,6 +431,21 @@ class RecordBuilder:
         return name if isinstance(name, str) and name else self._source.id
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cycle collector while a request's lines are parsed: the thousands of dicts
+    they become (none in a cycle) set it off again and again, each pass walking all of them;
+    measured, parsing and building 20,000 agent lines ran twice as fast without it. Reference
+    counting still frees everything; the section never awaits, so nothing else runs meanwhile."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 router = APIRouter(prefix="/api/v1", tags=["intake"])
 
 
@@ -465,17 +481,18 @@ async def _ingest(request: Request, intake: Intake, source: SourceConfig) -> JSO
         )
     elif len(body) > limits.max_decompressed:
         raise _too_large("decompressed body", limits.max_decompressed, "max_decompressed_bytes")
-    items = _items(body, request.headers.get("content-type", ""), limits)
     client = request.client
     peer = (client.host, client.port) if client else ("unknown", 0)
     builder = RecordBuilder(source, hashlib.sha256(body).hexdigest(), peer, limits.max_line)
     messages: list[Message] = []
     errors: list[dict[str, Any]] = []
-    for number, item in items:
-        try:
-            messages.append(builder.build(number, item))
-        except _LineError as exc:
-            errors.append({"line": number, "reason": str(exc)})
+    with _collector_paused():
+        items = _items(body, request.headers.get("content-type", ""), limits)
+        for number, item in items:
+            try:
+                messages.append(builder.build(number, item))
+            except _LineError as exc:
+                errors.append({"line": number, "reason": str(exc)})
     try:
         await asyncio.wait_for(intake.bus.publish(RAW, messages), limits.publish_timeout)
     except TimeoutError:
