@@ -8,6 +8,7 @@ import { useData } from '../hooks.js';
 import { Empty, ErrorBox, Json, Loading, Severity, Status } from '../components.js';
 
 const OPEN = ['new', 'acknowledged', 'investigating'];
+const REFRESH_MS = 10000;
 
 /** The actions the lifecycle allows from a status, each with the change it sends. */
 function actions(status) {
@@ -199,7 +200,8 @@ function Audit({ id, version }) {
 }
 
 export function Incident({ ident, me }) {
-  const { data, error, reload, setData } = useData(() => get(`/incidents/${encodeURIComponent(ident)}`), [ident]);
+  // Refreshed while open: new alerts grow the incident, colleagues change it.
+  const { data, error, reload, setData } = useData(() => get(`/incidents/${encodeURIComponent(ident)}`), [ident], REFRESH_MS);
   const onChange = (updated) => (updated ? setData(updated) : reload());
   if (error && !data) return html`<${ErrorBox} error=${error} />`;
   if (!data) return html`<${Loading} />`;
