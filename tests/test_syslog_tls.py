@@ -263,6 +263,45 @@ async def test_a_sender_that_closes_without_reading_loses_no_line(
     assert records[-1]["data"] == "<13>1 - h a - - - line 19999"
 
 
+#: Frames of the stalled-bus test in one 256 KiB read of the server.
+_READ_FRAMES = 256 * 1024 // 8000
+
+
+async def test_a_stalled_bus_slows_a_tls_sender_instead_of_filling_memory(pki: Pki) -> None:
+    config = _syslog_config(pki)
+    bus = MemoryBus(capacity=100)
+    consumer = await bus.subscribe(RAW, "test")
+    server = SyslogServer(
+        bus, Address("127.0.0.1", 0), udp=False, tcp=False, tls=server_context(config),
+        tls_listen=config.tls_listen,
+    )  # fmt: skip
+    await server.start()
+    line = octets(b"<13>1 - h a - - - " + b"x" * 8000)
+    # 100 MB: more than every buffer between the two ends holds (Linux lets a TCP receive
+    # buffer grow to tcp_rmem's maximum, 32 MB here).
+    count = 12_500
+    sending = asyncio.create_task(
+        asyncio.to_thread(
+            _send, server.addresses["tls"].port, _client_context(pki, pki.client),
+            [line * 100] * (count // 100),
+        )
+    )  # fmt: skip
+    try:
+        await _wait_for(lambda: bus.backlog(RAW) > 0)
+        # The bus is full and nobody reads it: the sender must be held up, not buffered for.
+        await asyncio.sleep(0.5)
+        assert not sending.done()
+        assert bus.backlog(RAW) <= 2 * _READ_FRAMES + 100  # a read's worth, not 100 MB
+        received = 0
+        while received < count:
+            received += len(await consumer.poll(10_000, 1))
+            await consumer.commit()
+        await sending
+    finally:
+        await server.stop()
+    assert received == count
+
+
 async def test_an_octet_count_cut_short_by_the_sender_is_kept_and_flagged(pki: Pki) -> None:
     server, consumer = await _start(_syslog_config(pki, require=True), max_message_bytes=1000)
     try:
