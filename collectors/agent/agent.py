@@ -261,6 +261,9 @@ class Agent:
                 progressed = True
                 for record in records:
                     await self._add(followed, record)
+                # Let the sender run between chunks: an answer waiting for it while the reader
+                # goes on is time the intake sits idle.
+                await asyncio.sleep(0)
             elif followed.joiner.due(now):
                 for record in followed.joiner.flush():
                     await self._add(followed, record)
