@@ -347,6 +347,20 @@ def check_retention(config: Config) -> Check:
     return Check("retention", "OK", detail)
 
 
+def check_netmeta(config: Config) -> Check:
+    """Live packet capture, when `netmeta.interface` asks for it."""
+    from collectors.netmeta.preflight import capture_problems
+
+    netmeta = config.netmeta
+    if not netmeta.interface:
+        return Check("netmeta", "SKIP", "no netmeta.interface: the sensor does not capture here")
+    problems = capture_problems(netmeta.interface, netmeta.bpf)
+    detail = f"interface {netmeta.interface}" + (f", filter {netmeta.bpf!r}" if netmeta.bpf else "")
+    if problems:
+        return Check("netmeta", "FAIL", f"{detail}: cannot capture", "; ".join(problems))
+    return Check("netmeta", "OK", detail)
+
+
 async def diagnose(options: Options) -> list[Check]:
     try:
         config = load_config(file=options.config_file, environ=options.environ)
@@ -374,6 +388,8 @@ async def diagnose(options: Options) -> list[Check]:
     checks.append(check_packages(_project_root()))
     checks.append(await asyncio.to_thread(check_rules, config))
     checks.append(check_retention(config))
+    if config.netmeta.interface:
+        checks.append(check_netmeta(config))
     return checks
 
 

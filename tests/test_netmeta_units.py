@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+from pathlib import Path
 
 import pytest
 from scapy.layers.dns import DNS, DNSQR, DNSRR
@@ -289,3 +290,20 @@ def test_unfinished_hellos_and_unanswered_requests_stay_within_budget(
     assert (table._hello_bytes, table._pending_http) == (0, 0)
     assert len([d for d in table.out if d["event"]["dataset"] == "netmeta.http"]) == 5
     assert table.take_counts()["parse_error_tls"] == 5  # 3 refused, 2 never completed
+
+
+def test_doctor_names_what_live_capture_lacks(tmp_path: Path) -> None:
+    from collectors.netmeta.preflight import capture_problems
+    from soc.doctor import check_netmeta
+
+    sysfs = tmp_path / "net"
+    (sysfs / "eth1").mkdir(parents=True)
+    assert capture_problems("eth1", "", sysfs) == []  # the tests run as root
+    (missing,) = capture_problems("eth9", "", sysfs)
+    assert "no interface 'eth9'" in missing
+    assert "eth1" in missing
+    assert check_netmeta(load_config(environ={})).status == "SKIP"
+    check = check_netmeta(load_config(environ={"SOC_NETMETA__INTERFACE": "no-such-if0"}))
+    assert check.status == "FAIL"
+    assert "no interface 'no-such-if0'" in check.fix
+    assert check_netmeta(load_config(environ={"SOC_NETMETA__INTERFACE": "lo"})).status == "OK"
