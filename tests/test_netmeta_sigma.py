@@ -18,7 +18,7 @@ from scapy.utils import wrpcap
 from collectors.netmeta.offline import pcap_documents
 from soc.detect.rules import RuleSet, load_rules
 from soc.normalize import NormalizeOptions, normalize
-from tests.netmeta_pcaps import at
+from tests.netmeta_pcaps import at, handshake
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGMA = Path(os.environ.get("SOC_SIGMA_PATH", ROOT.parent / "shared/sigma"))
@@ -26,7 +26,7 @@ DNS_RULES = SIGMA / "rules" / "network" / "dns"
 WANNACRY = "Wannacry Killswitch Domain"
 TXT_EXEC = "DNS TXT Answer with Possible Execution Strings"
 
-pytestmark = pytest.mark.skipif(
+needs_sigmahq = pytest.mark.skipif(
     not DNS_RULES.is_dir(), reason=f"SigmaHQ corpus not found at {SIGMA} (set SOC_SIGMA_PATH)"
 )
 
@@ -49,6 +49,7 @@ def _exchange(query: DNS, answer: DNS, start: float) -> list[object]:
     return [at(there / query, start), at(back / answer, start + 0.01)]
 
 
+@needs_sigmahq
 def test_dns_records_from_a_pcap_fire_sigmahq_dns_rules(ruleset: RuleSet, tmp_path: Path) -> None:
     killswitch = "iuqssfsodp9ifjaposdfjhgosurijfaewrwergwea.com"  # WannaCry's, as the rule lists
     txt = DNSQR(qname="stage.example.org", qtype="TXT")
@@ -94,3 +95,27 @@ def test_dns_records_from_a_pcap_fire_sigmahq_dns_rules(ruleset: RuleSet, tmp_pa
         ("dichvucong.gov.vn", "query", set()),
         ("dichvucong.gov.vn", "answer", set()),
     ]
+
+
+def test_http_seen_on_the_wire_fires_the_web_rules(tmp_path: Path) -> None:
+    """The project's webserver rules (scanner user agent, SQL injection) on the sensor's HTTP
+    records: a portal without access logs shipped is still covered from the mirror port."""
+    ruleset = load_rules([ROOT / "rules"])
+    request = (
+        b"GET /portal/search.php?q=1%27%20or%201=1-- HTTP/1.1\r\nHost: portal.example.gov.vn\r\n"
+        b"User-Agent: sqlmap/1.8#stable\r\n\r\n"
+    )
+    pcap = tmp_path / "web.pcap"
+    wrpcap(str(pcap), handshake("203.0.113.7", "10.0.0.80", 40000, 80, 0.0, [(True, request)]))
+    (http,) = [d for d in pcap_documents(pcap) if d["event"]["dataset"] == "netmeta.http"]
+    record = {
+        "id": http["event"]["id"],
+        "received_at": "2026-11-28T03:00:00Z",
+        "format": "ecs",
+        "data": orjson.dumps(http).decode(),
+    }
+    titles = {rule.title for rule in ruleset.match(normalize(record, NormalizeOptions()))}
+    assert {
+        "Web Vulnerability Scanner User Agent",
+        "SQL Injection Attempt in a Web Request",
+    } <= titles
