@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import uvicorn
 import yaml
@@ -280,6 +281,34 @@ async def test_a_restart_resumes_at_the_saved_offsets(intake: Intake, tmp_path: 
     await running.stop()
     assert intake.lines()[30:] == [f"while stopped {n}" for n in range(10)]
     assert len(intake.records) == 40
+
+
+async def test_a_file_whose_device_number_changed_keeps_its_offset_and_ids(
+    intake: Intake, tmp_path: Path
+) -> None:
+    """A volume renumbered at boot changes st_dev: the same path, inode and first bytes are
+    the same file, resumed where it was, not sent again under new ids."""
+    log = tmp_path / "app.log"
+    append(log, *(f"before reboot {n}" for n in range(10)))
+    config = agent_config(intake.url, AgentInput(paths=(str(log),)))
+    running = Running(Agent(config, tmp_path / "state"))
+    await intake.wait_for(lambda r: len(r) >= 10)
+    await running.stop()
+    offsets = tmp_path / "state" / "offsets.json"
+    saved = orjson.loads(offsets.read_bytes())
+    for state in saved["files"].values():
+        state["dev"] += 1  # as if the volume came back under another device number
+    offsets.write_bytes(orjson.dumps(saved))
+    append(log, "after reboot")
+    running = Running(Agent(config, tmp_path / "state"))
+    await intake.wait_for(lambda r: len(r) >= 11)
+    await asyncio.sleep(0.5)
+    await intake.collect()
+    await running.stop()
+    assert intake.lines()[10:] == ["after reboot"]
+    assert len(unique_ids(intake.records)) == 11
+    (state,) = orjson.loads(offsets.read_bytes())["files"].values()
+    assert state["dev"] == log.stat().st_dev, "found again under its new device number"
 
 
 async def test_a_full_spool_pauses_reading_and_nothing_is_lost(tmp_path: Path) -> None:

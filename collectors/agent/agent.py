@@ -331,13 +331,15 @@ class Agent:
             if (state.dev, state.ino) != (tail.dev, tail.ino):
                 continue
             known = Identity(state.dev, state.ino, state.fingerprint, state.fingerprint_len,
-                             state.generation)  # fmt: skip
+                             state.generation, key)  # fmt: skip
             if tail.matches(known) and tail.size() >= state.offset:
                 resumed = (known, state.offset)
                 break
             # Another file under a reused inode, or truncated while we were away.
             generation = max(generation, state.generation + 1)
             del self._offsets.files[key]
+        if resumed is None:
+            resumed = self._renumbered(tail)
         if resumed is not None:
             identity, offset = resumed
         else:
@@ -348,13 +350,30 @@ class Agent:
         followed.identified(identity)
         tail.seek(offset)
         self._offsets.files[identity.key] = FileState(
-            identity.dev, identity.ino, identity.fingerprint, identity.fingerprint_len,
+            tail.dev, tail.ino, identity.fingerprint, identity.fingerprint_len,
             identity.generation, offset, tail.path,
         )  # fmt: skip
         # Saved before any of its lines is sent: the identity (and so the ids) must not change.
         await self._save()
         log.info("following file path=%s identity=%s offset=%d", tail.path, identity.key, offset)
         return True
+
+    def _renumbered(self, tail: Tail) -> tuple[Identity, int] | None:
+        """The same file under another device number (a volume renumbered at boot): same
+        path, inode and first bytes. It keeps its identity, so its lines keep their ids."""
+        followed = set(self._followed)
+        for key, state in self._offsets.files.items():
+            if (
+                state.ino == tail.ino
+                and state.path == tail.path
+                and (state.dev, state.ino) not in followed
+            ):
+                known = Identity(state.dev, state.ino, state.fingerprint, state.fingerprint_len,
+                                 state.generation, key)  # fmt: skip
+                if tail.matches(known) and tail.size() >= state.offset:
+                    log.info("file's device number changed, resuming path=%s", tail.path)
+                    return known, state.offset
+        return None
 
     async def _finish(self, key: tuple[int, int], followed: _Followed) -> None:
         """A file renamed away or deleted and quiet: send its last line and let it go."""
@@ -371,6 +390,8 @@ class Agent:
         for followed in self._followed.values():
             followed.seen = False
         live: set[tuple[int, int]] = set()
+        #: (inode, path) of what the globs match: a file whose device number changed is kept.
+        inodes: set[tuple[int, str]] = set()
         done = {(state.dev, state.ino, state.offset) for state in self._offsets.files.values()}
         for item in self._inputs:
             for pattern in item.config.paths:
@@ -380,6 +401,7 @@ class Agent:
                     present = self._discover(path, item, now, done)
                     if present is not None:
                         live.add(present)
+                        inodes.add((present[1], path))
         live |= {(f.tail.dev, f.tail.ino) for f in self._followed.values()}
         # Offsets of files gone for good (deleted, or rotated out of every glob and finished)
         # are forgotten once nothing of theirs waits to be sent.
@@ -387,7 +409,9 @@ class Agent:
         stale = [
             key
             for key, state in self._offsets.files.items()
-            if (state.dev, state.ino) not in live and key not in pending
+            if (state.dev, state.ino) not in live
+            and (state.ino, state.path) not in inodes
+            and key not in pending
         ]
         if stale:
             for key in stale:

@@ -9,7 +9,6 @@ record id (with the record's byte offset), so a line read twice gets the same id
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import re
@@ -38,18 +37,21 @@ class Record:
     truncated: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Identity:
     dev: int
     ino: int
     fingerprint: str
     fingerprint_len: int
     generation: int
+    #: What record ids are made of (with the offset), and the key of saved offsets. Made from
+    #: the fields when the file is first seen, then kept even if its device number changes.
+    key: str = ""
 
-    @functools.cached_property
-    def key(self) -> str:
-        """What record ids are made of (with the offset), and the key of saved offsets."""
-        return f"{self.dev}:{self.ino}:{self.fingerprint[:16]}:{self.generation}"
+    def __post_init__(self) -> None:
+        if not self.key:
+            key = f"{self.dev}:{self.ino}:{self.fingerprint[:16]}:{self.generation}"
+            object.__setattr__(self, "key", key)
 
 
 def fingerprint(fd: int, length: int) -> str:
