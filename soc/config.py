@@ -83,6 +83,9 @@ class SyslogConfig:
     tls_client_ca: str = ""
     #: Refuse senders without a client certificate signed by `tls_client_ca`.
     tls_require_client_cert: bool = False
+    #: Open TCP and TLS connections at most; past it new ones are refused and counted. Keep the
+    #: process's open-file limit above it.
+    max_connections: int = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -595,6 +598,8 @@ def _validate(config: Config) -> None:
         )
     if config.syslog.max_message_bytes < 480:
         raise ConfigError("syslog.max_message_bytes: must be at least 480 (RFC 5426)")
+    if config.syslog.max_connections < 1:
+        raise ConfigError("syslog.max_connections: must be at least 1")
     if config.syslog.tls:
         syslog = config.syslog
         if syslog.tcp and syslog.tls_listen == syslog.listen and syslog.listen.port != 0:

@@ -208,6 +208,7 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
             tls=server_context(config.syslog) if config.syslog.tls else None,
             tls_listen=config.syslog.tls_listen,
             sources=SourceMap(config.sources),
+            max_connections=config.syslog.max_connections,
             batch_size=batch,
         )
         await syslog.start()

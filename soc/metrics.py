@@ -29,10 +29,11 @@ SYSLOG_SOURCE_DROPPED = Counter(
     "Syslog records dropped. Should stay at zero.",
     ["source", "reason"],
 )
-SYSLOG_TLS_HANDSHAKE_FAILURES = Counter(
-    "soc_syslog_tls_handshake_failures_total",
-    "Syslog TLS connections refused at the handshake (no or bad client certificate, ...).",
-    ["source", "reason"],
+SYSLOG_CONNECTIONS_REFUSED = Counter(
+    "soc_syslog_connections_refused_total",
+    "Syslog stream connections refused: at the TLS handshake (no or bad client certificate, "
+    "...) or past the connection limit.",
+    ["source", "transport", "reason"],
 )
 SYSLOG_CONNECTIONS = Gauge(
     "soc_syslog_connections", "Open syslog stream connections.", ["transport"]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from collectors.syslog.server import Frame, Framer, SyslogServer
 from soc.bus.base import RAW
@@ -115,6 +116,43 @@ async def test_tcp_lines_sent_just_before_stop_are_published(running: Any) -> No
     records = await collect(consumer, 2000)
     assert len(records) == 2000
     assert records[-1]["data"].endswith("line 1999")
+
+
+async def test_connections_past_the_limit_are_refused_counted_and_room_comes_back() -> None:
+    bus = MemoryBus()
+    consumer = await bus.subscribe(RAW, "test")
+    server = SyslogServer(bus, Address("127.0.0.1", 0), udp=False, max_connections=2)
+    await server.start()
+    port = server.addresses["tcp"].port
+    labels = {"source": "unknown", "transport": "tcp", "reason": "connection_limit"}
+    before = REGISTRY.get_sample_value("soc_syslog_connections_refused_total", labels) or 0.0
+    try:
+        held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        for _, writer in held:  # a line from each: both are taken in before the third comes
+            writer.write(b"<13>x: held\n")
+            await writer.drain()
+        assert len(await collect(consumer, 2)) == 2
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed by the server
+        writer.close()
+        after = REGISTRY.get_sample_value("soc_syslog_connections_refused_total", labels)
+        assert after == before + 1
+        held[0][1].close()
+        await held[0][1].wait_closed()
+        # The freed place is taken again once the server has seen the close.
+        deadline = asyncio.get_running_loop().time() + 5
+        while True:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"<13>x: admitted\n")
+            await writer.drain()
+            writer.close()
+            records = await collect(consumer, 1)
+            if records or asyncio.get_running_loop().time() > deadline:
+                break
+        assert [r["data"] for r in records] == ["<13>x: admitted"]
+        held[1][1].close()
+    finally:
+        await server.stop()
 
 
 # --- properties of the framer (hypothesis) ---------------------------------------------------

@@ -138,13 +138,16 @@ def _attempt(port: int, context: ssl.SSLContext, data: bytes) -> str:
 
 
 def _failures(source: str) -> float:
-    total = 0.0
-    for metric in REGISTRY.collect():
-        if metric.name == "soc_syslog_tls_handshake_failures":
-            for sample in metric.samples:
-                if sample.name.endswith("_total") and sample.labels["source"] == source:
-                    total += sample.value
-    return total
+    """TLS connections from `source` refused, whatever the reason."""
+    return sum(
+        sample.value
+        for metric in REGISTRY.collect()
+        if metric.name == "soc_syslog_connections_refused"
+        for sample in metric.samples
+        if sample.name.endswith("_total")
+        and sample.labels["source"] == source
+        and sample.labels["transport"] == "tls"
+    )
 
 
 async def _wait_for(condition: Callable[[], bool]) -> None:

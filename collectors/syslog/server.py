@@ -22,6 +22,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -322,6 +323,7 @@ class SyslogServer:
         tls_listen: Address = _TLS_LISTEN,
         tls_handshake_timeout: float = 10.0,
         sources: SourceMap | None = None,
+        max_connections: int = 4096,
     ) -> None:
         self._bus = bus
         self._listen = listen
@@ -343,6 +345,8 @@ class SyslogServer:
         self._udp_pump: asyncio.Task[None] | None = None
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
+        self._max_connections = max_connections
+        self._refusal_logged_at = float("-inf")
         self._stopping = asyncio.Event()
         self.addresses: dict[str, Address] = {}
 
@@ -425,61 +429,85 @@ class SyslogServer:
             await self._bus.publish(RAW, messages)
 
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await self._serve_stream(reader, writer, "tcp", self._records)
+        await self._serve(reader, writer, "tcp")
 
     async def _serve_tls(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """The handshake is ours, not the listener's (`start_server(ssl=...)`), so that a refused
-        client is counted against its source instead of vanishing into asyncio's debug log."""
-        assert self._tls is not None
-        peer = _peer(writer.get_extra_info("peername"))
-        try:
-            await writer.start_tls(self._tls, ssl_handshake_timeout=self._tls_handshake_timeout)
-        except (OSError, TimeoutError) as exc:
-            reason = _handshake_failure(exc)
-            label = source_label(self._sources.lookup(peer[0]))
-            metrics.SYSLOG_TLS_HANDSHAKE_FAILURES.labels(label, reason).inc()
-            log.warning(
-                "syslog tls handshake refused peer=%s:%d source=%s reason=%s", *peer, label, reason
-            )
-            writer.close()
-            return
-        await self._serve_stream(reader, writer, "tls", self._tls_records)
+        await self._serve(reader, writer, "tls")
 
-    async def _serve_stream(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        transport: str,
-        records: RecordMaker,
+    async def _serve(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, transport: str
     ) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._connections.add(task)
-        metrics.SYSLOG_CONNECTIONS.labels(transport).inc()
+        """One stream connection: admitted under the connection limit, through its TLS
+        handshake when TLS, then read until it ends."""
         peer = _peer(writer.get_extra_info("peername"))
         sender = self._sources.lookup(peer[0])
-        framer = Framer(self._max)
+        task = asyncio.current_task()
+        if task is None or len(self._connections) >= self._max_connections:
+            self._refuse(transport, peer, sender, "connection_limit")
+            writer.close()
+            return
+        self._connections.add(task)
+        metrics.SYSLOG_CONNECTIONS.labels(transport).inc()
         try:
-            while True:
-                try:
-                    data = await asyncio.wait_for(reader.read(_READ_SIZE), _QUIET_SECONDS)
-                except TimeoutError:
-                    if self._stopping.is_set():
-                        break
-                    continue
-                if not data:
-                    frames = framer.finish()
-                    await self._publish_frames(frames, transport, records, peer, sender)
-                    break
-                frames = framer.feed(data)
-                await self._publish_frames(frames, transport, records, peer, sender)
+            if transport == "tls" and not await self._handshake(writer, peer, sender):
+                return
+            records = self._tls_records if transport == "tls" else self._records
+            await self._read(reader, transport, records, peer, sender)
         except (ConnectionError, OSError) as exc:
             log.info("syslog connection ended peer=%s:%d reason=%s", *peer, exc)
         finally:
             metrics.SYSLOG_CONNECTIONS.labels(transport).dec()
-            if task is not None:
-                self._connections.discard(task)
+            self._connections.discard(task)
             writer.close()
+
+    async def _handshake(
+        self, writer: asyncio.StreamWriter, peer: tuple[str, int], sender: Sender | None
+    ) -> bool:
+        """The handshake is ours, not the listener's (`start_server(ssl=...)`), so that a refused
+        client is counted against its source instead of vanishing into asyncio's debug log."""
+        assert self._tls is not None
+        try:
+            await writer.start_tls(self._tls, ssl_handshake_timeout=self._tls_handshake_timeout)
+        except (OSError, TimeoutError) as exc:
+            self._refuse("tls", peer, sender, _handshake_failure(exc))
+            return False
+        return True
+
+    def _refuse(
+        self, transport: str, peer: tuple[str, int], sender: Sender | None, reason: str
+    ) -> None:
+        label = source_label(sender)
+        metrics.SYSLOG_CONNECTIONS_REFUSED.labels(label, transport, reason).inc()
+        # One line a second at most: a flood of refused connections must not flood the log.
+        now = time.monotonic()
+        if now - self._refusal_logged_at >= 1.0:
+            self._refusal_logged_at = now
+            log.warning(
+                "syslog connection refused peer=%s:%d source=%s transport=%s reason=%s "
+                "(counted in soc_syslog_connections_refused_total)",
+                *peer, label, transport, reason,
+            )  # fmt: skip
+
+    async def _read(
+        self,
+        reader: asyncio.StreamReader,
+        transport: str,
+        records: RecordMaker,
+        peer: tuple[str, int],
+        sender: Sender | None,
+    ) -> None:
+        framer = Framer(self._max)
+        while True:
+            try:
+                data = await asyncio.wait_for(reader.read(_READ_SIZE), _QUIET_SECONDS)
+            except TimeoutError:
+                if self._stopping.is_set():
+                    return
+                continue
+            if not data:
+                await self._publish_frames(framer.finish(), transport, records, peer, sender)
+                return
+            await self._publish_frames(framer.feed(data), transport, records, peer, sender)
 
     async def _publish_frames(
         self,
