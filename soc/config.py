@@ -210,8 +210,6 @@ class AgentConfig:
     #: CA bundle (PEM) to verify the intake's certificate; `verify_tls: false` only for tests.
     ca_file: str = ""
     verify_tls: bool = True
-    #: `HOST:PORT` to serve the agent's Prometheus metrics on; empty: none.
-    metrics_listen: str = ""
 
 
 @dataclass(frozen=True, slots=True)

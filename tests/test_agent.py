@@ -418,6 +418,7 @@ def start_agent(config: Path, log: Path) -> subprocess.Popen[bytes]:
 def agent_yaml(url: str, tmp_path: Path, pattern: str, **agent: Any) -> dict[str, Any]:
     return {
         "log": {"level": "info"},
+        "metrics": {"enabled": False},
         "agent": {
             "url": url,
             "token": TOKEN,

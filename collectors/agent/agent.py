@@ -42,7 +42,7 @@ import prometheus_client
 from collectors.agent.store import FileState, Offsets, Spool, write_atomically
 from collectors.agent.tail import Identity, Joiner, Record, Tail
 from soc import __version__, metrics
-from soc.config import AgentConfig, AgentInput, Config, ConfigError, parse_address
+from soc.config import AgentConfig, AgentInput, Config, ConfigError
 
 log = logging.getLogger("soc.agent")
 
@@ -635,12 +635,13 @@ async def run_agent(config: Config) -> int:
     agent = Agent(config.agent, state_dir(config))
     # One line per request is noise; failures are logged by the agent with their reason.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    if config.agent.metrics_listen:
+    if config.metrics.enabled:
+        listen = config.metrics.listen
         try:
-            address = parse_address(config.agent.metrics_listen)
-        except ValueError as exc:
-            raise ConfigError(f"agent.metrics_listen: {exc}") from None
-        prometheus_client.start_http_server(address.port, address.host)
+            prometheus_client.start_http_server(listen.port, listen.host)
+        except OSError as exc:
+            # Another part holds the port: the agent still runs, unobserved, and says so.
+            log.error("metrics not served listen=%s error=%s", listen, exc)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, agent.stop)
