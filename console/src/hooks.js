@@ -29,13 +29,14 @@ export function useData(load, deps, every) {
   return { ...state, reload: run, setData };
 }
 
-/** Single-key shortcuts, ignored while the user types in a field. */
+/** Single-key shortcuts, ignored while the user types in a field or works a control (Enter on
+ * a focused link or button keeps its own meaning). */
 export function useKeys(handlers, deps) {
   useEffect(() => {
     const onKey = (event) => {
       if (event.ctrlKey || event.metaKey || event.altKey) return;
       const target = event.target;
-      if (target.closest && target.closest('input, textarea, select, [contenteditable]')) return;
+      if (target.closest && target.closest('a, button, input, textarea, select, summary, [contenteditable]')) return;
       const handler = handlers[event.key];
       if (handler && handler(event) !== false) event.preventDefault();
     };

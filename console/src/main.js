@@ -1,5 +1,5 @@
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import './style.css';
 import { ApiError, get, hasSession, onUnauthorized, post, probe, setCsrf } from './api.js';
 import { html } from './html.js';
@@ -48,9 +48,13 @@ function Shell({ me, lang, onLanguage, onLogout, features }) {
     if (need === 'notifications') return features.notifications;
     return true;
   });
+  // After a route change (not on arrival, where the skip link comes first), focus goes to the
+  // new page's content, so that keyboard and screen-reader users start there.
+  const arrived = useRef(false);
   useEffect(() => {
     const main = document.getElementById('main');
-    if (main && document.activeElement === document.body) main.focus({ preventScroll: true });
+    if (arrived.current && main && !main.contains(document.activeElement)) main.focus({ preventScroll: true });
+    arrived.current = true;
   }, [route.path]);
   return html`
     <a class="skip" href="#main" onClick=${(e) => { e.preventDefault(); document.getElementById('main').focus(); }}>${t('nav.skip')}</a>

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.browser.conftest import ADMIN, AGENCIES, Console, Platform
+from tests.browser.conftest import ADMIN, ADMIN_PASSWORD, AGENCIES, Console, Platform
 
 pytestmark = pytest.mark.e2e
 
@@ -202,3 +202,57 @@ def test_agency_user_sees_only_their_agency(
         "GET", "/incidents", username, password=AGENCY_PASSWORD, params={"limit": 1000}
     )
     assert {i["organization"]["id"] for i in seen["items"]} == {"benh-vien"}
+
+
+def test_keyboard_alone_logs_in_and_every_focus_is_visible(console: Console) -> None:
+    console.open()
+    page = console.page
+    page.get_by_role("heading", name="Đăng nhập").wait_for()
+    # Focus order: username (focused on arrival), password, the language switch is before them.
+    assert page.evaluate("() => document.activeElement.name") == "username"
+    page.keyboard.type(ADMIN)
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.name") == "password"
+    page.keyboard.type(ADMIN_PASSWORD)
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Hàng đợi sự cố").wait_for()
+
+    # First Tab: the skip link, then the brand and the navigation, each with a visible outline.
+    seen = []
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(
+            """() => {
+              const el = document.activeElement, style = getComputedStyle(el);
+              return [el.textContent.trim(), style.outlineStyle, parseFloat(style.outlineWidth)];
+            }"""
+        )
+        assert focused[1] != "none" and focused[2] >= 2, f"no visible focus on {focused[0]!r}"
+        seen.append(focused[0])
+    assert seen[0] == "Bỏ qua, tới nội dung chính"
+    assert seen[2:] == ["Sự cố", "Tổng quan"]
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name="Tổng quan", exact=True).wait_for()
+
+
+def test_a_viewer_reads_incidents_but_is_offered_no_change(
+    new_console: Any, platform: Platform
+) -> None:
+    host = _host("viewer")
+    platform.send_udp([_invalid_user_line(host)])
+    ident = _incident_for(platform, host)["incident"]["id"]
+    username = f"xem-{uuid.uuid4().hex[:6]}"
+    platform.api(
+        "POST",
+        "/users",
+        json={"username": username, "password": AGENCY_PASSWORD, "role": "viewer"},
+    )
+    viewer = new_console()
+    viewer.login(username, AGENCY_PASSWORD)
+    viewer.open(f"/incidents/{ident}")
+    page = viewer.page
+    page.get_by_role("heading", name=re.compile(host)).wait_for()
+    page.get_by_role("heading", name="Dòng thời gian").wait_for()
+    assert page.get_by_role("button", name="Tiếp nhận").count() == 0
+    assert page.get_by_label("Ghi chú mới").count() == 0
+    assert page.get_by_role("link", name="Quản trị").count() == 0
