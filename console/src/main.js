@@ -51,6 +51,10 @@ function Shell({ me, lang, onLanguage, onLogout, features }) {
   // After a route change (not on arrival, where the skip link comes first), focus goes to the
   // new page's content, so that keyboard and screen-reader users start there.
   const arrived = useRef(false);
+  const current = PAGES.find(([path]) => route.path === path || route.path.startsWith(`${path}/`));
+  useEffect(() => {
+    document.title = current ? `${t(current[1])} · ${t('app.name')}` : t('app.name');
+  });
   useEffect(() => {
     const main = document.getElementById('main');
     if (arrived.current && main && !main.contains(document.activeElement)) main.focus({ preventScroll: true });

@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { ApiError, post } from '../api.js';
 import { html } from '../html.js';
 import { t } from '../i18n.js';
@@ -26,6 +26,9 @@ export function Login({ onLogin, languageSwitch, error }) {
     }
   };
 
+  useEffect(() => {
+    document.title = `${t('login.title')} · ${t('app.name')}`;
+  });
   return html`<main id="main" class="login">
     <form class="card" onSubmit=${submit} aria-labelledby="login-title">
       <div class="login-head">
