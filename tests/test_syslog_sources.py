@@ -71,6 +71,11 @@ def test_a_network_claimed_by_two_sources_is_refused() -> None:
         SourceMap([SourceConfig(id="a", agency="x", networks=("127.0.0.1/16",)), SOURCES[0]])
 
 
+def test_the_unknown_label_cannot_be_a_source_id() -> None:
+    with pytest.raises(ConfigError, match=r"sources\[0\].id: 'unknown' is reserved"):
+        SourceMap([SourceConfig(id="unknown", agency="x", networks=("10.0.0.0/8",))])
+
+
 def test_an_invalid_network_is_refused_naming_it() -> None:
     with pytest.raises(ConfigError, match=r"sources\[0\].networks: '127.0.0.300'"):
         SourceMap([SourceConfig(id="a", agency="x", networks=("127.0.0.300",))])

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.syslog.sources import Sender, SourceMap
+from collectors.syslog.sources import UNKNOWN, Sender, SourceMap
 from soc import metrics
 from soc.bus.base import RAW, Bus, Message
 from soc.config import Address, SyslogConfig
@@ -50,8 +50,6 @@ _SEPARATORS = frozenset(b"\n\r\x00")
 #: An octet-counted frame's header: the length, a space, and the "<" of the message's PRI.
 _OCTET_COUNT = re.compile(rb"([0-9]{1,11}) <")
 _TLS_LISTEN = SyslogConfig().tls_listen
-#: The per-source label of senders in no configured source's networks.
-UNKNOWN_SOURCE = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +208,7 @@ class RecordMaker:
 
 
 def source_label(sender: Sender | None) -> str:
-    return sender.id if sender is not None else UNKNOWN_SOURCE
+    return sender.id if sender is not None else UNKNOWN
 
 
 def _grow_receive_buffer(sock: Any, size: int) -> None:
@@ -308,6 +306,9 @@ class _UdpReceiver:
 
 
 class SyslogServer:
+    """Syslog listeners (UDP, TCP, TLS) publishing raw records to `soc.raw`. `start` binds,
+    `addresses` then says where (port 0 asks the system for one), `stop` drains."""
+
     def __init__(
         self,
         bus: Bus,

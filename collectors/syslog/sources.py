@@ -19,6 +19,8 @@ from soc.config import ConfigError, SourceConfig
 
 log = logging.getLogger(__name__)
 
+#: The metric label of senders in no configured source's networks.
+UNKNOWN = "unknown"
 #: Peers whose answer is remembered; past this the cache starts over (a scan of many spoofed
 #: UDP source addresses must not grow memory without bound).
 _CACHE_SIZE = 65_536
@@ -44,6 +46,10 @@ class SourceMap:
     def __init__(self, sources: Iterable[SourceConfig] = ()) -> None:
         by_length: dict[tuple[int, int], dict[int, tuple[Sender, str]]] = {}
         for index, source in enumerate(sources):
+            if source.id == UNKNOWN:
+                raise ConfigError(
+                    f"sources[{index}].id: {UNKNOWN!r} is reserved for senders in no source"
+                )
             sender = Sender(source.id, source.agency)
             for text in source.networks:
                 try:
