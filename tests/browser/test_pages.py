@@ -37,6 +37,7 @@ FAILED_ROOT_LINE = (
     "<38>Nov 28 10:00:00 web9 sshd[1]: Failed password for root from 203.0.113.7 port 5 ssh2"
 )
 PAGES = [
+    ("queue", "/incidents", "Hàng đợi sự cố"),
     ("dashboard", "/dashboard", "Tổng quan"),
     ("search-alerts", "/search?kind=alerts", "Tìm kiếm"),
     ("search-events", "/search?kind=events", "Tìm kiếm"),
@@ -83,6 +84,12 @@ def test_every_page_renders_without_errors(
         overflow = page.evaluate("document.documentElement.scrollWidth - innerWidth")
         assert overflow <= 1, f"{route} overflows the {size} viewport by {overflow}px"
         console.shot(f"{size}-{name}")
+    incident = platform.api("GET", "/incidents")["items"][0]["incident"]
+    console.open(f"/incidents/{incident['id']}")
+    page.get_by_role("heading", name="Dòng thời gian").wait_for()
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate("document.documentElement.scrollWidth - innerWidth") <= 1
+    console.shot(f"{size}-incident")
     if page.get_by_role("link", name="Thông báo").count():
         console.open("/notifications")
         page.get_by_role("heading", name="Thông báo", exact=True).wait_for()
@@ -100,9 +107,7 @@ def test_pages_pass_axe_accessibility_checks(new_console: Any, platform: Platfor
     page = console.page
     problems: dict[str, list[str]] = {}
     incident = platform.api("GET", "/incidents")["items"][0]["incident"]["id"]
-    routes = [("/incidents", "Hàng đợi sự cố"), (f"/incidents/{incident}", None)] + [
-        (route, heading) for _, route, heading in PAGES
-    ]
+    routes = [(f"/incidents/{incident}", None)] + [(route, heading) for _, route, heading in PAGES]
     for route, heading in routes:
         console.open(route)
         if heading:
