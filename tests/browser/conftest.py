@@ -86,7 +86,7 @@ class Platform:
         response.raise_for_status()
         return response.json() if response.content else None
 
-    def wait_for(self, check: Any, timeout: float = 20.0, what: str = "condition") -> Any:
+    def wait_for(self, check: Any, timeout: float = 60.0, what: str = "condition") -> Any:
         deadline = time.monotonic() + timeout
         while True:
             result = check()
@@ -213,7 +213,7 @@ def console(browser: Any, platform: Platform) -> Iterator[Console]:
         viewport={"width": 1366, "height": 768}, locale="vi-VN", timezone_id="UTC"
     )
     page = context.new_page()
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(30_000)
     console = Console(page, platform.http)
     _watch(console)
     yield console
@@ -229,7 +229,7 @@ def new_console(browser: Any, platform: Platform) -> Iterator[Any]:
     def make(**options: Any) -> Console:
         context = browser.new_context(**{"viewport": {"width": 1366, "height": 768}, **options})
         page = context.new_page()
-        page.set_default_timeout(15_000)
+        page.set_default_timeout(30_000)
         made_console = Console(page, platform.http)
         _watch(made_console)
         made.append((context, made_console))
