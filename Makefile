@@ -64,3 +64,4 @@ bench: $(STAMP) services console
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf console/node_modules soc/console/static test-artifacts
