@@ -276,3 +276,28 @@ async def test_udp_drops_past_the_queue_are_counted_against_their_source() -> No
     assert counted["unknown"] == 10
     assert counted["so-tttt"] >= 37
     assert len(delivered) + counted["so-tttt"] + counted["unknown"] == 50
+
+
+async def test_ipv4_senders_on_a_dual_stack_socket_keep_their_ipv4_address_and_agency() -> None:
+    bus = MemoryBus()
+    consumer = await bus.subscribe(RAW, "test")
+    try:
+        server = SyslogServer(bus, Address("::", 0), sources=SourceMap(SOURCES))
+        await server.start()
+    except OSError as exc:
+        pytest.skip(f"no IPv6 on this machine: {exc}")
+    try:
+        send_udp(server.addresses["udp"].port, "127.0.1.7", [b"<13>x: dual stack"])
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as udp6:
+            udp6.sendto(b"<13>x: over ipv6", ("::1", server.addresses["udp"].port))
+        await send_tcp(server.addresses["tcp"].port, "127.0.0.2", b"<13>x: tcp dual stack\n")
+        records = await collect(consumer, 3)
+    finally:
+        await server.stop()
+    by_data = {r["data"]: r for r in records}
+    assert by_data["<13>x: dual stack"]["source"]["peer"]["ip"] == "127.0.1.7"
+    assert by_data["<13>x: dual stack"]["organization"] == {"id": "stttt-mail"}
+    assert by_data["<13>x: over ipv6"]["source"]["peer"]["ip"] == "::1"
+    assert "organization" not in by_data["<13>x: over ipv6"]
+    assert by_data["<13>x: tcp dual stack"]["source"]["peer"]["ip"] == "127.0.0.2"
+    assert by_data["<13>x: tcp dual stack"]["organization"] == {"id": "stttt"}

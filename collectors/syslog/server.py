@@ -247,8 +247,13 @@ def _count_received(transport: str, counts: dict[str, list[int]]) -> None:
 
 
 def _peer(address: Any) -> tuple[str, int]:
+    """(ip, port) of a socket address. An IPv4 sender reaching a dual-stack socket appears as
+    `::ffff:a.b.c.d`; it is recorded as the IPv4 address it is."""
     if isinstance(address, tuple) and len(address) >= 2:
-        return str(address[0]), int(address[1])
+        host = str(address[0])
+        if host.startswith("::ffff:") and "." in host:
+            host = host[7:]
+        return host, int(address[1])
     return "unknown", 0
 
 
@@ -366,7 +371,16 @@ class SyslogServer:
         serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
         listen: Address,
     ) -> Address:
-        server = await asyncio.start_server(serve, listen.host, listen.port, limit=_READ_SIZE)
+        if ":" in listen.host:
+            # asyncio makes IPv6 listeners IPv6-only; "[::]:514" should take IPv4 senders too,
+            # as the UDP socket beside it does.
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind((listen.host, listen.port))
+            server = await asyncio.start_server(serve, sock=sock, limit=_READ_SIZE)
+        else:
+            server = await asyncio.start_server(serve, listen.host, listen.port, limit=_READ_SIZE)
         self._servers.append(server)
         return Address(listen.host, int(server.sockets[0].getsockname()[1]))
 
