@@ -50,6 +50,14 @@ def test_longest_prefix_wins_and_strangers_have_no_source(peer: str, source: str
     assert (sender.id if sender else None) == source
 
 
+def test_a_catch_all_network_takes_only_what_no_narrower_network_holds() -> None:
+    sources = SourceMap([*SOURCES, SourceConfig(id="rest", agency="dtt", networks=("0.0.0.0/0",))])
+    assert [
+        sender.id if sender else None
+        for sender in map(sources.lookup, ("8.8.8.8", "127.0.1.3", "::1"))
+    ] == ["rest", "cong-an", None]
+
+
 def test_a_source_carries_its_agency_and_answers_are_cached() -> None:
     sources = SourceMap(SOURCES)
     first = sources.lookup("127.0.1.7")

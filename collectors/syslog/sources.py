@@ -44,7 +44,7 @@ class SourceMap:
     """Sender address -> configured source, longest prefix first, cached per peer."""
 
     def __init__(self, sources: Iterable[SourceConfig] = ()) -> None:
-        by_length: dict[tuple[int, int], dict[int, tuple[Sender, str]]] = {}
+        by_length: dict[tuple[int, int], dict[int, Sender]] = {}
         for index, source in enumerate(sources):
             if source.id == UNKNOWN:
                 raise ConfigError(
@@ -61,15 +61,15 @@ class SourceMap:
                 network = _unmapped_network(network)
                 slot = by_length.setdefault((network.version, network.prefixlen), {})
                 key = int(network.network_address) >> (network.max_prefixlen - network.prefixlen)
-                if key in slot and slot[key][0] != sender:
+                if slot.get(key, sender) != sender:
                     raise ConfigError(
                         f"sources[{index}].networks: {text!r} is already listed by source "
-                        f"{slot[key][0].id!r}; a network can belong to one source only"
+                        f"{slot[key].id!r}; a network can belong to one source only"
                     )
-                slot[key] = (sender, text)
+                slot[key] = sender
         self._tables: dict[int, _Table] = {4: [], 6: []}
         for (version, length), slot in sorted(by_length.items(), key=lambda item: -item[0][1]):
-            self._tables[version].append((length, {k: s for k, (s, _) in slot.items()}))
+            self._tables[version].append((length, slot))
         self._bits = {4: 32, 6: 128}
         self._cache: dict[str, Sender | None] = {}
         self._strangers_logged = 0
