@@ -211,6 +211,12 @@ async def test_rotation_by_rename_finishes_the_old_file_then_follows_the_new(
     await running.stop()
     assert sorted(r["data"] for r in records) == sorted(expected)
     assert len(unique_ids(records)) == len(expected)
+    # The old file's lines come before the new file's; only its unterminated last line waits
+    # until the old file is finished (quiet for close_inactive).
+    complete = [r["data"] for r in records if r["data"] != "last line without newline"]
+    assert complete == [line for line in expected if line != "last line without newline"]
+    paths = [r["source"]["file"]["path"] for r in records]
+    assert paths[:150] == [str(log)] * 100 + [str(tmp_path / "app.log.1")] * 50
 
 
 async def test_rotation_by_truncation_starts_again_at_zero_with_new_ids(

@@ -296,6 +296,7 @@ class Agent:
         lines = tail.read()
         if not lines:
             return []
+        self._current_name(followed)
         followed.active = now
         records: list[Record] = []
         for line in lines:
@@ -417,6 +418,17 @@ class Agent:
             for key in stale:
                 del self._offsets.files[key]
             self._dirty.set()
+
+    def _current_name(self, followed: _Followed) -> None:
+        """A file rotated by rename is read to its end: give its records the name it has now
+        (Linux tells it through /proc), even before the next scan, so log.file.path says where
+        the lines are."""
+        try:
+            current = os.readlink(f"/proc/self/fd/{followed.tail.fd}")
+        except OSError:
+            return
+        if current != followed.tail.path and not current.endswith(" (deleted)"):
+            followed.named(current)
 
     def _discover(
         self, path: str, item: _Input, now: float, done: set[tuple[int, int, int]]
