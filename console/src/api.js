@@ -97,13 +97,14 @@ export const post = (path, body) => request('POST', path, { body });
 export const patch = (path, body) => request('PATCH', path, { body });
 export const del = (path) => request('DELETE', path);
 
-/** Whether an optional endpoint exists (a part that may not be deployed): false on 404/405. */
+/** Whether an optional part answers: false when its routes are absent (404/405) or it does not
+ * run in this process (503, e.g. the notifier under a separate `soc api`). */
 export async function probe(path) {
   try {
     await get(path);
     return true;
   } catch (error) {
-    if (error instanceof ApiError && (error.status === 404 || error.status === 405)) return false;
+    if (error instanceof ApiError && [404, 405, 503].includes(error.status)) return false;
     throw error;
   }
 }
