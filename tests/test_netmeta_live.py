@@ -5,6 +5,7 @@ through a BPF filter, into records on the bus."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import shutil
 import signal
@@ -45,10 +46,13 @@ def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
 
+_VETHS = itertools.count()
+
+
 @pytest.fixture
 def veth() -> Iterator[tuple[str, str, str]]:
     """(near end in this namespace, far end, the far end's namespace)."""
-    tag = f"{os.getpid() % 100000}"
+    tag = f"{os.getpid() % 10000}{next(_VETHS)}"
     namespace, near, far = f"socnm{tag}", f"nmA{tag}", f"nmB{tag}"
     _ip("netns", "add", namespace)
     try:
@@ -60,6 +64,16 @@ def veth() -> Iterator[tuple[str, str, str]]:
     finally:
         subprocess.run(["ip", "link", "del", near], capture_output=True)
         subprocess.run(["ip", "netns", "del", namespace], capture_output=True)
+
+
+async def _started(capture: asyncio.Task[None], ready: asyncio.Event) -> None:
+    """Wait until the capture reads its interface; a capture that failed raises its error."""
+    waiter = asyncio.create_task(ready.wait())
+    await asyncio.wait([capture, waiter], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if capture.done():
+        capture.result()
+    assert ready.is_set()
 
 
 def _send(pcap: Path, far: str, namespace: str) -> None:
@@ -84,7 +98,7 @@ async def test_live_capture_on_a_veth_pair(veth: tuple[str, str, str], tmp_path:
     capture = asyncio.create_task(
         sensor.capture(near, "tcp or port 53", stop, queue=1000, ready=ready)
     )
-    await asyncio.wait_for(ready.wait(), 30)
+    await _started(capture, ready)
     await asyncio.to_thread(_send, pcap, far, namespace)
     stop.set()
     await asyncio.wait_for(capture, 30)
@@ -186,7 +200,7 @@ async def test_records_past_the_queue_are_dropped_and_counted(
     sensor = Sensor(bus, FlowSettings(sensor_id="live-q"), Organizations([]))
     stop, ready = asyncio.Event(), asyncio.Event()
     capture = asyncio.create_task(sensor.capture(near, "tcp", stop, queue=1, ready=ready))
-    await asyncio.wait_for(ready.wait(), 30)
+    await _started(capture, ready)
     await asyncio.to_thread(_send, pcap, far, namespace)
     stop.set()
     await asyncio.wait_for(capture, 30)
@@ -195,3 +209,21 @@ async def test_records_past_the_queue_are_dropped_and_counted(
     dropped = (REGISTRY.get_sample_value("soc_dropped_total", labels) or 0.0) - before
     assert (len(published), dropped) == (1, 4)
     await bus.close()
+
+
+async def test_an_interface_re_created_under_the_same_name_is_captured_again(
+    veth: tuple[str, str, str],
+) -> None:
+    near, far, namespace = veth
+    for _ in range(2):
+        sensor = Sensor(MemoryBus(), FlowSettings(sensor_id="again"), Organizations([]))
+        stop, ready = asyncio.Event(), asyncio.Event()
+        capture = asyncio.create_task(sensor.capture(near, "tcp", stop, queue=10, ready=ready))
+        await _started(capture, ready)
+        stop.set()
+        await asyncio.wait_for(capture, 30)
+        # The same names again, new interface indexes (as when a bond or VLAN is re-made).
+        _ip("link", "del", near)
+        _ip("link", "add", near, "type", "veth", "peer", "name", far)
+        _ip("link", "set", far, "netns", namespace)
+        _ip("link", "set", near, "up")

@@ -274,6 +274,9 @@ class LiveCapture:
         from scapy.error import Scapy_Exception
 
         try:
+            # scapy caches interface indexes; one re-created since (a bond, a veth) would
+            # otherwise be joined by its old index and refused.
+            conf.ifaces.reload()
             self._socket = conf.L2listen(iface=interface, filter=bpf or None)
         except (OSError, ValueError, Scapy_Exception, ImportError) as exc:
             raise CaptureError(f"cannot capture on {interface!r}: {exc}") from None
