@@ -14,7 +14,8 @@ from typing import Any, Final
 
 _HEADER = struct.Struct("!HHHHHH")
 _RR = struct.Struct("!HHIH")
-_MAX_RECORDS: Final = 64  # answers kept per message; the rest are counted in dns.answers_count
+#: Answers kept per message; past it the record is tagged `dns_answers_truncated`.
+_MAX_RECORDS: Final = 64
 _MAX_POINTERS: Final = 32
 
 TYPES: Final = {
