@@ -28,7 +28,7 @@ import uvicorn
 from collectors.netmeta.main import start_sensor
 from collectors.syslog.server import SyslogServer
 from collectors.syslog.sources import SourceMap
-from collectors.syslog.tls import server_context
+from collectors.syslog.tls import ServerTls
 from soc import metrics
 from soc.accounts import Accounts
 from soc.api.app import create_app
@@ -205,7 +205,7 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
             max_message_bytes=config.syslog.max_message_bytes,
             udp_queue=config.syslog.udp_queue,
             udp_receive_buffer=config.syslog.udp_receive_buffer,
-            tls=server_context(config.syslog) if config.syslog.tls else None,
+            tls=ServerTls(config.syslog) if config.syslog.tls else None,
             tls_listen=config.syslog.tls_listen,
             sources=SourceMap(config.sources),
             max_connections=config.syslog.max_connections,

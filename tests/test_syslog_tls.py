@@ -23,7 +23,7 @@ from prometheus_client import REGISTRY
 
 from collectors.syslog.server import SyslogServer
 from collectors.syslog.sources import SourceMap
-from collectors.syslog.tls import server_context
+from collectors.syslog.tls import ServerTls, server_context
 from soc.bus.base import RAW
 from soc.bus.memory import MemoryBus
 from soc.config import Address, ConfigError, SourceConfig, SyslogConfig, load_config
@@ -356,6 +356,54 @@ def test_rfc5424_escaped_backslash_before_the_closing_quote_ends_the_value() -> 
     parsed = parse_syslog('<13>1 - h a - - [x@1 a="ends in \\\\"][y@2 b="x ] y"] msg')
     assert parsed.structured_data == {"x@1": {"a": "ends in \\"}, "y@2": {"b": "x ] y"}}
     assert parsed.message == "msg"
+
+
+def _served_certificate(port: int, context: ssl.SSLContext) -> bytes:
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        served = tls.getpeercert(binary_form=True)
+        tls.unwrap()
+    assert served is not None
+    return served
+
+
+def _der(path: Path) -> bytes:
+    return ssl.PEM_cert_to_DER_cert(path.read_text())
+
+
+async def test_a_renewed_certificate_is_served_without_a_restart(pki: Pki, tmp_path: Path) -> None:
+    live = tmp_path / "live"
+    live.mkdir()
+    for name in ("server.crt", "server.key"):
+        (live / name).write_bytes((pki.server.cert.parent / name).read_bytes())
+    (tmp_path / "renewed").mkdir()
+    renewed = make_pki(tmp_path / "renewed")  # a new key pair and certificate, another CA
+    config = SyslogConfig(
+        tls=True, tls_listen=Address("127.0.0.1", 0),
+        tls_cert=str(live / "server.crt"), tls_key=str(live / "server.key"),
+    )  # fmt: skip
+    server = SyslogServer(
+        MemoryBus(), Address("127.0.0.1", 0), udp=False, tcp=False,
+        tls=ServerTls(config, check_every=0), tls_listen=config.tls_listen,
+    )  # fmt: skip
+    await server.start()
+    anyone = ssl.create_default_context()
+    anyone.check_hostname, anyone.verify_mode = False, ssl.CERT_NONE
+    port = server.addresses["tls"].port
+    try:
+        assert await asyncio.to_thread(_served_certificate, port, anyone) == _der(pki.server.cert)
+        # Halfway through a renewal (new certificate, old key) the running context stays.
+        (live / "server.crt").write_bytes(renewed.server.cert.read_bytes())
+        assert await asyncio.to_thread(_served_certificate, port, anyone) == _der(pki.server.cert)
+        # Renewal done: the next connection gets the new certificate.
+        (live / "server.key").write_bytes(renewed.server.key.read_bytes())
+        assert await asyncio.to_thread(_served_certificate, port, anyone) == _der(
+            renewed.server.cert
+        )
+    finally:
+        await server.stop()
 
 
 # --- configuration ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collectors.syslog.sources import UNKNOWN, Sender, SourceMap
+from collectors.syslog.tls import ServerTls
 from soc import metrics
 from soc.bus.base import RAW, Bus, Message
 from soc.config import Address, SyslogConfig
@@ -325,7 +326,7 @@ class SyslogServer:
         udp_queue: int = 100_000,
         batch_size: int = 2000,
         udp_receive_buffer: int = 32 * 1024 * 1024,
-        tls: ssl.SSLContext | None = None,
+        tls: ssl.SSLContext | ServerTls | None = None,
         tls_listen: Address = _TLS_LISTEN,
         tls_handshake_timeout: float = 10.0,
         sources: SourceMap | None = None,
@@ -481,8 +482,9 @@ class SyslogServer:
         """The handshake is ours, not the listener's (`start_server(ssl=...)`), so that a refused
         client is counted against its source instead of vanishing into asyncio's debug log."""
         assert self._tls is not None
+        context = self._tls if isinstance(self._tls, ssl.SSLContext) else self._tls.context()
         try:
-            await writer.start_tls(self._tls, ssl_handshake_timeout=self._tls_handshake_timeout)
+            await writer.start_tls(context, ssl_handshake_timeout=self._tls_handshake_timeout)
         except (OSError, TimeoutError) as exc:
             self._refuse("tls", peer, sender, _handshake_failure(exc))
             return False

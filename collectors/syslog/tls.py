@@ -2,15 +2,21 @@
 
 Configuration validation calls `server_context` too, so a missing file, a key that does not
 match its certificate or an unreadable CA stops the program at start with the key named, rather
-than at the first sender's handshake.
+than at the first sender's handshake. `ServerTls` takes a renewed certificate without a restart
+(a restart would lose the UDP datagrams that arrive meanwhile).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import ssl
+import time
 from pathlib import Path
 
 from soc.config import ConfigError, SyslogConfig
+
+log = logging.getLogger(__name__)
 
 
 def server_context(syslog: SyslogConfig) -> ssl.SSLContext:
@@ -61,3 +67,49 @@ def server_context(syslog: SyslogConfig) -> ssl.SSLContext:
 def _why(exc: OSError) -> str:
     reason = getattr(exc, "reason", None)
     return str(reason or exc.strerror or exc)
+
+
+class ServerTls:
+    """The server's TLS context, loaded again when its files change: operators renew a
+    certificate by replacing the files. Open connections keep the context they began with; a
+    replacement that does not load (a key not yet matching its new certificate, halfway through
+    a renewal) leaves the running context in place and is tried again at the next check."""
+
+    def __init__(self, syslog: SyslogConfig, check_every: float = 5.0) -> None:
+        self._syslog = syslog
+        self._check_every = check_every
+        self._context = server_context(syslog)
+        self._stamps = self._file_stamps()
+        self._checked = time.monotonic()
+
+    def context(self) -> ssl.SSLContext:
+        now = time.monotonic()
+        if now - self._checked >= self._check_every:
+            self._checked = now
+            stamps = self._file_stamps()
+            if stamps != self._stamps:
+                self._reload(stamps)
+        return self._context
+
+    def _reload(self, stamps: tuple[tuple[int, int, int], ...]) -> None:
+        try:
+            self._context = server_context(self._syslog)
+        except ConfigError as exc:
+            log.error(
+                "syslog tls files changed but do not load; keeping the previous ones: %s", exc
+            )
+            return
+        self._stamps = stamps
+        log.info("syslog tls certificate reloaded cert=%s", self._syslog.tls_cert)
+
+    def _file_stamps(self) -> tuple[tuple[int, int, int], ...]:
+        """(mtime, inode, size) of each file: a replacement by rename changes the inode, and a
+        rewrite within the clock's granularity most likely the size, when the time does not."""
+        stamps = []
+        for path in (self._syslog.tls_cert, self._syslog.tls_key, self._syslog.tls_client_ca):
+            try:
+                info = os.stat(path) if path else None
+            except OSError:
+                info = None
+            stamps.append((info.st_mtime_ns, info.st_ino, info.st_size) if info else (0, 0, 0))
+        return tuple(stamps)
