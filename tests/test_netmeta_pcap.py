@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -337,3 +338,15 @@ async def test_sensor_publishes_ecs_records_with_the_agency(tmp_path: Path) -> N
     messages = fixed.records([orjson.loads(delivered[1].value["data"])], {})
     assert messages[0].value["organization"] == {"id": "ubnd"}
     await bus.close()
+
+
+def test_addresses_of_no_agency_are_not_logged_as_strangers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Unlike a syslog sender in no source, an internet address on the wire is normal."""
+    organizations = Organizations([SourceConfig(id="lan", agency="a", networks=("10.0.0.0/8",))])
+    document = {"source": {"ip": "198.51.100.1"}, "destination": {"ip": "10.1.2.3"}, "network": {}}
+    with caplog.at_level(logging.WARNING):
+        assert organizations.attribute(document) == "a"
+    assert document["network"]["direction"] == "inbound"
+    assert caplog.records == []

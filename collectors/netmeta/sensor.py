@@ -12,7 +12,6 @@ not slow down for its sensor.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 import struct
@@ -29,6 +28,7 @@ import orjson
 from collectors.netmeta.flows import Document, FlowSettings, FlowTable
 from collectors.netmeta.packets import LINKTYPE_ETHERNET, LINKTYPE_RAW, Decoded, decode
 from collectors.netmeta.pcapfile import CaptureError, Frame, read_pcap
+from collectors.syslog.sources import SourceMap
 from soc import metrics
 from soc.bus.base import RAW, Bus, Message
 from soc.config import SourceConfig
@@ -54,7 +54,8 @@ _LIVE_LINKTYPES: Final = {
 class Organizations:
     """The agency (`organization.id`) of a record: the sensor's own source when configured
     (`netmeta.source_id`), else the source whose networks hold the flow's source address, else
-    its destination address (an outsider probing an agency's server belongs to that agency)."""
+    its destination address (an outsider probing an agency's server belongs to that agency).
+    Addresses are looked up as the syslog collector looks up its senders (`SourceMap`)."""
 
     def __init__(self, sources: Sequence[SourceConfig], source_id: str = "") -> None:
         self._fixed: str | None = None
@@ -63,23 +64,12 @@ class Organizations:
             if not chosen:
                 raise ValueError(f"netmeta.source_id {source_id!r} names no configured source")
             self._fixed = chosen[0].agency
-        networks = [
-            (ipaddress.ip_network(network, strict=False), source.agency)
-            for source in sources
-            for network in source.networks
-        ]
-        self._networks = sorted(networks, key=lambda item: -item[0].prefixlen)
-        self._cache: dict[str, str | None] = {}
+        self._map = SourceMap(sources, log_strangers=False)
+        self._networks = self._map.networks > 0
 
     def _lookup(self, ip: str) -> str | None:
-        if ip in self._cache:
-            return self._cache[ip]
-        address = ipaddress.ip_address(ip)
-        found = next((agency for net, agency in self._networks if address in net), None)
-        if len(self._cache) > 65536:
-            self._cache.clear()
-        self._cache[ip] = found
-        return found
+        sender = self._map.lookup(ip)
+        return sender.agency if sender is not None else None
 
     def attribute(self, document: Document) -> str | None:
         """The record's agency; also sets `network.direction` (ECS: inbound, outbound,
@@ -87,12 +77,12 @@ class Organizations:
         inside."""
         if not self._networks:
             return self._fixed
-        inside = self._lookup(document["source"]["ip"])
-        outside = self._lookup(document["destination"]["ip"])
-        document["network"]["direction"] = _DIRECTIONS[inside is not None, outside is not None]
+        source = self._lookup(document["source"]["ip"])
+        destination = self._lookup(document["destination"]["ip"])
+        document["network"]["direction"] = _DIRECTIONS[source is not None, destination is not None]
         if self._fixed is not None:
             return self._fixed
-        return inside if inside is not None else outside
+        return source if source is not None else destination
 
 
 _DIRECTIONS: Final = {

@@ -43,7 +43,9 @@ _Table = list[tuple[int, dict[int, Sender]]]
 class SourceMap:
     """Sender address -> configured source, longest prefix first, cached per peer."""
 
-    def __init__(self, sources: Iterable[SourceConfig] = ()) -> None:
+    def __init__(self, sources: Iterable[SourceConfig] = (), *, log_strangers: bool = True) -> None:
+        """`log_strangers` False: addresses in no source are expected (the packet sensor sees
+        the whole internet), so they are not logged."""
         by_length: dict[tuple[int, int], dict[int, Sender]] = {}
         for index, source in enumerate(sources):
             if source.id == UNKNOWN:
@@ -73,6 +75,7 @@ class SourceMap:
         self._bits = {4: 32, 6: 128}
         self._cache: dict[str, Sender | None] = {}
         self._strangers_logged = 0
+        self._log_strangers = log_strangers
         self.networks = sum(len(slot) for slot in by_length.values())
 
     def lookup(self, peer: str) -> Sender | None:
@@ -85,7 +88,7 @@ class SourceMap:
         if len(self._cache) >= _CACHE_SIZE:
             self._cache.clear()
         self._cache[peer] = sender
-        if sender is None and self.networks:
+        if sender is None and self.networks and self._log_strangers:
             self._log_stranger(peer)
         return sender
 
