@@ -166,6 +166,10 @@ class AgentInput:
     exclude: tuple[str, ...] = ()
     #: Raw-record format (`syslog`, `nginx`, `iis`, `auditd`, `json`, ...); empty: syslog.
     format: str = ""
+    #: Where to start in files already there when the agent first starts with no saved offset
+    #: for them: `beginning`, or `end` (skip the history). Files that appear later are always
+    #: read from their beginning.
+    start_at: str = "beginning"
     #: Regex a record's first line matches; other lines join the record before them.
     multiline_start: str = ""
     multiline_max_lines: int = 500

@@ -271,6 +271,25 @@ async def test_multiline_records_are_joined(intake: Intake, tmp_path: Path) -> N
     assert len(unique_ids(records)) == 3
 
 
+async def test_start_at_end_skips_the_history_of_files_already_there(
+    intake: Intake, tmp_path: Path
+) -> None:
+    old = tmp_path / "old.log"
+    append(old, "history 1", "history 2")
+    with old.open("a") as handle:
+        handle.write("partial history")  # its end arrives later: a line not seen whole
+    source = AgentInput(paths=(str(tmp_path / "*.log"),), start_at="end")
+    running = Running(Agent(agent_config(intake.url, source), tmp_path / "state"))
+    await asyncio.sleep(0.5)  # the first scan has passed
+    append(old, " ends", "new in old")
+    append(tmp_path / "created.log", "created after start")  # read from its beginning
+    await intake.wait_for(lambda r: len(r) >= 3)
+    await asyncio.sleep(0.3)
+    await intake.collect()
+    await running.stop()
+    assert sorted(intake.lines()) == ["created after start", "new in old", "partial history ends"]
+
+
 async def test_a_restart_resumes_at_the_saved_offsets(intake: Intake, tmp_path: Path) -> None:
     log = tmp_path / "app.log"
     append(log, *(f"first run {n}" for n in range(30)))
@@ -611,6 +630,7 @@ def _agent_caught_up(tmp_path: Path, log: Path) -> bool:
         ({"files": ()}, "agent.files"),
         ({"files": (AgentInput(paths=("/x",), multiline_start="(unclosed"),)}, "multiline_start"),
         ({"files": (AgentInput(paths=("/x",), fields=("no-equals",)),)}, "agent.files[0].fields"),
+        ({"files": (AgentInput(paths=("/x",), start_at="middle"),)}, "agent.files[0].start_at"),
     ],
 )
 def test_a_wrong_agent_setting_is_named(

@@ -69,6 +69,8 @@ class _Followed:
     input: _Input
     joiner: Joiner
     seen: bool = True
+    #: Found by the agent's first scan (there before it started), not created since.
+    preexisting: bool = False
     #: When the file last grew (monotonic); a file no longer under its glob is finished after
     #: `close_inactive` without growth.
     active: float = 0.0
@@ -143,6 +145,8 @@ def _inputs(agent: AgentConfig) -> list[_Input]:
             start = re.compile(item.multiline_start) if item.multiline_start else None
         except re.error as exc:
             raise ConfigError(f"{key}.multiline_start: not a valid regex: {exc}") from None
+        if item.start_at not in {"beginning", "end"}:
+            raise ConfigError(f"{key}.start_at: expected beginning or end, got {item.start_at!r}")
         fields = _parse_fields(item.fields, f"{key}.fields")
         host = item.host_name or socket.gethostname()
         fields.setdefault("host", {})["name"] = host
@@ -183,6 +187,7 @@ class Agent:
         self._batch = Batch()
         self._failures = 0
         self._last_scan = 0.0
+        self._first_scan = True
         #: Generation a truncated file's next identity takes (dev, ino -> generation).
         self._generations: dict[tuple[int, int], int] = {}
         self._dirty = asyncio.Event()
@@ -238,6 +243,7 @@ class Agent:
             if now - self._last_scan >= scan_every:
                 self._scan(now)
                 self._last_scan = now
+                self._first_scan = False
             if self._outage and self._spool.size >= self.config.spool_max_bytes:
                 # The spool is full: stop reading, the lines wait safely in their files.
                 await self._pause(0.2)
@@ -348,6 +354,8 @@ class Agent:
             if found is None:
                 return False
             identity, offset = found, 0
+            if followed.preexisting and followed.input.config.start_at == "end":
+                offset = tail.end_of_last_line()
         followed.identified(identity)
         tail.seek(offset)
         self._offsets.files[identity.key] = FileState(
@@ -462,7 +470,7 @@ class Agent:
             self.config.max_line_bytes,
             config.multiline_timeout_ms / 1000,
         )
-        followed = _Followed(tail, item, joiner, True, now)
+        followed = _Followed(tail, item, joiner, active=now, preexisting=self._first_scan)
         followed.named(path)
         self._followed[(tail.dev, tail.ino)] = followed
         return key

@@ -146,6 +146,14 @@ class Tail:
             return False
         return fingerprint(self.fd, identity.fingerprint_len) == identity.fingerprint
 
+    def end_of_last_line(self) -> int:
+        """Offset just past the last newline (within the last 64 KiB): where to start to skip
+        what is there and read the next complete line."""
+        size = self.size()
+        start = max(0, size - 65536)
+        newline = os.pread(self.fd, size - start, start).rfind(b"\n")
+        return start + newline + 1 if newline >= 0 else size
+
     def seek(self, position: int) -> None:
         self.position = position
         self._partial.clear()
