@@ -9,7 +9,11 @@ the oldest spooled batch with exponential backoff and jitter until the intake is
 spool is empty. When the spool reaches its bound the reader pauses: lines wait in their files,
 where nothing is lost. After a crash the agent resumes at the saved offsets and sends the spool
 first; a line re-read is re-sent with the same id (file identity and offset), which the store
-absorbs. Delivery is at-least-once.
+absorbs. Delivery is at-least-once, and one host's records reach the intake in order (one
+request in flight).
+
+Modules: `tail` (a file's identity, lines and multi-line records), `store` (offsets and spool on
+disk), this one (scanning, batching, sending).
 """
 
 from __future__ import annotations
@@ -60,7 +64,6 @@ class _Input:
     config: AgentInput
     start: re.Pattern[str] | None
     fields: dict[str, Any]
-    host: str
 
 
 @dataclass
@@ -148,9 +151,8 @@ def _inputs(agent: AgentConfig) -> list[_Input]:
         if item.start_at not in {"beginning", "end"}:
             raise ConfigError(f"{key}.start_at: expected beginning or end, got {item.start_at!r}")
         fields = _parse_fields(item.fields, f"{key}.fields")
-        host = item.host_name or socket.gethostname()
-        fields.setdefault("host", {})["name"] = host
-        inputs.append(_Input(item, start, fields, host))
+        fields.setdefault("host", {})["name"] = item.host_name or socket.gethostname()
+        inputs.append(_Input(item, start, fields))
     return inputs
 
 
