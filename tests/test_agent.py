@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gzip
 import hashlib
 import os
 import re
@@ -23,6 +24,7 @@ import pytest
 import uvicorn
 import yaml
 from fastapi import FastAPI
+from prometheus_client import REGISTRY
 
 from collectors.agent.agent import Agent
 from soc.api.ingest import install_intake
@@ -54,8 +56,9 @@ class Intake:
     """The intake app under uvicorn on a loopback port, publishing to a real in-process bus;
     `records` collects what reached `soc.raw`."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, limits: IntakeConfig | None = None) -> None:
         self.port = port
+        self.limits = limits or IntakeConfig()
         self.url = f"http://127.0.0.1:{port}/api/v1/ingest"
         self.bus = MemoryBus()
         self.records: list[dict[str, Any]] = []
@@ -65,7 +68,7 @@ class Intake:
 
     async def start(self) -> None:
         app = FastAPI()
-        install_intake(app, self.bus, [SOURCE], IntakeConfig())
+        install_intake(app, self.bus, [SOURCE], self.limits)
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
@@ -334,6 +337,34 @@ async def test_a_file_whose_device_number_changed_keeps_its_offset_and_ids(
     assert len(unique_ids(intake.records)) == 11
     (state,) = orjson.loads(offsets.read_bytes())["files"].values()
     assert state["dev"] == log.stat().st_dev, "found again under its new device number"
+
+
+async def test_a_batch_the_intake_refuses_is_parked_on_disk_not_retried_forever(
+    tmp_path: Path,
+) -> None:
+    server = Intake(free_port(), IntakeConfig(max_lines=5))
+    await server.start()
+    log = tmp_path / "app.log"
+    append(log, *(f"in a batch too large {n}" for n in range(10)))
+    config = agent_config(server.url, AgentInput(paths=(str(log),)), batch_lines=10)
+    parked_before = REGISTRY.get_sample_value(
+        "soc_dropped_total", {"stage": "agent", "reason": "parked"}
+    )
+    running = Running(Agent(config, tmp_path / "state"))
+    parked = tmp_path / "state" / "parked"
+    assert await eventually(lambda: len(list(parked.glob("*.ndjson.gz"))) == 1, 10)
+    append(log, "small enough")
+    records = await server.wait_for(lambda r: len(r) >= 1)
+    await running.stop()
+    await server.stop()
+    assert [r["data"] for r in records] == ["small enough"]
+    (batch,) = parked.glob("*.ndjson.gz")
+    kept = [orjson.loads(line)["data"] for line in gzip.decompress(batch.read_bytes()).splitlines()]
+    assert kept == [f"in a batch too large {n}" for n in range(10)], "kept for an operator"
+    parked_after = REGISTRY.get_sample_value(
+        "soc_dropped_total", {"stage": "agent", "reason": "parked"}
+    )
+    assert (parked_after or 0) == (parked_before or 0) + 1
 
 
 async def test_a_full_spool_pauses_reading_and_nothing_is_lost(tmp_path: Path) -> None:

@@ -563,6 +563,7 @@ class Agent:
                     self._spool.remove(path)
                 elif result == "refused":
                     self._spool.park(path, self._parked)
+                    metrics.DROPPED.labels("agent", "parked").inc()
                 else:
                     await self._backoff()
                     continue
