@@ -53,6 +53,8 @@ log = logging.getLogger("soc.agent")
 #: Batches held in memory between the reader and the sender while the intake answers.
 _QUEUE_BATCHES = 4
 _IDLE_SLEEP = 0.05
+#: Records the reader handles before it lets the sender run.
+_YIELD_EVERY = 200
 _RETRY_BASE = 0.5
 _READ = metrics.AGENT_LINES.labels("read")
 #: Intake answers that mean "this batch will never be accepted": parked, not retried.
@@ -267,10 +269,12 @@ class Agent:
             records = await self._read_file(followed, now)
             if records:
                 progressed = True
-                for record in records:
+                for count, record in enumerate(records, 1):
                     await self._add(followed, record)
-                # Let the sender run between chunks: an answer waiting for it while the reader
-                # goes on is time the intake sits idle.
+                    if not count % _YIELD_EVERY:
+                        # Let the sender run: an answer left waiting while the reader goes on
+                        # is time the intake sits idle.
+                        await asyncio.sleep(0)
                 await asyncio.sleep(0)
             elif followed.joiner.due(now):
                 for record in followed.joiner.flush():
