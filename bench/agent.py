@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+from prometheus_client import REGISTRY
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -121,8 +122,9 @@ async def intake_baseline(url: str, lines: list[bytes]) -> float:
         return len(lines) / (time.perf_counter() - started)
 
 
-async def agent_run(url: str, path: Path, size: int, state: Path) -> tuple[float, float]:
-    """(lines/s wall clock, lines per second of this process's CPU time)."""
+async def agent_run(url: str, path: Path, size: int, state: Path) -> tuple[float, float, float]:
+    """(lines/s wall clock, lines per second of this process's CPU time, share of the time a
+    request was out waiting for the intake)."""
     config = AgentConfig(
         url=url,
         token=TOKEN,
@@ -134,6 +136,7 @@ async def agent_run(url: str, path: Path, size: int, state: Path) -> tuple[float
     agent = Agent(config, state)
     offsets = state / "offsets.json"
     done = f'"offset":{size}'.encode()
+    pushing = REGISTRY.get_sample_value("soc_agent_push_seconds_sum") or 0.0
     started = time.perf_counter()
     cpu = time.process_time()
     task = asyncio.create_task(agent.run())
@@ -143,9 +146,10 @@ async def agent_run(url: str, path: Path, size: int, state: Path) -> tuple[float
         await asyncio.sleep(0.01)
     seconds = time.perf_counter() - started
     cpu = time.process_time() - cpu
+    pushing = (REGISTRY.get_sample_value("soc_agent_push_seconds_sum") or 0.0) - pushing
     agent.stop()
     await task
-    return LINES / seconds, LINES / cpu
+    return LINES / seconds, LINES / cpu, pushing / seconds
 
 
 def cpu_seconds(pid: int) -> float:
@@ -158,7 +162,7 @@ async def measure(url: str, server: int, work: Path, log: Path, size: int, read:
     before = cpu_seconds(server)
     intake = await intake_baseline(url, log.read_bytes().splitlines())  # noqa: ASYNC240
     intake_cpu = LINES / (cpu_seconds(server) - before)
-    agent, agent_cpu = await agent_run(url, log, size, work / "state")
+    agent, agent_cpu, waiting = await agent_run(url, log, size, work / "state")
     print(
         f"agent bench: {LINES:,} syslog lines ({size / LINES:.0f} bytes each), batches of {BATCH}"
     )
@@ -166,6 +170,7 @@ async def measure(url: str, server: int, work: Path, log: Path, size: int, read:
     print(f"  intake alone, pre-built gzip batches: {intake:>11,.0f} lines/s")
     print(f"  agent, file -> intake acknowledged:  {agent:>12,.0f} lines/s")
     print(f"  CPU cost, lines per CPU-second: intake {intake_cpu:,.0f}, agent {agent_cpu:,.0f}")
+    print(f"  share of the agent's run with a request at the intake: {waiting:.0%}")
     print(
         f"  ratio agent / intake alone: {agent / intake:.2f}; agent / file read: {agent / read:.3f}"
     )

@@ -128,6 +128,11 @@ AGENT_SEND_FAILURES = Counter(
     "soc_agent_send_failures_total", "Pushes to the intake that failed (retried).", ["reason"]
 )
 AGENT_SPOOL_BYTES = Gauge("soc_agent_spool_bytes", "Bytes the agent holds in its spool.")
+AGENT_PUSH_SECONDS = Histogram(
+    "soc_agent_push_seconds",
+    "Time from sending a batch to the intake's answer (answered or failed).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
 AUTH_LOGINS = Counter(
     "soc_auth_logins_total",
     "Login attempts by result (ok, invalid, locked, disabled, rate_limited).",

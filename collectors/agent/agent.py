@@ -615,7 +615,8 @@ class Agent:
     async def _post(self, client: httpx.AsyncClient, body: bytes) -> str:
         """ "ok", "retry" (the intake is away or busy) or "refused" (never acceptable)."""
         try:
-            response = await client.post(self.config.url, content=body)
+            with metrics.AGENT_PUSH_SECONDS.time():
+                response = await client.post(self.config.url, content=body)
         except httpx.HTTPError as exc:
             metrics.AGENT_SEND_FAILURES.labels("unreachable").inc()
             log.warning("intake unreachable url=%s error=%r", self.config.url, exc)
