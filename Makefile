@@ -55,6 +55,7 @@ bench: $(STAMP) services console
 	$(BIN)/python bench/scan.py
 	$(BIN)/python bench/agent.py
 	$(BIN)/python bench/exports.py
+	$(BIN)/python bench/notify.py
 	$(BIN)/python bench/normalize.py
 	$(BIN)/python bench/collectors.py
 	$(BIN)/python bench/netmeta.py

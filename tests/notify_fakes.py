@@ -270,6 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default 5 refuses connections from a busy notifier
 
     def __init__(self, state: ProviderState) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)

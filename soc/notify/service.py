@@ -213,37 +213,49 @@ class Dispatcher:
                 await asyncio.sleep(1.0)
 
     async def _loop(self, stop: asyncio.Event) -> None:
-        inflight: dict[str, asyncio.Task[Outcome]] = {}
+        # A message is `sending` (holds a slot), then `finished` (its outcome waits to be
+        # written), then `writing` (in the one write under way). Outcomes are written in
+        # batches while the next sends go on, so the disk's sync time does not cap the rate.
+        sending: dict[str, asyncio.Task[Outcome]] = {}
+        finished: dict[str, Outcome] = {}
+        writing: asyncio.Task[None] | None = None
+        writing_ids: set[str] = set()
         last_depth = 0.0
         while True:
-            free = self.config.concurrency - len(inflight)
+            free = self.config.concurrency - len(sending)
             if free > 0 and not stop.is_set():
                 self._wake.clear()
-                now = self.clock()
-                due = await asyncio.to_thread(self.outbox.due, now, free, set(inflight))
+                busy = {*sending, *finished, *writing_ids}
+                due = await asyncio.to_thread(self.outbox.due, self.clock(), free, busy)
                 for message in due:
-                    inflight[message.id] = asyncio.create_task(self._attempt(message))
-            if stop.is_set() and not inflight:
-                break
+                    sending[message.id] = asyncio.create_task(self._attempt(message))
+                free -= len(due)
+            if stop.is_set() and not sending and not finished and writing is None:
+                return
             if self.clock() - last_depth > 1.0:
                 last_depth = self.clock()
                 metrics.NOTIFY_OUTBOX_DEPTH.set(await asyncio.to_thread(self.outbox.depth))
-            waits: list[asyncio.Future[Any]] = list(inflight.values())
-            if not stop.is_set():
-                waits.append(asyncio.ensure_future(self._wake.wait()))
-                waits.append(asyncio.ensure_future(stop.wait()))
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            waits: list[asyncio.Future[Any]] = [*sending.values(), *waiters]
+            if writing is not None:
+                waits.append(writing)
             # Full: a finished send frees a slot. Otherwise: sleep until the next retry is due
             # or the stage wakes us with new messages.
             timeout = 1.0 if free <= 0 else await self._idle_timeout()
             await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
-            for waiter in waits[len(inflight) :]:
+            for waiter in waiters:
                 waiter.cancel()
-            finished = [ident for ident, task in inflight.items() if task.done()]
-            if finished:
-                outcomes = [inflight[ident].result() for ident in finished]
-                await asyncio.to_thread(self.outbox.record, outcomes)
-                for ident in finished:
-                    del inflight[ident]
+            for ident in [ident for ident, task in sending.items() if task.done()]:
+                finished[ident] = sending.pop(ident).result()
+            if writing is not None and writing.done():
+                writing.result()  # a failed write raises: run() restarts the loop
+                writing, writing_ids = None, set()
+            if writing is None and finished:
+                writing_ids = set(finished)
+                writing = asyncio.create_task(
+                    asyncio.to_thread(self.outbox.record, list(finished.values()))
+                )
+                finished = {}
 
     async def _idle_timeout(self) -> float:
         now = self.clock()
