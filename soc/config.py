@@ -640,6 +640,11 @@ def _validate(config: Config) -> None:
         from collectors.syslog.sources import SourceMap
 
         SourceMap(config.sources)
+    # The notify section's cross-references (routes to channels, template values) follow the
+    # notifier's own rules; checked here so that a start refuses them like any other key.
+    from soc.notify.routing import validate_notify
+
+    validate_notify(config.notify)
 
 
 def _validate_netmeta(netmeta: NetmetaConfig, source_ids: set[str]) -> None:

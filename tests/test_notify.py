@@ -124,12 +124,16 @@ def test_bad_notify_configuration_is_refused_with_the_key_named(tmp_path: Path) 
         ({"routes": [{"changes": ["deleted"]}]}, "changes"),
         ({"channels": [{"name": "x", "type": "sms"}]}, "type"),
         ({"channels": [{"name": "h", "type": "webhook"}]}, "secret"),
+        ({"routes": [{"recipients": [{"channel": "zalo"}]}]}, r"recipients\[0\]\.to"),
+        ({"channels": [{"name": "m", "type": "email", "base_url": "smtp.example:25"}]}, "smtp"),
+        ({"channels": [{"name": "m", "type": "email", "base_url": "smtp://x"}]}, "sender"),
     ]
     for settings, named in wrong:
         merged = {"channels": channels, "routes": [], **settings}
-        config = make_config(tmp_path, merged.pop("channels"), merged.pop("routes"))
+        # Refused when the configuration is loaded, as a wrong key anywhere else is.
         with pytest.raises(ConfigError, match=named):
-            validate_notify(config.notify)
+            make_config(tmp_path, merged.pop("channels"), merged.pop("routes"))
+    validate_notify(make_config(tmp_path, channels, []).notify)
     with pytest.raises(ConfigError, match="template_params"):
         make_config(tmp_path, [{"name": "z", "template_params": "title"}], [])
 
@@ -396,12 +400,16 @@ async def test_email_over_implicit_tls_with_authentication(
 
 
 def test_email_refuses_a_relay_without_tls_unless_asked_by_name(tmp_path: Path) -> None:
+    from soc.config import NotifyChannelConfig
     from soc.notify.channels import make_channel
 
-    mail = {"name": "mail", "type": "email", "base_url": "smtp.example:25", "sender": "a@b"}
-    config = make_config(tmp_path, [mail], [])
+    mail = NotifyChannelConfig(name="mail", type="email", base_url="smtp.example:25", sender="a@b")
     with pytest.raises(ConfigError, match="smtp\\+insecure"):
-        make_channel(config.notify.channels[0], _NoTokens(), ZONE)
+        make_channel(mail, _NoTokens(), ZONE)
+    plain = NotifyChannelConfig(
+        name="mail", type="email", base_url="smtp+insecure://relay.local", sender="a@b"
+    )
+    assert make_channel(plain, _NoTokens(), ZONE).type == "email"
 
 
 class _NoTokens:
@@ -456,3 +464,81 @@ def test_notify_test_command_prints_the_providers_answer(
     assert json.loads(failed.stdout)["reason"] == "http_5xx"
     unknown = soc("notify", "test", "sms")
     assert unknown.returncode == 2 and "no channel named 'sms'" in unknown.stderr
+
+
+async def test_the_delivery_log_shows_a_user_their_agencies_only_and_retry_needs_an_admin(
+    tmp_path: Path, provider: FakeProvider
+) -> None:
+    from soc.api.auth import Principal, require_principal
+    from soc.store.base import Scope
+
+    channels = channels_config(provider.url, None, None)
+    hook = next(c for c in channels if c["name"] == "hook")
+    config = make_config(tmp_path, [hook], [route_to_all([hook])])
+    provider.state.fail_until = float("inf")
+    running = await start(config)
+    store = SqliteStore(tmp_path / "api.db")
+    await store.open()
+    app = create_app(store, "t0ken")
+    attach(app, running.notifier.outbox, config.notify)
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://soc")
+    as_user: dict[str, Principal] = {}
+    app.dependency_overrides[require_principal] = lambda: as_user["principal"]
+    try:
+        other = incident_doc("inc-2", 1)
+        other["organization"]["id"] = "ubnd-huyen"
+        await running.publish(
+            [
+                incident_record("created", incident_doc("inc-1", 1)),
+                incident_record("created", other),
+            ]
+        )
+        await wait_until(lambda: running.notifier.outbox.depth() == 2)
+        as_user["principal"] = Principal("it-head", Scope(frozenset({"ubnd-huyen"})), "admin")
+        mine = (await client.get("/api/v1/notifications/deliveries")).json()
+        assert mine["total"] == 1 and mine["items"][0]["incident_id"] == "inc-2"
+        theirs = next(
+            m for m in running.notifier.outbox.search(agencies=None)[0] if m.agency == "so-tttt"
+        )
+        hidden = await client.post(f"/api/v1/notifications/deliveries/{theirs.id}/retry")
+        assert hidden.status_code == 404
+        as_user["principal"] = Principal("analyst", Scope.everything(), "analyst")
+        refused = await client.post(f"/api/v1/notifications/deliveries/{theirs.id}/retry")
+        assert refused.status_code == 403
+        everything = (await client.get("/api/v1/notifications/deliveries?status=pending")).json()
+        assert everything["total"] == 2
+    finally:
+        await client.aclose()
+        await store.close()
+        await running.close()
+
+
+async def test_a_status_change_in_the_window_is_told_at_its_end_and_old_state_is_purged(
+    tmp_path: Path, provider: FakeProvider
+) -> None:
+    channels = [c for c in channels_config(provider.url, None, None) if c["name"] == "tg"]
+    route = route_to_all(channels, changes=["created", "grown", "status"])
+    config = make_config(tmp_path, channels, [route])
+    clock = Clock()
+    running = await start(config, clock)
+    try:
+        await running.publish([incident_record("created", incident_doc("inc-1", 1))])
+        await wait_until(lambda: len(provider.state.received) == 1)
+        acknowledged = incident_doc("inc-1", 1, status="acknowledged")
+        await running.publish([incident_record("status", acknowledged)])
+        await running.drained()
+        assert running.notifier.outbox.depth() == 0  # held: the window is open
+        clock.shift += 601
+        await wait_until(lambda: len(provider.state.received) == 2)
+        outbox = running.notifier.outbox
+        assert outbox.purge_sent(clock() + 1) == 2
+        with outbox.transaction() as tx:
+            assert tx.window("inc-1", "tg", RECIPIENTS["tg"]) is not None  # still open
+        assert outbox.purge_sent(clock() + 700) == 0
+        with outbox.transaction() as tx:
+            assert tx.window("inc-1", "tg", RECIPIENTS["tg"]) is None
+    finally:
+        await running.close()
+    told = provider.state.of("telegram")[1].body["text"]
+    assert told.startswith("[SOC] Sự cố thay đổi (cao)")
+    assert "chuyển sang trạng thái đã tiếp nhận" in told

@@ -359,10 +359,17 @@ class Outbox:
             )
 
     def purge_sent(self, before: float) -> int:
-        """Forget delivered messages older than `before` (parked ones stay until handled)."""
+        """Forget delivered messages older than `before` (parked ones stay until handled), and
+        windows idle since then with nothing held (a replay older than that would be told
+        again: bus retention is far shorter)."""
         with self.transaction():
             cursor = self._db.execute(
                 "DELETE FROM messages WHERE status = ? AND sent < ?", (SENT, before)
+            )
+            self._db.execute(
+                "DELETE FROM windows WHERE window_end < ? AND latest_count <= sent_count"
+                " AND pending_change = ''",
+                (before,),
             )
         return cursor.rowcount
 

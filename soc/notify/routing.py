@@ -105,6 +105,7 @@ def validate_notify(config: NotifyConfig) -> None:
     if config.concurrency < 1 or config.max_attempts < 1:
         raise ConfigError("notify.concurrency and notify.max_attempts: must be at least 1")
     names: set[str] = set()
+    types = {channel.name: channel.type for channel in config.channels}
     for i, channel in enumerate(config.channels):
         where = f"notify.channels[{i}]"
         if not channel.name:
@@ -125,6 +126,15 @@ def validate_notify(config: NotifyConfig) -> None:
             raise ConfigError(f"{where}.bot_token: required for telegram")
         if channel.type == "webhook" and not channel.secret:
             raise ConfigError(f"{where}.secret: required for webhook (requests are signed)")
+        if channel.type == "email":
+            scheme = channel.base_url.split("://", 1)[0] if "://" in channel.base_url else ""
+            if scheme not in ("smtp", "smtps", "smtp+insecure"):
+                raise ConfigError(
+                    f"{where}.base_url: expected smtp://HOST:PORT (STARTTLS), smtps://HOST:PORT"
+                    " or smtp+insecure://HOST:PORT"
+                )
+            if not channel.sender:
+                raise ConfigError(f"{where}.sender: required for email")
     for i, route in enumerate(config.routes):
         where = f"notify.routes[{i}]"
         _compile(route, i)
@@ -141,5 +151,7 @@ def validate_notify(config: NotifyConfig) -> None:
                 raise ConfigError(
                     f"{where}.recipients[{j}].channel: no channel named {recipient.channel!r}"
                 )
+            if not recipient.to and types[recipient.channel] != "webhook":
+                raise ConfigError(f"{where}.recipients[{j}].to: required")
             if recipient.language and recipient.language not in LANGUAGES:
                 raise ConfigError(f"{where}.recipients[{j}].language: expected vi or en")
