@@ -341,7 +341,9 @@ class NotifyConfig:
     #: after `max_attempts` or `max_age_seconds` a message is parked (kept, retryable).
     backoff_ms: int = 1000
     backoff_max_ms: int = 300_000
-    max_attempts: int = 20
+    #: 300 attempts under a 5-minute cap is about half a day: a long provider outage ends in
+    #: delivery, not in a pile of parked messages.
+    max_attempts: int = 300
     max_age_seconds: int = 86_400
     #: Messages sent at the same time.
     concurrency: int = 16

@@ -542,3 +542,15 @@ async def test_a_status_change_in_the_window_is_told_at_its_end_and_old_state_is
     told = provider.state.of("telegram")[1].body["text"]
     assert told.startswith("[SOC] Sự cố thay đổi (cao)")
     assert "chuyển sang trạng thái đã tiếp nhận" in told
+
+
+def test_a_providers_wait_request_is_honoured_from_header_or_telegram_body() -> None:
+    from soc.notify.channels import _retry_after
+
+    header = httpx.Response(429, headers={"Retry-After": "12"})
+    telegram = httpx.Response(
+        429, json={"ok": False, "error_code": 429, "parameters": {"retry_after": 7}}
+    )
+    assert _retry_after(header) == 12.0
+    assert _retry_after(telegram) == 7.0
+    assert _retry_after(httpx.Response(429, text="slow down")) is None

@@ -146,8 +146,15 @@ def _short(text: str) -> str:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait from `Retry-After`, or Telegram's `parameters.retry_after`."""
     value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+    if value.isdigit():
+        return float(value)
+    try:
+        seconds = response.json().get("parameters", {}).get("retry_after")
+    except (ValueError, AttributeError):
+        return None
+    return float(seconds) if isinstance(seconds, int | float) else None
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:
