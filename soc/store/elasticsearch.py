@@ -232,6 +232,41 @@ def _sort(query: Query, types: set[str]) -> list[dict[str, Any]]:
     ]
 
 
+#: Fields that pySigma's Elasticsearch pipelines (ecs_windows, macos) query as `<field>.caseless`,
+#: as Elastic's own ECS templates map them: a lowercase-normalized subfield, so that a hunt with
+#: a converted rule matches `C:\Windows\System32\CMD.EXE` like the engine does.
+CASELESS_FIELDS = (
+    "process.executable",
+    "process.name",
+    "process.parent.executable",
+    "process.parent.name",
+    "target.process.executable",
+    "target.process.name",
+)
+_CASELESS_MAPPING = {
+    "type": "keyword",
+    "ignore_above": _IGNORE_ABOVE,
+    "fields": {
+        "caseless": {"type": "keyword", "normalizer": "soc_lowercase", "ignore_above": 1024}
+    },
+}
+
+
+def _nest(paths: Sequence[str], leaf: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted paths -> nested `properties` mappings."""
+    root: dict[str, Any] = {}
+    for path in paths:
+        *parents, name = path.split(".")
+        node = root
+        for part in parents:
+            node = node.setdefault(part, {"properties": {}})["properties"]
+        node[name] = dict(leaf)
+    return root
+
+
+_CASELESS_PROPERTIES = _nest(CASELESS_FIELDS, _CASELESS_MAPPING)
+
+
 def _template(prefix: str, kind: Kind) -> dict[str, Any]:
     """The composable index template of one kind's dated indices."""
     return {
@@ -247,13 +282,14 @@ def _template(prefix: str, kind: Kind) -> dict[str, Any]:
                 "index.mapping.total_fields.limit": 5000,
                 "index.mapping.total_fields.ignore_dynamic_beyond_limit": True,
                 "analysis": {
+                    "normalizer": {"soc_lowercase": {"type": "custom", "filter": ["lowercase"]}},
                     "analyzer": {
                         TEXT_FIELD: {
                             "type": "custom",
                             "tokenizer": "standard",
                             "filter": ["lowercase"],
                         }
-                    }
+                    },
                 },
             },
             "mappings": {
@@ -276,6 +312,7 @@ def _template(prefix: str, kind: Kind) -> dict[str, Any]:
                     },
                 ],
                 "properties": {
+                    **_CASELESS_PROPERTIES,
                     "@timestamp": {"type": "date_nanos"},
                     "event": {
                         "properties": {
