@@ -212,12 +212,15 @@ def main() -> None:
         asyncio.run(received(url))
         with tempfile.TemporaryDirectory() as tmp:
             rate, delays = asyncio.run(through_outbox(f"{url}/hook", Path(tmp)))
+        # The machine is shared: the baseline is taken before and after, and the better one
+        # kept, so the ratio errs against the outbox.
+        baseline = max(baseline, asyncio.run(raw_posts(f"{url}/raw", MESSAGES, sample)))
     finally:
         server.terminate()
     p50 = statistics.median(delays)
     p99 = delays[min(len(delays) - 1, int(len(delays) * 0.99))]
     print(f"notify: {MESSAGES} messages, concurrency {CONCURRENCY}, local HTTP provider")
-    print(f"  raw HTTP POSTs (baseline)     {baseline:8.0f} /s")
+    print(f"  raw HTTP POSTs (baseline)     {baseline:8.0f} /s   (best of before and after)")
     print(f"  through the outbox            {rate:8.0f} messages/s   ratio {rate / baseline:.2f}")
     print(
         f"  delay publish -> accepted     p50 {p50 * 1000:6.1f} ms   p99 {p99 * 1000:6.1f} ms"
