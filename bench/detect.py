@@ -102,6 +102,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--naive-events", type=int, default=2_000)
+    parser.add_argument(
+        "--routed-events",
+        type=int,
+        default=10_000,
+        help="events for the routed run and the index check (all of them: minutes)",
+    )
     args = parser.parse_args()
     if not (SIGMA / "rules").is_dir():
         print(f"SigmaHQ corpus not found at {SIGMA}: set SOC_SIGMA_PATH")
@@ -120,7 +126,14 @@ def main() -> int:
     rss_after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     indexed_rate, indexed_hits = measure(events, ruleset.match)
-    routed_rate, routed_hits = measure(events, ruleset.match_unindexed)
+    checked = events[: args.routed_events]
+    routed_rate, routed_hits = measure(checked, ruleset.match_unindexed)
+    disagreements = sum(
+        1
+        for event in checked
+        if sorted(r.id for r in ruleset.match(event))
+        != sorted(r.id for r in ruleset.match_unindexed(event))
+    )
     naive_rate, _ = measure(events[: args.naive_events], naive(ruleset))
     candidates = sum(
         len(index.candidates(event))
@@ -140,7 +153,7 @@ def main() -> int:
         f"naive   (every rule, every event)    : {naive_rate:>10,.0f} events/s  (over {args.naive_events} events)"
     )
     print(
-        f"routed  (routing, every routed rule)  : {routed_rate:>10,.0f} events/s  ({routed_hits} matches)"
+        f"routed  (routing, every routed rule)  : {routed_rate:>10,.0f} events/s  (over {len(checked)} events: {routed_hits} matches)"
     )
     print(
         f"indexed (routing + literal index)     : {indexed_rate:>10,.0f} events/s  ({indexed_hits} matches)"
@@ -148,7 +161,10 @@ def main() -> int:
     print()
     print(f"indexed / naive : {indexed_rate / naive_rate:,.0f}x")
     print(f"indexed / routed: {indexed_rate / routed_rate:,.1f}x")
-    print(f"same matches with and without the index: {indexed_hits == routed_hits}")
+    print(
+        f"events whose matches differ with and without the index (first {len(checked)}): "
+        f"{disagreements}"
+    )
     print(f"peak RSS: {peak:.0f} MiB (after loading rules: {rss_after_load:.0f} MiB)")
     return 0
 

@@ -13,7 +13,7 @@ widen, never narrow, what the full evaluation decides.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from re import _parser  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
@@ -37,8 +37,7 @@ from sigma.types import (
 from soc.detect.compiler import (
     Event,
     event_field,
-    event_field_folded,
-    event_fields,
+    event_fields_folded,
     event_text_joined,
     string_shape,
 )
@@ -195,6 +194,8 @@ class RouteIndex:
     #: Positions (in `rules`) of rules with no requirement: always candidates.
     always: list[int] = field(default_factory=list)
     automata: dict[str | None, Any] = field(default_factory=dict)
+    #: The automata of fields (keywords apart), as pairs: iterated for every event.
+    field_automata: tuple[tuple[str, Any], ...] = ()
 
     @classmethod
     def build(cls, route: Route, rules: list[CompiledRule]) -> RouteIndex:
@@ -214,21 +215,30 @@ class RouteIndex:
                 automaton.add_word(literal, tuple(sorted(positions)))
             automaton.make_automaton()
             index.automata[name] = automaton
+        index.field_automata = tuple(
+            (name, automaton) for name, automaton in index.automata.items() if name is not None
+        )
         return index
 
     def candidates(self, event: Event) -> list[int]:
         found: set[int] = set(self.always)
-        fields = event_fields(event)
-        for name, automaton in self.automata.items():
-            if name is None:
-                texts: Iterable[str] = (event_text_joined(event),)
-            elif name in fields:
-                texts = event_field_folded(event, name)
-            else:
+        update = found.update
+        folded = event_fields_folded(event)
+        for name, automaton in self.field_automata:
+            texts = folded.get(name)
+            if texts is None:
                 continue
-            for text in texts:
-                for _, positions in automaton.iter(text):
-                    found.update(positions)
+            if type(texts) is str:
+                for _, positions in automaton.iter(texts):
+                    update(positions)
+            else:
+                for text in texts:
+                    for _, positions in automaton.iter(text):
+                        update(positions)
+        keywords = self.automata.get(None)
+        if keywords is not None:
+            for _, positions in keywords.iter(event_text_joined(event)):
+                update(positions)
         return sorted(found)
 
     @property
