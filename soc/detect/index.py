@@ -117,12 +117,14 @@ def _regex_literals(value: SigmaRegularExpression) -> set[str] | None:
     return {literal.casefold() for literal in literals} if literals else None
 
 
-def _value_literals(value: Any) -> set[str] | None:
-    """Literals of which at least one occurs (case-folded) in any text the value matches."""
+def _value_literals(value: Any, on_field: bool = False) -> set[str] | None:
+    """Literals of which at least one occurs (case-folded) in any text the value matches.
+    `on_field`: the literal is looked for in one field's value, where even a short number
+    narrows (`EventID: 16` as the text `16` in `event.code`, which holds a few digits)."""
     if isinstance(value, SigmaExpansion):
         found: set[str] = set()
         for item in value.values:
-            literals = _value_literals(item)
+            literals = _value_literals(item, on_field)
             if literals is None:
                 return None
             found |= literals
@@ -135,10 +137,13 @@ def _value_literals(value: Any) -> set[str] | None:
         if not isinstance(value.number, int):
             return None
         text = str(value.number)
-        return {text} if _narrows(text) else None
+        return {text} if on_field or _narrows(text) else None
     shape = string_shape(value)
     if shape is not None:
         literal = shape[1]
+        # A whole short value of one field (`EventID: 16` after `values_to_str`) narrows too.
+        if on_field and shape[0] == "exact" and literal:
+            return {literal}
     else:
         pieces = "".join(p if isinstance(p, str) else "\0" for p in value.s).split("\0")
         literal = max(pieces, key=len).casefold() if pieces else ""
@@ -149,7 +154,7 @@ def requirement(node: Any) -> Requirement | None:
     """The requirement of a pySigma condition node, or None when it cannot be narrowed."""
     if isinstance(node, ConditionFieldEqualsValueExpression):
         name = event_field(node.field)
-        literals = None if name in ROUTING_FIELDS else _value_literals(node.value)
+        literals = None if name in ROUTING_FIELDS else _value_literals(node.value, on_field=True)
         if literals is None:
             return None
         return frozenset((name, literal) for literal in literals)
