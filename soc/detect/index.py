@@ -225,7 +225,18 @@ class RouteIndex:
         )
         return index
 
-    def candidates(self, event: Event) -> list[int]:
+    def keyword_literals(self) -> dict[str, tuple[int, ...]]:
+        """Keyword literals -> positions of the rules requiring them, for `KeywordScan`."""
+        needed: dict[str, set[int]] = {}
+        for position, rule in enumerate(self.rules):
+            for name, literal in rule.requirement or ():
+                if name is None:
+                    needed.setdefault(literal, set()).add(position)
+        return {literal: tuple(sorted(positions)) for literal, positions in needed.items()}
+
+    def candidates(self, event: Event, keyword_hits: set[int] | None = None) -> list[int]:
+        """Positions of the rules to evaluate. `keyword_hits`: the rules whose keyword literals
+        a `KeywordScan` of the event found, when it scanned for every route at once."""
         found: set[int] = set(self.always)
         update = found.update
         folded = event_fields_folded(event)
@@ -240,12 +251,50 @@ class RouteIndex:
                 for text in texts:
                     for _, positions in automaton.iter(text):
                         update(positions)
-        keywords = self.automata.get(None)
-        if keywords is not None:
-            for _, positions in keywords.iter(event_text_joined(event)):
-                update(positions)
+        if keyword_hits is not None:
+            update(keyword_hits)
+        else:
+            keywords = self.automata.get(None)
+            if keywords is not None:
+                for _, positions in keywords.iter(event_text_joined(event)):
+                    update(positions)
         return sorted(found)
 
     @property
     def indexed(self) -> int:
         return len(self.rules) - len(self.always)
+
+
+class KeywordScan:
+    """The keyword literals of every route in one automaton: an event's texts (all its fields
+    joined, a kilobyte or more) are scanned once, not once per admitted route."""
+
+    def __init__(self, routes: Sequence[RouteIndex]) -> None:
+        entries: dict[str, list[tuple[int, tuple[int, ...]]]] = {}
+        #: Positions of the routes that have keyword literals.
+        self.routes: frozenset[int] = frozenset(
+            route for route, index in enumerate(routes) if None in index.automata
+        )
+        for route in sorted(self.routes):
+            for literal, positions in routes[route].keyword_literals().items():
+                entries.setdefault(literal, []).append((route, positions))
+        self._automaton: Any = None
+        if entries:
+            self._automaton = ahocorasick.Automaton()
+            for literal, found in entries.items():
+                self._automaton.add_word(literal, tuple(found))
+            self._automaton.make_automaton()
+
+    def hits(self, event: Event) -> dict[int, set[int]]:
+        """By route position: the rules whose keyword literals occur in the event."""
+        found: dict[int, set[int]] = {}
+        if self._automaton is None:
+            return found
+        for _, entries in self._automaton.iter(event_text_joined(event)):
+            for route, positions in entries:
+                rules = found.get(route)
+                if rules is None:
+                    found[route] = set(positions)
+                else:
+                    rules.update(positions)
+        return found

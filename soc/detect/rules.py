@@ -32,7 +32,7 @@ from soc.detect.compiler import (
     any_of,
     compile_condition,
 )
-from soc.detect.index import Requirement, RouteIndex, rule_requirement
+from soc.detect.index import KeywordScan, Requirement, RouteIndex, rule_requirement
 from soc.detect.pipelines import resolve_pipeline
 from soc.detect.routing import LogsourceKey, Route, RouteTable, load_routes, logsource_key
 
@@ -118,6 +118,7 @@ class LoadOptions:
 class RuleSet:
     routes: list[RouteIndex] = field(default_factory=list)
     table: RouteTable = field(default_factory=lambda: RouteTable([]))
+    keywords: KeywordScan = field(default_factory=lambda: KeywordScan([]))
     unrouted: list[CompiledRule] = field(default_factory=list)
     disabled: list[tuple[CompiledRule, str]] = field(default_factory=list)
     problems: list[RuleProblem] = field(default_factory=list)
@@ -131,12 +132,17 @@ class RuleSet:
 
     def match(self, event: Event) -> Iterator[CompiledRule]:
         """Rules that match the event: routed, narrowed by the index, then evaluated."""
-        for route_position in self.table.admitted(event):
+        admitted = self.table.admitted(event)
+        keywords = self.keywords
+        hits = keywords.hits(event) if not keywords.routes.isdisjoint(admitted) else {}
+        no_hits: set[int] = set()
+        for route_position in admitted:
             index = self.routes[route_position]
             rules = index.rules
-            for position in index.candidates(event):
-                if rules[position].matches(event):
-                    yield rules[position]
+            for position in index.candidates(event, hits.get(route_position, no_hits)):
+                rule = rules[position]
+                if rule.matches(event):
+                    yield rule
 
     def match_unindexed(self, event: Event) -> Iterator[CompiledRule]:
         """Every routed rule evaluated in full: the reference the index must agree with."""
@@ -275,6 +281,7 @@ def load_rules(paths: Sequence[Path], options: LoadOptions | None = None) -> Rul
             grouped.setdefault(route, []).append(compiled)
     ruleset.routes = [RouteIndex.build(route, rules) for route, rules in grouped.items()]
     ruleset.table = RouteTable([index.route for index in ruleset.routes])
+    ruleset.keywords = KeywordScan(ruleset.routes)
     _resolve_correlations(ruleset)
     for problem in ruleset.problems:
         log.warning(
