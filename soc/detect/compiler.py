@@ -403,6 +403,78 @@ def _backtracking_safe(pattern: str) -> bool:
         return False
 
 
+def pattern_literals(items: Any, narrows: Callable[[str], bool]) -> set[str] | None:
+    """Literals one of which any match of a parsed regex sequence must contain: the longest run
+    of plain characters, or what a group, a branch or a repeat of at least one requires (as
+    written: the caller decides what case-insensitive flags mean for them). `narrows` says
+    which literals are worth requiring."""
+    candidates: list[set[str]] = []
+    run: list[str] = []
+    for op, arg in items:
+        if op is _parser.LITERAL:
+            run.append(chr(arg))
+            continue
+        if run:
+            candidates.append({"".join(run)})
+            run = []
+        inner: set[str] | None = None
+        if op is _parser.SUBPATTERN:
+            inner = pattern_literals(arg[-1], narrows)
+        elif op is _parser.BRANCH:
+            branches = [pattern_literals(branch, narrows) for branch in arg[1]]
+            if all(branch is not None for branch in branches):
+                inner = set().union(*(b for b in branches if b is not None))
+        elif op in (_parser.MAX_REPEAT, _parser.MIN_REPEAT) and arg[0] >= 1:
+            inner = pattern_literals(arg[2], narrows)
+        if inner is not None:
+            candidates.append(inner)
+    if run:
+        candidates.append({"".join(run)})
+    usable = [c for c in candidates if all(narrows(lit) for lit in c)]
+    if not usable:
+        return None
+    return min(usable, key=lambda c: sum(1 / len(lit) ** 2 for lit in c))
+
+
+#: An inline flag group that turns on case-insensitive matching, globally or for a group.
+_INLINE_IGNORECASE = re.compile(r"\(\?[a-zA-Z]*i")
+
+
+def _regex_guard(source: str) -> tuple[str, ...] | None:
+    """Literals of which a case-sensitive regex's every match contains one, as written (even a
+    single character: a substring test in C is far cheaper than a failed search, which tries
+    every position of a long command line)."""
+    if _INLINE_IGNORECASE.search(source):
+        return None
+    try:
+        literals = pattern_literals(_parser.parse(source), bool)
+    except (re.error, RecursionError, OverflowError):
+        return None
+    return tuple(sorted(literals)) if literals else None
+
+
+def _guarded(search: Callable[[str], Any], guard: tuple[str, ...] | None) -> ValueTest:
+    if guard is None:
+        return lambda v: search(as_text(v)) is not None
+    if len(guard) == 1:
+        (only,) = guard
+
+        def test_one(v: Any) -> bool:
+            text = as_text(v)
+            return only in text and search(text) is not None
+
+        return test_one
+
+    def test(v: Any) -> bool:
+        text = as_text(v)
+        for literal in guard:
+            if literal in text:
+                return search(text) is not None
+        return False
+
+    return test
+
+
 def _regex_test(value: SigmaRegularExpression) -> ValueTest:
     """A pathological regex in one rule must not stall the stream. Patterns whose shape cannot
     backtrack catastrophically run on Python's engine (its call costs a fifth of RE2's from
@@ -414,7 +486,7 @@ def _regex_test(value: SigmaRegularExpression) -> ValueTest:
     if _backtracking_safe(pattern):
         try:
             fast = re.compile(source)
-            return lambda v: fast.search(as_text(v)) is not None
+            return _guarded(fast.search, _regex_guard(source))
         except re.error:
             pass  # RE2 may still read it; if not, the error below names the pattern
     try:
@@ -427,7 +499,8 @@ def _regex_test(value: SigmaRegularExpression) -> ValueTest:
         raise CompileError(
             f"regular expression {pattern!r} needs features RE2 cannot run in linear time: {exc}"
         ) from None
-    return lambda v: compiled.search(as_text(v)) is not None
+    # Unguarded: Python's parser may read RE2 syntax (POSIX classes) as other literals.
+    return _guarded(compiled.search, None)
 
 
 def _number(value: Any) -> float | None:
@@ -688,10 +761,19 @@ def _field_predicate(name: str, value: Any, options: CompileOptions) -> Predicat
 
 def _fieldref_predicate(name: str, value: SigmaFieldReference) -> Predicate:
     other = event_field(value.field)
+    get_left, get_right = getter(name), getter(other)
 
     def predicate(event: Event) -> bool:
-        left = [as_text(v).casefold() for v in _scalars(lookup(event, name))]
-        right = [as_text(v).casefold() for v in _scalars(lookup(event, other))]
+        found_left, found_right = get_left(event), get_right(event)
+        if type(found_left) is str and type(found_right) is str:  # the usual case, no lists
+            a, b = found_left.casefold(), found_right.casefold()
+            if value.starts_with or value.ends_with:
+                return (value.starts_with and a.startswith(b)) or (
+                    value.ends_with and a.endswith(b)
+                )
+            return a == b
+        left = [as_text(v).casefold() for v in _scalars(found_left)]
+        right = [as_text(v).casefold() for v in _scalars(found_right)]
         for a in left:
             for b in right:
                 if value.starts_with and a.startswith(b):

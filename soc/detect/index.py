@@ -39,6 +39,7 @@ from soc.detect.compiler import (
     event_field,
     event_fields_folded,
     event_text_joined,
+    pattern_literals,
     string_shape,
 )
 from soc.detect.routing import Route
@@ -77,43 +78,12 @@ def _cost(needed: Requirement) -> float:
     )
 
 
-def _pattern_literals(items: Any) -> set[str] | None:
-    """Literals one of which any match of a parsed regex sequence must contain: the longest run
-    of plain characters, or what a group, a branch or a repeat of at least one requires."""
-    candidates: list[set[str]] = []
-    run: list[str] = []
-    for op, arg in items:
-        if op is _parser.LITERAL:
-            run.append(chr(arg))
-            continue
-        if run:
-            candidates.append({"".join(run)})
-            run = []
-        inner: set[str] | None = None
-        if op is _parser.SUBPATTERN:
-            inner = _pattern_literals(arg[-1])
-        elif op is _parser.BRANCH:
-            branches = [_pattern_literals(branch) for branch in arg[1]]
-            if all(branch is not None for branch in branches):
-                inner = set().union(*(b for b in branches if b is not None))
-        elif op in (_parser.MAX_REPEAT, _parser.MIN_REPEAT) and arg[0] >= 1:
-            inner = _pattern_literals(arg[2])
-        if inner is not None:
-            candidates.append(inner)
-    if run:
-        candidates.append({"".join(run)})
-    usable = [c for c in candidates if all(_narrows(lit) for lit in c)]
-    if not usable:
-        return None
-    return min(usable, key=lambda c: sum(1 / len(lit) ** 2 for lit in c))
-
-
 def _regex_literals(value: SigmaRegularExpression) -> set[str] | None:
     try:
         parsed = _parser.parse(str(value.regexp))
     except (re.error, RecursionError, OverflowError):
         return None
-    literals = _pattern_literals(parsed)
+    literals = pattern_literals(parsed, _narrows)
     return {literal.casefold() for literal in literals} if literals else None
 
 

@@ -1,0 +1,97 @@
+"""The engine's shortcuts (literal guards before regexes, keyword lists searched in the joined
+texts, one keyword scan for all routes, short whole values in the index) decide exactly what
+the full evaluation decides: each case is checked through the rule's own predicate and through
+the indexed rule set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from soc.detect.routing import Route
+from soc.detect.rules import LoadOptions, RuleSet, load_rules
+
+ROUTE = Route(logsource=(("product", "test"),), alternatives=((),))
+OTHER = Route(logsource=(("product", "other"),), alternatives=((),))
+OPTIONS = LoadOptions(routes=(ROUTE, OTHER))
+
+
+def ruleset(tmp_path: Path, *detections: dict[str, Any], product: str = "test") -> RuleSet:
+    paths = []
+    for number, detection in enumerate(detections):
+        path = tmp_path / f"rule{number}.yml"
+        rule = {
+            "title": f"t{number}",
+            "id": f"00000000-0000-4000-8000-{number:012d}",
+            "logsource": {"product": product},
+            "detection": detection,
+        }
+        path.write_text(yaml.safe_dump(rule))
+        paths.append(path)
+    rules = load_rules(paths, OPTIONS)
+    assert not rules.problems, rules.problems
+    return rules
+
+
+CASES = [
+    # A case-sensitive regex's literal guard: present, absent, present only in other case.
+    ({"s": {"a|re": "x`\\w+`"}, "condition": "s"}, {"a": "ie`x`abc`"}, True),
+    ({"s": {"a|re": "x`\\w+`"}, "condition": "s"}, {"a": "plain text"}, False),
+    ({"s": {"a|re": "Evil\\d"}, "condition": "s"}, {"a": "evil1"}, False),
+    # Case-insensitive regexes are not guarded by their literals as written.
+    ({"s": {"a|re|i": "Evil\\d"}, "condition": "s"}, {"a": "EVIL1"}, True),
+    ({"s": {"a|re": "(?i)Evil\\d"}, "condition": "s"}, {"a": "eViL1"}, True),
+    ({"s": {"a|re": "x(?i:Evil)"}, "condition": "s"}, {"a": "xEVIL"}, True),
+    ({"s": {"a|re": "ab|cd"}, "condition": "s"}, {"a": "zzcd"}, True),
+    # Inner wildcards: the longest plain run is only a pre-check.
+    ({"s": {"a": "*select * from*"}, "condition": "s"}, {"a": "SELECT a FROM t"}, True),
+    ({"s": {"a": "*select * from*"}, "condition": "s"}, {"a": "from x select"}, False),
+    ({"k": ["select * from"], "condition": "k"}, {"q": "1 SELECT x FROM y"}, True),
+    ({"k": ["select * from"], "condition": "k"}, {"q": "select x", "r": "y from"}, False),
+    # Keyword lists of contained literals: searched once in all texts, never across two.
+    ({"k": ["union select", "or 1=1"], "condition": "k"}, {"u": "x OR 1=1"}, True),
+    ({"k": ["union select", "or 1=1"], "condition": "k"}, {"u": "union", "v": "select"}, False),
+    ({"k": ["union select", "or 1=1"], "condition": "k"}, {"event": {"original": "or 1=1"}}, False),
+    # Short whole values in the index: numbers as text and as numbers, other values.
+    ({"s": {"code": 16}, "condition": "s"}, {"code": "16"}, True),
+    ({"s": {"code": 16}, "condition": "s"}, {"code": 16}, True),
+    ({"s": {"code": 16}, "condition": "s"}, {"code": "160"}, False),
+    ({"s": {"code": "16"}, "condition": "s"}, {"code": ["1", "16"]}, True),
+    ({"s": {"code": "16"}, "condition": "s"}, {"code": "1"}, False),
+    # Field references: strings compare folded, lists element by element.
+    ({"s": {"a|fieldref": "b"}, "condition": "s"}, {"a": "C:\\X.exe", "b": "c:\\x.EXE"}, True),
+    ({"s": {"a|fieldref": "b"}, "condition": "s"}, {"a": "x", "b": "y"}, False),
+    ({"s": {"a|fieldref": "b"}, "condition": "s"}, {"a": ["y", "x"], "b": "X"}, True),
+    ({"s": {"a|fieldref": "b"}, "condition": "s"}, {"a": "x"}, False),
+]
+
+
+@pytest.mark.parametrize(("detection", "event", "expected"), CASES)
+def test_shortcut_decides_as_the_full_evaluation(
+    tmp_path: Path, detection: dict[str, Any], event: dict[str, Any], expected: bool
+) -> None:
+    rules = ruleset(tmp_path, detection)
+    (rule,) = rules.rules
+    assert rule.matches(event) is expected
+    assert [r.id for r in rules.match(event)] == ([rule.id] if expected else [])
+
+
+def test_one_keyword_scan_serves_every_admitted_route(tmp_path: Path) -> None:
+    """Keyword rules on two routes that both admit the event: each route's rule is found
+    from the single scan, and a route whose literal is absent gets none."""
+    for number, (product, keyword) in enumerate((("test", "alpha beta"), ("other", "gamma"))):
+        rule = {
+            "title": product,
+            "id": f"00000000-0000-4000-8000-{number:012d}",
+            "logsource": {"product": product},
+            "detection": {"k": [keyword], "condition": "k"},
+        }
+        (tmp_path / f"{product}.yml").write_text(yaml.safe_dump(rule))
+    rules = load_rules([tmp_path], OPTIONS)
+    assert not rules.problems and len(rules.routes) == 2
+    assert sorted(r.title for r in rules.match({"m": "ALPHA BETA, Gamma"})) == ["other", "test"]
+    assert [r.title for r in rules.match({"m": "gamma only"})] == ["other"]
+    assert [r.title for r in rules.match({"m": "alpha", "n": "beta"})] == []
