@@ -209,11 +209,16 @@ class RouteIndex:
         a `KeywordScan` of the event found, when it scanned for every route at once."""
         found: set[int] = set(self.always)
         update = found.update
-        folded = event_fields_folded(event)
+        fields, folded = event_fields_folded(event)
         for name, automaton in self.field_automata:
             texts = folded.get(name)
             if texts is None:
-                continue
+                raw = fields.get(name)
+                if raw is None:
+                    continue
+                texts = folded[name] = (
+                    raw.casefold() if type(raw) is str else [text.casefold() for text in raw]
+                )
             if type(texts) is str:
                 for _, positions in automaton.iter(texts):
                     update(positions)
