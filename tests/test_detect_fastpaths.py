@@ -95,3 +95,13 @@ def test_one_keyword_scan_serves_every_admitted_route(tmp_path: Path) -> None:
     assert sorted(r.title for r in rules.match({"m": "ALPHA BETA, Gamma"})) == ["other", "test"]
     assert [r.title for r in rules.match({"m": "gamma only"})] == ["other"]
     assert [r.title for r in rules.match({"m": "alpha", "n": "beta"})] == []
+
+
+def test_keyword_scan_takes_texts_re2_cannot_encode(tmp_path: Path) -> None:
+    """A lone surrogate (from a broken UTF-16 record) cannot go to RE2 as UTF-8: the event is
+    scanned by the fallback automaton and its keyword rule still matches."""
+    rules = ruleset(tmp_path, {"k": ["mimikatz"], "condition": "k"})
+    assert rules.keywords._set is not None, "the RE2 set is the scan under test"
+    event = {"message": "run MIMIKATZ \udc80 now"}
+    assert [r.title for r in rules.match(event)] == ["t0"]
+    assert list(rules.match({"message": "benign \udc80"})) == []
