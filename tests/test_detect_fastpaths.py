@@ -6,11 +6,14 @@ the indexed rule set."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 import yaml
 
+from soc.detect.compiler import _MISSING as MISSING
+from soc.detect.compiler import getter, lookup
 from soc.detect.routing import Route
 from soc.detect.rules import LoadOptions, RuleSet, load_rules
 
@@ -105,3 +108,30 @@ def test_keyword_scan_takes_texts_re2_cannot_encode(tmp_path: Path) -> None:
     event = {"message": "run MIMIKATZ \udc80 now"}
     assert [r.title for r in rules.match(event)] == ["t0"]
     assert list(rules.match({"message": "benign \udc80"})) == []
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        ({"a": {"b": {"c": "X"}}}, True),
+        ({"a.b.c": "x"}, True),
+        ({"a": {"b.c": "x"}}, False),  # a nested flat key is not the path (as before)
+        ({"a": [{"b": {"c": "q"}}, {"b": {"c": "x"}}]}, True),
+        ({"a": {"b": [{"c": "x"}]}}, True),
+        ({"a": MappingProxyType({"b": {"c": "x"}})}, True),
+        ({"a": {"b": "x"}}, False),
+        ({"a": {"c": "x"}}, False),
+        ({}, False),
+    ],
+)
+def test_field_paths_of_two_and_three_parts_resolve_as_the_general_lookup(
+    event: dict[str, Any], expected: bool
+) -> None:
+    three = getter("a.b.c")
+    assert (three(event) is not MISSING) is (lookup(event, "a.b.c") is not MISSING)
+    assert three(event) == lookup(event, "a.b.c")
+    found = three(event)
+    values = found if isinstance(found, list) else [found]
+    assert ("x" in [str(v).lower() for v in values]) is expected
+    two = getter("a.b")
+    assert two(event) == lookup(event, "a.b")
