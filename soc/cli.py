@@ -65,11 +65,6 @@ def _parser() -> argparse.ArgumentParser:
     agent.add_argument("--data-dir", metavar="DIR", help="default parent of agent.state_dir")
     agent.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
 
-    agent = commands.add_parser("agent", help="tail files and push them to the HTTP intake")
-    agent.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="YAML file")
-    agent.add_argument("--data-dir", metavar="DIR", help="default parent of agent.state_dir")
-    agent.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
-
     rules = commands.add_parser("rules", help="check, test, list and convert rules")
     actions = rules.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = actions.add_parser("check", help="load and compile rules, report each one not run")
@@ -340,17 +335,6 @@ def _netmeta(config: Config, args: argparse.Namespace) -> int:
     return asyncio.run(run_netmeta(config, args.pcap or []))
 
 
-def _agent(config: Config) -> int:
-    from collectors.agent.agent import run_agent
-
-    setup_logging(config.log.level, config.log.format)
-    try:
-        return asyncio.run(run_agent(config))
-    except ConfigError as exc:
-        print(f"soc: configuration error: {exc}", file=sys.stderr)
-        return 2
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     # Output piped into `head` ends quietly, as command-line tools do.
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -368,8 +352,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(config, args.command)
     if args.command == "scan":
         return _scan(config, args)
-    if args.command == "agent":
-        return _agent(config)
     if args.command == "users":
         return users_cli.run(config, args)
     if args.command == "agent":
