@@ -1,5 +1,5 @@
 import sys
 
-from soc.cli import main
+from soc.cli import entry
 
-sys.exit(main())
+sys.exit(entry())

@@ -335,9 +335,15 @@ def _netmeta(config: Config, args: argparse.Namespace) -> int:
     return asyncio.run(run_netmeta(config, args.pcap or []))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    # Output piped into `head` ends quietly, as command-line tools do.
+def entry() -> int:
+    """The `soc` command. Output piped into `head` ends quietly, as command-line tools do; only
+    the program itself changes that signal, never a caller of `main` (a test process would die
+    of the next write to a closed pipe)."""
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    return main()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "doctor":
         return _doctor(args)
