@@ -139,7 +139,13 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
             len(ruleset.correlations),
         )  # fmt: skip
         detection = Detection.from_rules(ruleset)
-        detection_stages = [DetectionStage(bus, detection), CorrelationStage(bus, detection)]
+        # On Kafka the correlator's windows survive a restart: it commits only up to the
+        # oldest match they may still need, and its successor reads those again.
+        replay = config.bus.startswith("kafka://")
+        detection_stages = [
+            DetectionStage(bus, detection),
+            CorrelationStage(bus, detection, replay=replay),
+        ]
         options = NormalizeOptions(timezone=ZoneInfo(config.syslog.timezone))
         layers = [
             _Layer([NormalizeStage(bus, options)]),

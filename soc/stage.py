@@ -79,7 +79,12 @@ async def run_stage(
                     await asyncio.sleep(retry_delay)
                     retry_delay = min(retry_delay * 2, 10.0)
             retry_delay = 0.1
-            await consumer.commit()
+            held = getattr(stage, "held_positions", None)
+            positions = held() if held is not None else None
+            if positions is None:
+                await consumer.commit()
+            else:
+                await consumer.commit_upto(positions)
             metrics.STAGE_RECORDS.labels(stage.name).inc(len(batch))
             if stop.is_set() and not drain:
                 return

@@ -8,7 +8,7 @@ delivered again to whoever takes over its partition.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,6 +50,12 @@ class Consumer(Protocol):
 
     async def commit(self) -> None:
         """Mark every record returned by `poll` so far as processed by the group."""
+        ...
+
+    async def commit_upto(self, positions: Mapping[int, int]) -> None:
+        """Commit, per partition, the next offset to read (at most past what `poll` returned):
+        a stage that keeps state built from records commits only up to the oldest record its
+        state still needs, so that a successor rebuilds that state by reading them again."""
         ...
 
     async def lag(self) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -239,6 +239,24 @@ class KafkaConsumer:
             # records again, which deterministic ids make harmless.
             log.warning("kafka commit failed; records will be redelivered error=%s", exc)
         self._positions = {tp: o for tp, o in self._positions.items() if tp not in offsets}
+        self._idle.set()
+
+    async def commit_upto(self, positions: Mapping[int, int]) -> None:
+        by_number = {tp.partition: tp for tp in self._consumer.assignment()}
+        offsets = {}
+        for number, position in positions.items():
+            tp = by_number.get(number)
+            if tp is None:
+                continue  # moved away: its next owner reads from the group's committed offset
+            upto = min(position, self._positions.get(tp, position))
+            if upto > self._committed.get(tp, -1):
+                offsets[tp] = upto
+        try:
+            if offsets:
+                await self._consumer.commit(offsets)
+                self._committed.update(offsets)
+        except KafkaError as exc:
+            log.warning("kafka commit failed; records will be redelivered error=%s", exc)
         self._idle.set()
 
     async def release(self, revoked: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from soc.bus.base import Delivered, Message
@@ -179,6 +179,15 @@ class MemoryConsumer:
         async with self._topic.changed:
             for index, position in self.positions.items():
                 self._group.committed[index] = max(self._group.committed[index], position)
+            self._topic.trim()
+            self._topic.changed.notify_all()
+
+    async def commit_upto(self, positions: Mapping[int, int]) -> None:
+        async with self._topic.changed:
+            for index, position in positions.items():
+                if index in self.positions:
+                    upto = min(position, self.positions[index])
+                    self._group.committed[index] = max(self._group.committed[index], upto)
             self._topic.trim()
             self._topic.changed.notify_all()
 

@@ -896,6 +896,9 @@ class CorrelationEngine:
             correlation.raise_alert = self.generate(correlation.info.id, correlation.info.name)
         self.correlations = tuple(correlation.info for correlation in loaded)
         self.problems = tuple(problems)
+        # A match can matter for as long as the longest chain of windows it may feed stays
+        # open: every correlation's timespan (a chain is at most all of them) plus the lateness.
+        self.horizon = sum(c.timespan for c in loaded) + self._lateness if loaded else 0.0
 
     # -- routing
 

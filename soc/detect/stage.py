@@ -12,7 +12,7 @@ window are not held back yet), so a window that straddles a restart can be misse
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,10 +103,30 @@ class CorrelationStage:
     name = "correlate"
     topic = MATCHES
 
-    def __init__(self, bus: Bus, detection: Detection) -> None:
+    def __init__(self, bus: Bus, detection: Detection, *, replay: bool = False) -> None:
+        """With `replay` (a durable bus), the stage commits only up to the oldest match its
+        windows may still need, so that after a restart or a rebalance the next owner of a
+        partition rebuilds the open windows by reading those matches again; the alerts they
+        raise again carry the same ids and are stored once."""
         self._bus = bus
         self.detection = detection
         self._watermark = 0.0
+        self._replay = replay
+        #: Per partition: (offset, match time) of the records read and maybe still needed.
+        self._held: dict[int, deque[tuple[int, float]]] = {}
+        self._next: dict[int, int] = {}
+
+    def held_positions(self) -> dict[int, int] | None:
+        """Per partition, the next offset to commit; None: commit everything read."""
+        if not self._replay:
+            return None
+        cutoff = self._watermark - self.detection.correlations.horizon
+        positions = {}
+        for partition, held in self._held.items():
+            while held and held[0][1] < cutoff:
+                held.popleft()
+            positions[partition] = held[0][0] if held else self._next[partition]
+        return positions
 
     async def handle(self, batch: list[Delivered]) -> None:
         engine = self.detection.correlations
@@ -121,7 +141,14 @@ class CorrelationStage:
                 value["event"],
                 value["event_id"],
             )
+            if self._replay and record.offset < self._next.get(record.partition, -1):
+                continue  # read again after a rebalance: already in this engine's windows
             self._watermark = max(self._watermark, match.timestamp)
+            if self._replay:
+                self._held.setdefault(record.partition, deque()).append(
+                    (record.offset, match.timestamp)
+                )
+                self._next[record.partition] = record.offset + 1
             found += engine.process(match)
         found += engine.advance(self._watermark)
         alerts = []
