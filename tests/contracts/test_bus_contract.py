@@ -7,6 +7,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -177,3 +178,24 @@ async def test_memory_bus_publishers_wait_when_the_topic_is_full() -> None:
     await consumer.commit()
     await asyncio.wait_for(blocked, 2.0)
     assert sorted(await _drain(consumer, 5)) == list(range(10, 15))
+
+
+async def test_commit_upto_keeps_the_rest_for_the_next_member(bus: Bus) -> None:
+    consumer = await bus.subscribe("t.upto", "g")
+    await bus.publish("t.upto", _messages(6, key="one-key"))
+    records: list[Any] = []
+    deadline = asyncio.get_running_loop().time() + 5
+    while len(records) < 6 and asyncio.get_running_loop().time() < deadline:
+        records += await consumer.poll(100, 0.2)
+    assert [r.value["n"] for r in records] == list(range(6))
+    third = records[2]
+    # Up to the third record: the first two are done, the third and later still needed.
+    await consumer.commit_upto({third.partition: third.offset})
+    await consumer.close()
+    successor = await bus.subscribe("t.upto", "g")
+    assert await _drain(successor, 4) == [2, 3, 4, 5]
+    # Never backwards: committing an older position changes nothing.
+    await successor.commit_upto({third.partition: third.offset - 2})
+    await successor.close()
+    last = await bus.subscribe("t.upto", "g")
+    assert await _drain(last, 4) == [2, 3, 4, 5]
