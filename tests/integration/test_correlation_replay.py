@@ -44,10 +44,8 @@ async def correlate_once(bus: KafkaBus, replay: bool, wait_for: int) -> None:
     task = asyncio.create_task(run_stage(bus, stage, stop, 100, drain=False))
     for _ in range(100):
         await asyncio.sleep(0.2)
-        if (
-            (stage._next
-            and sum(stage._next.values()) >= wait_for)
-            or (not replay and detection.correlations.stats.groups)
+        if (stage._next and sum(stage._next.values()) >= wait_for) or (
+            not replay and detection.correlations.stats.groups
         ):
             break
     await asyncio.sleep(0.5)
