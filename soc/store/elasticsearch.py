@@ -629,9 +629,16 @@ class ElasticsearchStore:
         items = [dict(hit["_source"]) for hit in hits.get("hits", [])]
         return Page(items=items, total=int(hits.get("total", {}).get("value", 0)))
 
-    async def count_by(
-        self, kind: Kind, name: str, query: Query, size: int = 10
-    ) -> list[tuple[str, int]]:
+    async def _terms(
+        self,
+        kind: Kind,
+        name: str,
+        query: Query,
+        size: int,
+        order: list[dict[str, str]],
+        aggs: dict[str, Any] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The buckets of a terms aggregation on field `name` over the matches of `query`."""
         if not FIELD_NAME.match(name):
             raise QueryError(f"invalid field name {name!r}")
         if size <= 0:
@@ -642,17 +649,26 @@ class ElasticsearchStore:
             # Counts are exact while one index holds the value's documents; across many
             # indices a larger shard size keeps the top of the list right.
             "shard_size": max(size * 10, 100),
-            "order": [{"_count": "desc"}, {"_key": "asc"}],
+            "order": order,
         }
+        values: dict[str, Any] = {"terms": terms, **({"aggs": aggs} if aggs else {})}
         body = await self._search(
             kind,
             query=to_es_query(query),
             size=0,
             track_total_hits=False,
-            aggs={"values": {"terms": terms}},
+            aggs={"values": values},
             filter_path="aggregations.values.buckets",
         )
-        buckets = body.get("aggregations", {}).get("values", {}).get("buckets", [])
+        buckets: list[dict[str, Any]] = (
+            body.get("aggregations", {}).get("values", {}).get("buckets", [])
+        )
+        return buckets
+
+    async def count_by(
+        self, kind: Kind, name: str, query: Query, size: int = 10
+    ) -> list[tuple[str, int]]:
+        buckets = await self._terms(kind, name, query, size, [{"_count": "desc"}, {"_key": "asc"}])
         return [
             (str(bucket.get("key_as_string", bucket["key"])), int(bucket["doc_count"]))
             for bucket in buckets
@@ -684,25 +700,14 @@ class ElasticsearchStore:
     async def latest_by(
         self, kind: Kind, name: str, query: Query, size: int = 100
     ) -> list[tuple[str, int, datetime]]:
-        if not FIELD_NAME.match(name):
-            raise QueryError(f"invalid field name {name!r}")
-        if size <= 0:
-            return []
-        terms = {
-            "field": name,
-            "size": size,
-            "shard_size": max(size * 10, 100),
-            "order": [{"latest": "desc"}, {"_key": "asc"}],
-        }
-        body = await self._search(
+        buckets = await self._terms(
             kind,
-            query=to_es_query(query),
-            size=0,
-            track_total_hits=False,
-            aggs={"values": {"terms": terms, "aggs": {"latest": {"max": {"field": "@timestamp"}}}}},
-            filter_path="aggregations.values.buckets",
+            name,
+            query,
+            size,
+            [{"latest": "desc"}, {"_key": "asc"}],
+            {"latest": {"max": {"field": "@timestamp"}}},
         )
-        buckets = body.get("aggregations", {}).get("values", {}).get("buckets", [])
         epoch = datetime(1970, 1, 1, tzinfo=UTC)
         return [
             (

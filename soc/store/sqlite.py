@@ -344,23 +344,7 @@ class SqliteStore:
     async def count_by(
         self, kind: Kind, name: str, query: Query, size: int = 10
     ) -> list[tuple[str, int]]:
-        if not FIELD_NAME.match(name):
-            raise QueryError(f"invalid field name {name!r}")
-        where = _Where(kind, query)
-        column = _column(kind, name)
-        if column:
-            where.add(f"{column} IS NOT NULL")
-            sql = (
-                f"SELECT {column}, COUNT(*) FROM {kind}{where.sql()}"
-                f" GROUP BY {column} ORDER BY 2 DESC, 1 LIMIT ?"
-            )
-            params = [*where.params, size]
-        else:
-            sql = (
-                f"SELECT {_CANONICAL_VALUE} AS v, COUNT(DISTINCT {kind}.rowid) FROM {kind},"
-                f" json_each({kind}.doc, ?) AS j{where.sql()} GROUP BY v ORDER BY 2 DESC, 1 LIMIT ?"
-            )
-            params = [_json_path(name), *where.params, size]
+        sql, params = _grouped(kind, name, query, "", "2 DESC, 1", size)
 
         def fetch(conn: sqlite3.Connection) -> list[tuple[str, int]]:
             return [(str(value), int(count)) for value, count in conn.execute(sql, params)]
@@ -386,24 +370,7 @@ class SqliteStore:
     async def latest_by(
         self, kind: Kind, name: str, query: Query, size: int = 100
     ) -> list[tuple[str, int, datetime]]:
-        if not FIELD_NAME.match(name):
-            raise QueryError(f"invalid field name {name!r}")
-        where = _Where(kind, query)
-        column = _column(kind, name)
-        if column:
-            where.add(f"{column} IS NOT NULL")
-            sql = (
-                f"SELECT {column}, COUNT(*), MAX(ts) FROM {kind}{where.sql()}"
-                f" GROUP BY {column} ORDER BY 3 DESC, 1 LIMIT ?"
-            )
-            params = [*where.params, size]
-        else:
-            sql = (
-                f"SELECT {_CANONICAL_VALUE} AS v, COUNT(DISTINCT {kind}.rowid), MAX(ts)"
-                f" FROM {kind}, json_each({kind}.doc, ?) AS j{where.sql()}"
-                " GROUP BY v ORDER BY 3 DESC, 1 LIMIT ?"
-            )
-            params = [_json_path(name), *where.params, size]
+        sql, params = _grouped(kind, name, query, ", MAX(ts)", "3 DESC, 1", size)
 
         def fetch(conn: sqlite3.Connection) -> list[tuple[str, int, datetime]]:
             return [
@@ -511,6 +478,29 @@ class SqliteStore:
 
 #: `date(1970, 1, 1).toordinal()`: days since the epoch without a datetime round trip.
 _EPOCH_ORDINAL = 719163
+
+
+def _grouped(
+    kind: Kind, name: str, query: Query, extra: str, order: str, size: int
+) -> tuple[str, list[Any]]:
+    """SQL grouping the matches of `query` by the values of field `name`: each value, its count,
+    then the `extra` aggregates; a list-valued field counts a document once per value."""
+    if not FIELD_NAME.match(name):
+        raise QueryError(f"invalid field name {name!r}")
+    where = _Where(kind, query)
+    column = _column(kind, name)
+    if column:
+        where.add(f"{column} IS NOT NULL")
+        sql = (
+            f"SELECT {column}, COUNT(*){extra} FROM {kind}{where.sql()}"
+            f" GROUP BY {column} ORDER BY {order} LIMIT ?"
+        )
+        return sql, [*where.params, size]
+    sql = (
+        f"SELECT {_CANONICAL_VALUE} AS v, COUNT(DISTINCT {kind}.rowid){extra} FROM {kind},"
+        f" json_each({kind}.doc, ?) AS j{where.sql()} GROUP BY v ORDER BY {order} LIMIT ?"
+    )
+    return sql, [_json_path(name), *where.params, size]
 
 
 def _mutable(kind: Kind) -> None:
