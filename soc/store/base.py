@@ -161,6 +161,25 @@ class Store(Protocol):
         `wait`, the change is visible to searches when this returns; without, to reads by id."""
         ...
 
+    async def get_many_versioned(
+        self, kind: Kind, idents: Sequence[str], scope: Scope
+    ) -> dict[str, tuple[dict[str, Any], str]]:
+        """`get_versioned` for many ids in one round trip: the ones found in scope, by id."""
+        ...
+
+    async def replace_many(
+        self,
+        kind: Kind,
+        items: Sequence[tuple[Mapping[str, Any], str]],
+        scope: Scope,
+        *,
+        wait: bool = True,
+    ) -> list[str | Conflict | NotFound]:
+        """`replace` for many (document, version) pairs in one round trip. Each item succeeds
+        or fails on its own: per item, in order, the new version or the Conflict / NotFound
+        that `replace` would have raised for it."""
+        ...
+
     async def delete_before(self, kind: Kind, day: date) -> int | list[str]:
         """Retention: delete what `kind` holds from before `day` (UTC). A row store deletes
         documents and says how many; an index store deletes whole dated indices that end by

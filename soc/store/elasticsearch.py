@@ -741,37 +741,117 @@ class ElasticsearchStore:
             return None
         return source, f"{body['_seq_no']}.{body['_primary_term']}"
 
-    async def replace(
-        self, kind: Kind, doc: Mapping[str, Any], version: str, scope: Scope, *, wait: bool = True
-    ) -> str:
+    async def get_many_versioned(
+        self, kind: Kind, idents: Sequence[str], scope: Scope
+    ) -> dict[str, tuple[dict[str, Any], str]]:
         if kind not in MUTABLE:
             raise QueryError(f"{kind} are written once and never replaced")
-        ident = document_id(doc)
-        organization = doc.get("organization")
-        agency = organization.get("id") if isinstance(organization, Mapping) else None
-        if not scope.allows(agency):
-            raise NotFound(ident)
-        current = await self.get_versioned(kind, ident, scope)
-        if current is None:
-            raise NotFound(ident)
-        seq_text, _, term_text = version.partition(".")
-        if not (seq_text.isdigit() and term_text.isdigit()):
-            raise Conflict(f"{ident}: version {version!r} is not current ({current[1]} is)")
+        wanted = list(dict.fromkeys(idents))
+        found: dict[str, tuple[dict[str, Any], str]] = {}
+        if not wanted:
+            return found
         try:
-            response = await self._client.index(
-                index=index_name(self.prefix, kind, 0),
-                id=ident,
-                document={**doc, TEXT_FIELD: fold(fts_text(kind, doc))},
-                if_seq_no=int(seq_text),
-                if_primary_term=int(term_text),
-                # An analyst's change is in the next search of the queue; the grouping stage's
-                # many small updates need not wait for a refresh (reads by id are real time).
-                refresh="wait_for" if wait else "false",
+            response = await self._client.mget(
+                index=index_name(self.prefix, kind, 0), ids=wanted, realtime=True
             )
         except ApiError as exc:
-            if exc.meta.status == 409:
-                raise Conflict(f"{ident}: version {version} is not current") from None
+            if exc.meta.status == 404:
+                return found
             raise self._unavailable(exc) from None
         except TransportError as exc:
             raise self._unavailable(exc) from None
-        return f"{response.body['_seq_no']}.{response.body['_primary_term']}"
+        for item in response.body["docs"]:
+            if not item.get("found"):
+                continue
+            source = dict(item["_source"])
+            organization = source.get("organization")
+            agency = organization.get("id") if isinstance(organization, Mapping) else None
+            if scope.allows(agency):
+                found[str(item["_id"])] = (source, f"{item['_seq_no']}.{item['_primary_term']}")
+        return found
+
+    async def replace(
+        self, kind: Kind, doc: Mapping[str, Any], version: str, scope: Scope, *, wait: bool = True
+    ) -> str:
+        (outcome,) = await self.replace_many(kind, [(doc, version)], scope, wait=wait)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def replace_many(
+        self,
+        kind: Kind,
+        items: Sequence[tuple[Mapping[str, Any], str]],
+        scope: Scope,
+        *,
+        wait: bool = True,
+    ) -> list[str | Conflict | NotFound]:
+        """One real-time multi-get (the stored documents must be in the caller's scope too: a
+        scoped caller cannot overwrite another agency's document by naming its id) and one bulk
+        request of versioned index actions."""
+        if kind not in MUTABLE:
+            raise QueryError(f"{kind} are written once and never replaced")
+        outcomes: list[str | Conflict | NotFound | None] = [None] * len(items)
+        idents = [document_id(doc) for doc, _ in items]
+        current = await self.get_many_versioned(kind, idents, scope)
+        index = index_name(self.prefix, kind, 0)
+        lines: list[bytes] = []
+        sent: list[int] = []
+        for n, ((doc, version), ident) in enumerate(zip(items, idents, strict=True)):
+            organization = doc.get("organization")
+            agency = organization.get("id") if isinstance(organization, Mapping) else None
+            if not scope.allows(agency) or ident not in current:
+                outcomes[n] = NotFound(ident)
+                continue
+            seq_text, _, term_text = version.partition(".")
+            if not (seq_text.isdigit() and term_text.isdigit()):
+                outcomes[n] = Conflict(
+                    f"{ident}: version {version!r} is not current ({current[ident][1]} is)"
+                )
+                continue
+            head = {
+                "index": {
+                    "_index": index,
+                    "_id": ident,
+                    "if_seq_no": int(seq_text),
+                    "if_primary_term": int(term_text),
+                }
+            }
+            body = {**doc, TEXT_FIELD: fold(fts_text(kind, doc))}
+            lines.append(b"%s\n%s\n" % (orjson.dumps(head), orjson.dumps(body)))
+            sent.append(n)
+        if lines:
+            try:
+                response = await self._client.perform_request(
+                    "POST",
+                    "/_bulk",
+                    params={
+                        # An analyst's change is in the next search of the queue; the grouping
+                        # stage's many small updates need not wait for a refresh (reads by id
+                        # are real time).
+                        "refresh": "wait_for" if wait else "false",
+                        "filter_path": "items.*.status,items.*.error,items.*._seq_no,"
+                        "items.*._primary_term",
+                    },
+                    headers={
+                        "accept": "application/json",
+                        "content-type": "application/x-ndjson",
+                    },
+                    body=b"".join(lines),
+                )
+            except (ApiError, TransportError) as exc:
+                raise self._unavailable(exc) from None
+            for n, item in zip(sent, response.body["items"], strict=True):
+                result = next(iter(item.values()))
+                status = int(result.get("status", 0))
+                ident = idents[n]
+                if status in (200, 201):
+                    outcomes[n] = f"{result['_seq_no']}.{result['_primary_term']}"
+                elif status == 409:
+                    outcomes[n] = Conflict(f"{ident}: version {items[n][1]} is not current")
+                else:
+                    raise StoreUnavailable(
+                        f"Elasticsearch at {self.address} refused {ident}:"
+                        f" {_reason({'error': result.get('error')})}"
+                    )
+        return [outcome for outcome in outcomes if outcome is not None]

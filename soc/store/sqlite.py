@@ -396,49 +396,95 @@ class SqliteStore:
         # The writer thread: a read there sees every committed replace, in order.
         return await self._run(self._writer, fetch)
 
+    async def get_many_versioned(
+        self, kind: Kind, idents: Sequence[str], scope: Scope
+    ) -> dict[str, tuple[dict[str, Any], str]]:
+        _mutable(kind)
+        wanted = list(dict.fromkeys(idents))
+        found: dict[str, tuple[dict[str, Any], str]] = {}
+        if not wanted:
+            return found
+
+        def fetch(conn: sqlite3.Connection) -> None:
+            # In slices well under SQLite's limit on bound parameters.
+            for start in range(0, len(wanted), 500):
+                where = _Where(kind, Query(scope=scope))
+                part = wanted[start : start + 500]
+                where.add(f"id IN ({','.join('?' * len(part))})", *part)
+                for ident, doc, version in conn.execute(
+                    f"SELECT id, doc, version FROM {kind}{where.sql()}", where.params
+                ):
+                    found[str(ident)] = (orjson.loads(doc), str(version))
+
+        await self._run(self._writer, fetch)
+        return found
+
     async def replace(
         self, kind: Kind, doc: Mapping[str, Any], version: str, scope: Scope, *, wait: bool = True
     ) -> str:
+        (outcome,) = await self.replace_many(kind, [(doc, version)], scope, wait=wait)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    async def replace_many(
+        self,
+        kind: Kind,
+        items: Sequence[tuple[Mapping[str, Any], str]],
+        scope: Scope,
+        *,
+        wait: bool = True,
+    ) -> list[str | Conflict | NotFound]:
         _mutable(kind)
-        rows, errors = self._rows(kind, [doc])
+        rows, errors = self._rows(kind, [doc for doc, _ in items])
         if errors:
             raise QueryError(f"document refused: {errors[0][1]}")
-        (values, text) = rows[0]
-        ident, ts, org, *promoted = values[:-1]
-        body = values[-1]
-        if not scope.allows(org):
-            raise NotFound(ident)
-        try:
-            expected = int(version)
-        except ValueError:
-            raise Conflict(f"{ident}: version {version!r} is not current") from None
-        where = _Where(kind, Query(scope=scope))
-        where.add("id = ?", ident)
         sets = "".join(f", {column} = ?" for _, column in PROMOTED[kind])
 
-        def update(conn: sqlite3.Connection) -> str:
+        def update(conn: sqlite3.Connection) -> list[str | Conflict | NotFound]:
+            outcomes: list[str | Conflict | NotFound] = []
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute(
-                    f"SELECT rowid, version FROM {kind}{where.sql()}", where.params
-                ).fetchone()
-                if row is None:
-                    raise NotFound(ident)
-                rowid, current = row
-                if current != expected:
-                    raise Conflict(f"{ident}: version {version} is not current ({current} is)")
-                conn.execute(
-                    f"UPDATE {kind} SET ts = ?, org = ?{sets}, doc = ?, version = version + 1"
-                    " WHERE rowid = ?",
-                    (ts, org, *promoted, body, rowid),
-                )
-                conn.execute(f"DELETE FROM {kind}_fts WHERE rowid = ?", (rowid,))
-                conn.execute(f"INSERT INTO {kind}_fts (rowid, text) VALUES (?, ?)", (rowid, text))
+                for (values, text), (_, version) in zip(rows, items, strict=True):
+                    ident, ts, org, *promoted = values[:-1]
+                    body = values[-1]
+                    if not scope.allows(org):
+                        outcomes.append(NotFound(ident))
+                        continue
+                    try:
+                        expected = int(version)
+                    except ValueError:
+                        outcomes.append(Conflict(f"{ident}: version {version!r} is not current"))
+                        continue
+                    where = _Where(kind, Query(scope=scope))
+                    where.add("id = ?", ident)
+                    row = conn.execute(
+                        f"SELECT rowid, version FROM {kind}{where.sql()}", where.params
+                    ).fetchone()
+                    if row is None:
+                        outcomes.append(NotFound(ident))
+                        continue
+                    rowid, current = row
+                    if current != expected:
+                        outcomes.append(
+                            Conflict(f"{ident}: version {version} is not current ({current} is)")
+                        )
+                        continue
+                    conn.execute(
+                        f"UPDATE {kind} SET ts = ?, org = ?{sets}, doc = ?, version = version + 1"
+                        " WHERE rowid = ?",
+                        (ts, org, *promoted, body, rowid),
+                    )
+                    conn.execute(f"DELETE FROM {kind}_fts WHERE rowid = ?", (rowid,))
+                    conn.execute(
+                        f"INSERT INTO {kind}_fts (rowid, text) VALUES (?, ?)", (rowid, text)
+                    )
+                    outcomes.append(str(current + 1))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            return str(current + 1)
+            return outcomes
 
         return await self._run(self._writer, update)
 

@@ -305,6 +305,42 @@ async def test_replace_and_versioned_reads_keep_to_the_scope(store: Store) -> No
     assert (await store.get("incidents", "inc-b", ALL) or {})["incident"]["status"] == "new"
 
 
+async def test_many_are_read_and_replaced_at_once_each_on_its_own(store: Store) -> None:
+    await store.write(
+        "incidents",
+        [incident("inc-m1"), incident("inc-m2"), incident("inc-m3", agency="ubnd-hue")],
+    )
+    theirs = Scope(frozenset({"so-tttt"}))
+    seen = await store.get_many_versioned("incidents", ["inc-m1", "inc-m2", "inc-m3", "no"], theirs)
+    assert sorted(seen) == ["inc-m1", "inc-m2"]  # the foreign one and the missing one left out
+    everything = await store.get_many_versioned("incidents", ["inc-m1", "inc-m3"], ALL)
+    assert sorted(everything) == ["inc-m1", "inc-m3"]
+    _, v1 = seen["inc-m1"]
+    _, v2 = seen["inc-m2"]
+    # inc-m2 changes under the caller's hands before the batch lands.
+    newer2 = await store.replace("incidents", incident("inc-m2", "acknowledged"), v2, ALL)
+    outcomes = await store.replace_many(
+        "incidents",
+        [
+            (incident("inc-m1", "investigating"), v1),
+            (incident("inc-m2", "resolved"), v2),
+            (incident("inc-m3", "resolved", "ubnd-hue"), everything["inc-m3"][1]),
+            (incident("no-such"), v1),
+        ],
+        theirs,
+    )
+    assert isinstance(outcomes[0], str) and outcomes[0] != v1
+    assert isinstance(outcomes[1], Conflict)
+    assert isinstance(outcomes[2], NotFound)  # out of the caller's scope
+    assert isinstance(outcomes[3], NotFound)
+    after = await store.get_many_versioned("incidents", ["inc-m1", "inc-m2", "inc-m3"], ALL)
+    assert after["inc-m1"] == (incident("inc-m1", "investigating"), outcomes[0])
+    assert after["inc-m2"][0]["incident"]["status"] == "acknowledged"
+    assert after["inc-m2"][1] == newer2
+    assert after["inc-m3"][0]["incident"]["status"] == "new"
+    assert await store.get_many_versioned("incidents", [], ALL) == {}
+
+
 async def test_events_are_never_replaced(store: Store) -> None:
     await store.write("events", [event(1)])
     with pytest.raises(QueryError):
