@@ -69,6 +69,52 @@ CASES = [
     ({"s": {"a|fieldref": "b"}, "condition": "s"}, {"a": "x", "b": "y"}, False),
     ({"s": {"a|fieldref": "b"}, "condition": "s"}, {"a": ["y", "x"], "b": "X"}, True),
     ({"s": {"a|fieldref": "b"}, "condition": "s"}, {"a": "x"}, False),
+    # Two requirements of an AND: both must be met for the rule to be evaluated at all.
+    (
+        {"s": {"m": "GET", "u|contains": ["/etc/passwd", "win.ini"]}, "condition": "s"},
+        {"m": "get", "u": "/x?f=../../etc/passwd"},
+        True,
+    ),
+    (
+        {"s": {"m": "GET", "u|contains": ["/etc/passwd", "win.ini"]}, "condition": "s"},
+        {"m": "GET", "u": "/index.php"},
+        False,
+    ),
+    (
+        {"s": {"m": "GET", "u|contains": ["/etc/passwd", "win.ini"]}, "condition": "s"},
+        {"m": "POST", "u": "/etc/passwd"},
+        False,
+    ),
+    (
+        {
+            "a": {"m": "GET"},
+            "b": {"u|contains": "win.ini"},
+            "c": {"u|endswith": ".bak"},
+            "condition": "a and (b or c)",
+        },
+        {"m": "GET", "u": "/site.BAK"},
+        True,
+    ),
+    (
+        {
+            "a": {"m": "GET"},
+            "b": {"u|contains": "win.ini"},
+            "c": {"u|endswith": ".bak"},
+            "condition": "a and (b or c)",
+        },
+        {"m": "GET", "u": "/site.zip"},
+        False,
+    ),
+    (
+        {"a": {"m": "GET"}, "b": {"u|contains": "win.ini"}, "condition": "a and not b"},
+        {"m": "GET", "u": "/x"},
+        True,
+    ),
+    # Keyword texts come from every nested value and list item but the raw record.
+    ({"k": ["evil.exe"], "condition": "k"}, {"p": [{"q": ["a", {"r": "x EVIL.EXE"}]}]}, True),
+    ({"k": ["4624"], "condition": "k"}, {"event": {"code": 4624}}, True),
+    ({"k": ["true"], "condition": "k"}, {"flag": True}, True),
+    ({"k": ["evil.exe"], "condition": "k"}, {"event.original": "evil.exe", "m": "x"}, False),
 ]
 
 
@@ -135,3 +181,17 @@ def test_field_paths_of_two_and_three_parts_resolve_as_the_general_lookup(
     assert ("x" in [str(v).lower() for v in values]) is expected
     two = getter("a.b")
     assert two(event) == lookup(event, "a.b")
+
+
+def test_an_and_is_a_candidate_only_when_both_its_requirements_are_met(tmp_path: Path) -> None:
+    """`method is GET and URL contains X`: GET alone (every page view) must not make the rule
+    a candidate; the URL literal with another method must not either."""
+    rules = ruleset(
+        tmp_path, {"s": {"m": "GET", "u|contains": ["/etc/passwd", "win.ini"]}, "condition": "s"}
+    )
+    (index,) = [index for index in rules.routes if index.rules]
+    (rule,) = index.rules
+    assert len(rule.requirements) == 2
+    assert index.candidates({"m": "GET", "u": "/index.php"}) == []
+    assert index.candidates({"m": "POST", "u": "/etc/passwd"}) == []
+    assert index.candidates({"m": "GET", "u": "/../etc/passwd"}) == [0]

@@ -287,7 +287,7 @@ class _EventViews:
         self.folded: tuple[str, ...] | None = None
         self.joined: str | None = None
         self.fields: dict[str, FieldTexts] | None = None
-        self.all_folded: dict[str, FieldTexts] | None = None
+        self.all_folded: dict[str, tuple[str, ...] | list[str]] | None = None
 
     def of(self, event: Event) -> _EventViews:
         if event is not self.event:
@@ -305,18 +305,67 @@ _NOT_KEYWORD_SEARCHED = "event.original"
 
 
 def event_texts(event: Event) -> tuple[str, ...]:
-    """Every scalar of the event as text but the raw record (cached for the event)."""
+    """Every scalar of the event as text but the raw record (cached for the event). A walk that
+    collects values only: building dotted paths for every field cost a fifth of detection."""
     views = _VIEWS.of(event)
     if views.texts is None:
         texts: list[str] = []
-        for path, found in event_fields(event).items():
-            if type(found) is str:
-                if path != _NOT_KEYWORD_SEARCHED:
-                    texts.append(found)
-            elif path != _NOT_KEYWORD_SEARCHED:
-                texts.extend(found)
+        append = texts.append
+        for key, value in event.items():
+            if type(value) is str:
+                if key != _NOT_KEYWORD_SEARCHED:
+                    append(value)
+            elif key == "event" and isinstance(value, Mapping):
+                for inner, item in value.items():
+                    if inner != "original":
+                        _leaves(item, texts)
+            elif value is not None:
+                _leaves(value, texts)
         views.texts = tuple(texts)
     return views.texts
+
+
+def _leaves(node: Any, texts: list[str]) -> None:
+    """The scalars under `node` as text onto `texts` (None left out), as `string_leaves`."""
+    kind = type(node)
+    if kind is str:
+        texts.append(node)
+        return
+    if kind is not dict and kind is not list and not isinstance(node, Mapping):
+        if node is not None:
+            texts.append(as_text(node))
+        return
+    stack = [node]
+    append = texts.append
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            append(item)
+        elif kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif item is not None:
+            append(as_text(item))
+
+
+def field_values(value: Any) -> tuple[str, ...] | list[str]:
+    """What a getter found, as the texts it holds: a scalar's text, a list's scalars' texts
+    (objects inside left out, as `_on_field` tests them), nothing for absent, null or an
+    object."""
+    kind = type(value)
+    if kind is str:
+        return (value,)
+    if value is _MISSING or value is None or kind is dict:
+        return ()
+    if kind is list:
+        return [as_text(item) for item in _scalars(value)]
+    if isinstance(value, Mapping):
+        return ()
+    return (as_text(value),)
 
 
 def event_texts_folded(event: Event) -> tuple[str, ...]:
@@ -336,13 +385,13 @@ def event_text_joined(event: Event) -> str:
     return views.joined
 
 
-def event_fields_folded(event: Event) -> tuple[dict[str, FieldTexts], dict[str, FieldTexts]]:
-    """The event's texts by dotted path, and the cache of their case-folded forms that the
-    index fills for the fields its routes read (a third of a process event's fields)."""
+def event_folded_cache(event: Event) -> dict[str, tuple[str, ...] | list[str]]:
+    """Per field name, the case-folded texts the index already computed for this event: routes
+    that scan the same field share the work."""
     views = _VIEWS.of(event)
     if views.all_folded is None:
         views.all_folded = {}
-    return event_fields(event), views.all_folded
+    return views.all_folded
 
 
 def event_fields(event: Event) -> dict[str, FieldTexts]:

@@ -1,10 +1,12 @@
 """The rule index: of the hundreds of rules routed to an event, find the few that can match.
 
-For each rule we derive a *requirement* from its condition tree: a set of (field, literal)
-alternatives of which at least one must occur in the event (case-folded substring) for the rule
-to have any chance. AND keeps its most selective child's requirement, OR unites its children's,
-NOT and values we cannot reduce to a literal (regexes, numbers compared by size, CIDRs, nulls)
-give none: such rules are always candidates. Per route, one Aho-Corasick automaton per field scans
+For each rule we derive its *requirements* from its condition tree: up to two sets of
+(field, literal) alternatives, each of which must have at least one pair occur in the event
+(case-folded substring) for the rule to have any chance. An AND's requirements are those of its
+children (the two most selective are kept: `url contains X and method is GET` needs both the
+URL literal and GET, not GET alone); OR unites its children's, NOT and values we cannot reduce to
+a literal (regexes, numbers compared by size, CIDRs, nulls) give none: a rule without any is
+always a candidate. Per route, one Aho-Corasick automaton per field scans
 the event's value once for every literal of every rule, so the cost grows with the event's size,
 not with the number of rules. Only candidates are then evaluated in full; the index can only
 widen, never narrow, what the full evaluation decides.
@@ -24,7 +26,6 @@ import re2
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
-    ConditionNOT,
     ConditionOR,
     ConditionValueExpression,
 )
@@ -38,9 +39,12 @@ from sigma.types import (
 
 from soc.detect.compiler import (
     Event,
+    Getter,
     event_field,
-    event_fields_folded,
+    event_folded_cache,
     event_text_joined,
+    field_values,
+    getter,
     pattern_literals,
     string_shape,
 )
@@ -124,120 +128,149 @@ def _value_literals(value: Any, on_field: bool = False) -> set[str] | None:
     return {literal} if _narrows(literal) else None
 
 
-def requirement(node: Any) -> Requirement | None:
-    """The requirement of a pySigma condition node, or None when it cannot be narrowed."""
+#: Requirements kept per rule: each must be met, so each more narrows the candidates further;
+#: two already take nearly all there is to take (more would add scanning, not selectivity).
+MAX_REQUIREMENTS = 2
+
+
+def requirements(node: Any) -> list[Requirement]:
+    """The requirements of a pySigma condition node, all of which an event must meet for the
+    node to match it, cheapest first; empty when it cannot be narrowed."""
     if isinstance(node, ConditionFieldEqualsValueExpression):
         name = event_field(node.field)
         literals = None if name in ROUTING_FIELDS else _value_literals(node.value, on_field=True)
-        if literals is None:
-            return None
-        return frozenset((name, literal) for literal in literals)
+        return [] if literals is None else [frozenset((name, lit) for lit in literals)]
     if isinstance(node, ConditionValueExpression):
         literals = _value_literals(node.value)
-        return None if literals is None else frozenset((None, lit) for lit in literals)
+        return [] if literals is None else [frozenset((None, lit) for lit in literals)]
     if isinstance(node, ConditionOR):
+        # Any child may be the one that matches: one requirement, the union of one of each.
         united: set[tuple[str | None, str]] = set()
         for arg in node.args:
-            child = requirement(arg)
-            if child is None:
-                return None
-            united |= child
-        return frozenset(united)
+            child = requirements(arg)
+            if not child:
+                return []
+            united |= child[0]
+        return [frozenset(united)]
     if isinstance(node, ConditionAND):
-        children = [child for arg in node.args if (child := requirement(arg)) is not None]
-        if not children:
-            return None
-        return min(children, key=_cost)
-    if isinstance(node, ConditionNOT):
-        return None
-    return None
+        every = {needed for arg in node.args for needed in requirements(arg)}
+        return sorted(every, key=lambda needed: (_cost(needed), sorted(map(repr, needed))))
+    return []  # NOT, and anything else: no narrowing
 
 
-def rule_requirement(conditions: Sequence[Any]) -> Requirement | None:
-    """A rule with several conditions matches when any does: their requirements unite."""
+def requirement(node: Any) -> Requirement | None:
+    """The single most selective requirement of a node, or None when it cannot be narrowed."""
+    found = requirements(node)
+    return found[0] if found else None
+
+
+def rule_requirements(conditions: Sequence[Any]) -> tuple[Requirement, ...]:
+    """A rule's requirements (at most MAX_REQUIREMENTS). A rule with several conditions matches
+    when any does: their cheapest requirements unite into one."""
+    if len(conditions) == 1:
+        return tuple(requirements(conditions[0])[:MAX_REQUIREMENTS])
     united: set[tuple[str | None, str]] = set()
     for condition in conditions:
         child = requirement(condition)
         if child is None:
-            return None
+            return ()
         united |= child
-    return frozenset(united)
+    return (frozenset(united),)
 
 
 @dataclass
 class RouteIndex:
-    """The rules of one route, indexed by the literals they require."""
+    """The rules of one route, indexed by the literals they require.
+
+    The automata give *slots*: rule position * 2 + the number of the requirement (0 or 1). A
+    rule is a candidate when every slot it has was hit."""
 
     route: Route
     rules: list[CompiledRule]
     #: Positions (in `rules`) of rules with no requirement: always candidates.
     always: list[int] = field(default_factory=list)
     automata: dict[str | None, Any] = field(default_factory=dict)
-    #: The automata of fields (keywords apart), as pairs: iterated for every event.
-    field_automata: tuple[tuple[str, Any], ...] = ()
+    #: The automata of fields (keywords apart) with the field's name and getter: iterated for
+    #: every event.
+    field_automata: tuple[tuple[str, Getter, Any], ...] = ()
+    #: Positions of rules with two requirements (their slot 1 must be hit too).
+    pairs: frozenset[int] = frozenset()
 
     @classmethod
     def build(cls, route: Route, rules: list[CompiledRule]) -> RouteIndex:
-        """`rules` carry their requirement (`rule.requirement`)."""
+        """`rules` carry their requirements (`rule.requirements`)."""
         index = cls(route, rules)
         words: dict[str | None, dict[str, set[int]]] = {}
+        pairs: set[int] = set()
         for position, rule in enumerate(rules):
-            needed = rule.requirement
-            if not needed:
+            if not rule.requirements:
                 index.always.append(position)
                 continue
-            for name, literal in needed:
-                words.setdefault(name, {}).setdefault(literal, set()).add(position)
+            if len(rule.requirements) > 1:
+                pairs.add(position)
+            for number, needed in enumerate(rule.requirements[:MAX_REQUIREMENTS]):
+                for name, literal in needed:
+                    words.setdefault(name, {}).setdefault(literal, set()).add(
+                        position * 2 + number
+                    )
+        index.pairs = frozenset(pairs)
         for name, literals in words.items():
             automaton = ahocorasick.Automaton()
-            for literal, positions in literals.items():
-                automaton.add_word(literal, tuple(sorted(positions)))
+            for literal, slots in literals.items():
+                automaton.add_word(literal, tuple(sorted(slots)))
             automaton.make_automaton()
             index.automata[name] = automaton
         index.field_automata = tuple(
-            (name, automaton) for name, automaton in index.automata.items() if name is not None
+            (name, getter(name), automaton)
+            for name, automaton in index.automata.items()
+            if name is not None
         )
         return index
 
     def keyword_literals(self) -> dict[str, tuple[int, ...]]:
-        """Keyword literals -> positions of the rules requiring them, for `KeywordScan`."""
+        """Keyword literals -> the slots requiring them, for `KeywordScan`."""
         needed: dict[str, set[int]] = {}
         for position, rule in enumerate(self.rules):
-            for name, literal in rule.requirement or ():
-                if name is None:
-                    needed.setdefault(literal, set()).add(position)
-        return {literal: tuple(sorted(positions)) for literal, positions in needed.items()}
+            for number, requirement in enumerate(rule.requirements[:MAX_REQUIREMENTS]):
+                for name, literal in requirement:
+                    if name is None:
+                        needed.setdefault(literal, set()).add(position * 2 + number)
+        return {literal: tuple(sorted(slots)) for literal, slots in needed.items()}
 
     def candidates(self, event: Event, keyword_hits: set[int] | None = None) -> list[int]:
-        """Positions of the rules to evaluate. `keyword_hits`: the rules whose keyword literals
+        """Positions of the rules to evaluate. `keyword_hits`: the slots whose keyword literals
         a `KeywordScan` of the event found, when it scanned for every route at once."""
-        found: set[int] = set(self.always)
-        update = found.update
-        fields, folded = event_fields_folded(event)
-        for name, automaton in self.field_automata:
+        hit: set[int] = set()
+        update = hit.update
+        folded = event_folded_cache(event)
+        for name, get, automaton in self.field_automata:
             texts = folded.get(name)
             if texts is None:
-                raw = fields.get(name)
-                if raw is None:
-                    continue
-                texts = folded[name] = (
-                    raw.casefold() if type(raw) is str else [text.casefold() for text in raw]
-                )
-            if type(texts) is str:
-                for _, positions in automaton.iter(texts):
-                    update(positions)
-            else:
-                for text in texts:
-                    for _, positions in automaton.iter(text):
-                        update(positions)
+                # The same getter the rules read the field with: the index sees what they see.
+                value = get(event)
+                if type(value) is str:
+                    texts = folded[name] = (value.casefold(),)
+                else:
+                    texts = folded[name] = [text.casefold() for text in field_values(value)]
+            for text in texts:
+                for _, slots in automaton.iter(text):
+                    update(slots)
         if keyword_hits is not None:
             update(keyword_hits)
         else:
             keywords = self.automata.get(None)
             if keywords is not None:
-                for _, positions in keywords.iter(event_text_joined(event)):
-                    update(positions)
-        return sorted(found)
+                for _, slots in keywords.iter(event_text_joined(event)):
+                    update(slots)
+        found = list(self.always)
+        pairs = self.pairs
+        for slot in hit:
+            if not slot & 1:
+                position = slot >> 1
+                if position not in pairs or slot + 1 in hit:
+                    found.append(position)
+        found.sort()
+        return found
 
     @property
     def indexed(self) -> int:
@@ -273,7 +306,8 @@ class KeywordScan:
             self._set, self._by_pattern = _literal_set(entries)
 
     def hits(self, event: Event) -> dict[int, set[int]]:
-        """By route position: the rules whose keyword literals occur in the event."""
+        """By route position: the slots (see `RouteIndex`) whose keyword literals occur in
+        the event."""
         found: dict[int, set[int]] = {}
         if self._automaton is None:
             return found

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from soc.detect.compiler import Event, Getter, event_fields, field_texts, getter, lookup
+from soc.detect.compiler import Event, Getter, field_values, getter, lookup
 
 LogsourceKey = tuple[tuple[str, str], ...]
 Alternative = tuple[tuple[str, frozenset[str]], ...]
@@ -130,6 +130,8 @@ class RouteTable:
         for position, route in enumerate(routes):
             for alternative in route.alternatives:
                 self._file(position, alternative)
+        #: (getter of the dispatch field, its table), for the per-event loop.
+        self._dispatch = tuple((self._getters[name], table) for name, table in self._table.items())
 
     def _file(self, position: int, alternative: Alternative) -> None:
         if not alternative:
@@ -148,9 +150,8 @@ class RouteTable:
     def admitted(self, event: Event) -> list[int]:
         """Positions of the routes admitting the event, in route order."""
         found = set(self._unconditional)
-        fields = event_fields(event)
-        for name, table in self._table.items():
-            for item in field_texts(fields.get(name)):
+        for get, table in self._dispatch:
+            for item in field_values(get(event)):
                 for position, rest in table.get(item.casefold(), ()):
                     if position not in found and _check_holds(rest, event):
                         found.add(position)

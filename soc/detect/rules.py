@@ -32,7 +32,7 @@ from soc.detect.compiler import (
     any_of,
     compile_condition,
 )
-from soc.detect.index import KeywordScan, Requirement, RouteIndex, rule_requirement
+from soc.detect.index import KeywordScan, Requirement, RouteIndex, rule_requirements
 from soc.detect.pipelines import resolve_pipeline
 from soc.detect.routing import LogsourceKey, Route, RouteTable, load_routes, logsource_key
 
@@ -66,8 +66,9 @@ class CompiledRule:
     techniques: tuple[str, ...] = ()
     #: ATT&CK tactics from tags such as `attack.credential_access`.
     tactics: tuple[str, ...] = ()
-    #: Literals of which one must occur for the rule to match (None: always evaluated).
-    requirement: Requirement | None = None
+    #: Sets of literals of which, for each set, one must occur for the rule to match (none:
+    #: always evaluated).
+    requirements: tuple[Requirement, ...] = ()
     #: The pySigma rule after field mapping, kept for conversion to queries.
     sigma: SigmaRule | None = field(default=None, compare=False, repr=False)
 
@@ -234,7 +235,7 @@ def _compile(
         tactics=tuple(
             t.split(".", 1)[1] for t in tags if _TACTIC.fullmatch(t) and not _TECHNIQUE.fullmatch(t)
         ),
-        requirement=rule_requirement(trees),
+        requirements=rule_requirements(trees),
         sigma=rule,
     )
 
