@@ -210,9 +210,7 @@ class RouteIndex:
                 pairs.add(position)
             for number, needed in enumerate(rule.requirements[:MAX_REQUIREMENTS]):
                 for name, literal in needed:
-                    words.setdefault(name, {}).setdefault(literal, set()).add(
-                        position * 2 + number
-                    )
+                    words.setdefault(name, {}).setdefault(literal, set()).add(position * 2 + number)
         index.pairs = frozenset(pairs)
         for name, literals in words.items():
             automaton = ahocorasick.Automaton()
