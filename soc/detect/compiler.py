@@ -226,73 +226,25 @@ def string_leaves(node: Any) -> list[str]:
     return texts
 
 
-FieldTexts = str | list[str]
-
-
-def _add(out: dict[str, FieldTexts], path: str, text: str) -> None:
-    """A second value for a path (a list field, or a flat dotted key beside a nested one)."""
-    old = out.get(path)
-    if old is None:
-        out[path] = text
-    elif type(old) is list:
-        old.append(text)
-    else:
-        out[path] = [old, text]  # type: ignore[list-item]
-
-
-def _flatten(node: Any, prefix: str, out: dict[str, FieldTexts]) -> None:
-    """Values by dotted path; a path holds one text, or a list when it has several. This runs
-    once per event and costs as much as evaluating two rules, hence the shape."""
-    for key, value in node.items():
-        kind = type(value)
-        if kind is str:
-            path = prefix + key
-            if path in out:
-                _add(out, path, value)
-            else:
-                out[path] = value
-        elif kind is dict:
-            _flatten(value, prefix + key + ".", out)
-        elif kind is list:
-            path = prefix + key
-            for item in value:
-                if isinstance(item, dict):
-                    _flatten(item, path + ".", out)
-                elif item is not None:
-                    _add(out, path, as_text(item))
-        elif value is not None:
-            if isinstance(value, Mapping):
-                _flatten(value, prefix + key + ".", out)
-            else:
-                _add(out, prefix + key, as_text(value))
-
-
-def field_texts(texts: FieldTexts | None) -> list[str] | tuple[str, ...]:
-    if texts is None:
-        return ()
-    return (texts,) if type(texts) is str else texts  # type: ignore[return-value]
-
-
 class _EventViews:
     """Views of the event being matched, computed once for all the rules it meets: its texts
     (keywords search every field) and its case-folded values by dotted path (the index scans
     them). Holding the event itself (not its id) makes the identity check safe: a cached event
     cannot be freed and its address reused by another."""
 
-    __slots__ = ("all_folded", "event", "fields", "folded", "joined", "texts")
+    __slots__ = ("all_folded", "event", "folded", "joined", "texts")
 
     def __init__(self) -> None:
         self.event: object = None
         self.texts: tuple[str, ...] | None = None
         self.folded: tuple[str, ...] | None = None
         self.joined: str | None = None
-        self.fields: dict[str, FieldTexts] | None = None
         self.all_folded: dict[str, tuple[str, ...] | list[str]] | None = None
 
     def of(self, event: Event) -> _EventViews:
         if event is not self.event:
             self.event = event
-            self.texts = self.folded = self.joined = self.fields = self.all_folded = None
+            self.texts = self.folded = self.joined = self.all_folded = None
         return self
 
 
@@ -392,15 +344,6 @@ def event_folded_cache(event: Event) -> dict[str, tuple[str, ...] | list[str]]:
     if views.all_folded is None:
         views.all_folded = {}
     return views.all_folded
-
-
-def event_fields(event: Event) -> dict[str, FieldTexts]:
-    """Values as text by dotted path (nested and flat dotted keys alike)."""
-    views = _VIEWS.of(event)
-    if views.fields is None:
-        views.fields = {}
-        _flatten(event, "", views.fields)
-    return views.fields
 
 
 def _string_test(value: SigmaString) -> ValueTest:
