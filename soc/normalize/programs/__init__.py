@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from soc.normalize.programs import cron, dovecot, postfix, sshd, su, sudo
+from soc.normalize.programs import cron, dovecot, postfix, sshd, su, sudo, sysmon
 
 __all__ = ["PROGRAMS", "ProgramParser"]
 
@@ -29,6 +29,7 @@ _SU: Final = ProgramParser("system", "system.auth", su.parse)
 _CRON: Final = ProgramParser("system", "system.cron", cron.parse)
 _POSTFIX: Final = ProgramParser("system", "system.mail", postfix.parse)
 _DOVECOT: Final = ProgramParser("system", "system.mail", dovecot.parse)
+_SYSMON: Final = ProgramParser("sysmon", "sysmon.linux", sysmon.parse)
 
 PROGRAMS: Final[dict[str, ProgramParser]] = {
     "sshd": _SSHD,
@@ -48,4 +49,5 @@ PROGRAMS: Final[dict[str, ProgramParser]] = {
     "pop3-login": _DOVECOT,
     "submission-login": _DOVECOT,
     "managesieve-login": _DOVECOT,
+    "sysmon": _SYSMON,  # Sysmon for Linux: the Windows event XML, in the message
 }
