@@ -35,7 +35,7 @@ from soc.api.app import create_app
 from soc.api.auth import ensure_api_token
 from soc.api.ingest import Intake, install_intake
 from soc.api.rules import RuleCatalog, effective_options
-from soc.bus.base import Bus
+from soc.bus.base import MATCHES, Bus
 from soc.config import Address, Config
 from soc.detect.rules import RuleSet, load_rules
 from soc.detect.stage import CorrelationStage, Detection, DetectionStage
@@ -139,9 +139,10 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
             len(ruleset.correlations),
         )  # fmt: skip
         detection = Detection.from_rules(ruleset)
-        # On Kafka the correlator's windows survive a restart: it commits only up to the
-        # oldest match they may still need, and its successor reads those again.
-        replay = config.bus.startswith("kafka://")
+        # The correlator's windows survive a restart on Kafka and on the journaled in-process
+        # bus: it commits only up to the oldest match they may still need, and its successor
+        # reads those again.
+        replay = config.bus.startswith("kafka://") or MATCHES in getattr(bus, "durable", ())
         detection_stages = [
             DetectionStage(bus, detection),
             CorrelationStage(bus, detection, replay=replay),

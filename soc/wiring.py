@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from soc.bus.base import Bus
+from soc.bus.base import MATCHES, Bus
 from soc.bus.memory import MemoryBus
 from soc.config import Config
 from soc.store.base import Store
@@ -22,7 +22,13 @@ def make_bus(config: Config) -> Bus:
             partitions=config.pipeline.partitions,
             namespace=f"{config.namespace}." if config.namespace else "",
         )
-    return MemoryBus(capacity=config.pipeline.bus_capacity)
+    # The matches that feed correlations are journaled beside the store, so that correlation
+    # windows outlive a restart of `soc run` as they do on Kafka.
+    return MemoryBus(
+        capacity=config.pipeline.bus_capacity,
+        journal=config.data_dir / "bus-journal.db",
+        durable={MATCHES},
+    )
 
 
 def make_store(config: Config) -> Store:

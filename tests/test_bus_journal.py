@@ -1,0 +1,123 @@
+"""The in-process bus journals its durable topics: what no group had committed when `soc run`
+stopped is delivered again after a restart, at the same offsets, so correlation windows outlive
+the process as they do on Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from soc.bus.base import ALERTS, EVENTS, MATCHES, Delivered, Message
+from soc.bus.memory import MemoryBus
+from soc.detect.correlation import Match
+from soc.detect.rules import load_rules
+from soc.detect.stage import CorrelationStage, Detection, _match_value
+from soc.stage import run_stage
+
+ROOT = Path(__file__).resolve().parents[1]
+FAILED_PASSWORD = "0b0c9a3e-6f1d-4d8e-9a57-2f4f1f0a6c11"
+BRUTE_FORCE = "9a1c6e2f-4b7d-4e58-a3c1-7f2b8d0e5a42"  # 10 failures from one address in 5 min
+
+
+def journaled(path: Path) -> MemoryBus:
+    return MemoryBus(partitions=2, journal=path, durable={MATCHES})
+
+
+async def test_uncommitted_records_come_back_after_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "bus-journal.db"
+    first = journaled(path)
+    await first.start()
+    await first.publish(MATCHES, [Message(f"k{n}", {"n": n}) for n in range(8)])
+    await first.publish(EVENTS, [Message("e", {"not": "journaled"})])
+    consumer = await first.subscribe(MATCHES, "correlate")
+    taken = await consumer.poll(100, 0.1)
+    assert len(taken) == 8
+    # Commit half of each partition: the rest is still needed.
+    kept = {p: min(r.offset for r in taken if r.partition == p) + 2 for p in (0, 1)}
+    await consumer.commit_upto(kept)
+    expected = sorted(
+        (r.partition, r.offset, r.value["n"]) for r in taken if r.offset >= kept[r.partition]
+    )
+    await first.close()
+    with sqlite3.connect(path) as db:  # trimmed records left the journal too
+        assert db.execute("SELECT count(*) FROM records").fetchone() == (len(expected),)
+
+    second = journaled(path)
+    await second.start()
+    again = await (await second.subscribe(MATCHES, "correlate")).poll(100, 0.1)
+    assert sorted((r.partition, r.offset, r.value["n"]) for r in again) == expected
+    assert await (await second.subscribe(EVENTS, "x")).poll(10, 0.05) == []
+    # New records continue the numbering: no offset is given twice.
+    await second.publish(MATCHES, [Message("k0", {"n": 99})])
+    (latest,) = [r for r in await _everything(second) if r.value["n"] == 99]
+    before = max(r.offset for r in again if r.partition == latest.partition)
+    assert latest.offset == before + 1
+    await second.close()
+
+
+async def _everything(bus: MemoryBus) -> list[Delivered]:
+    consumer = await bus.subscribe(MATCHES, "everything")
+    return await consumer.poll(1000, 0.1)
+
+
+def failure(n: int, ip: str = "203.0.113.9") -> Message:
+    event = {
+        "@timestamp": f"2026-11-28T08:00:{n:02d}.000000Z",
+        "event": {"id": f"fail-{ip}-{n}"},
+        "source": {"ip": ip},
+    }
+    match = Match(
+        FAILED_PASSWORD, "sshd_failed_password", 1_764_316_800.0 + n, event, f"fail-{ip}-{n}"
+    )
+    return Message(f"source.ip={ip}", _match_value(match))
+
+
+async def correlate_once(bus: MemoryBus, wait_for: int) -> list[Delivered]:
+    """One `soc run`'s correlator: reads what there is and stops; the alerts it raised."""
+    detection = Detection.from_rules(load_rules([ROOT / "rules"]))
+    stage = CorrelationStage(bus, detection, replay=MATCHES in bus.durable)
+    alerts = await bus.subscribe(ALERTS, "incidents")
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_stage(bus, stage, stop, 100, drain=False))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if stage._next and sum(stage._next.values()) >= wait_for:
+            break
+        if not stage._next and detection.correlations.stats.groups:
+            break
+    await asyncio.sleep(0.3)
+    stop.set()
+    await task
+    return [r for r in await alerts.poll(1000, 0.1) if r.value["rule"]["id"] == BRUTE_FORCE]
+
+
+async def test_a_restarted_soc_run_keeps_its_correlation_windows(tmp_path: Path) -> None:
+    path = tmp_path / "bus-journal.db"
+    first = journaled(path)
+    await first.start()
+    await first.publish(MATCHES, [failure(n) for n in range(6)])
+    assert await correlate_once(first, wait_for=6) == []  # six failures: the window is open
+    await first.close()
+
+    second = journaled(path)
+    await second.start()
+    await second.publish(MATCHES, [failure(n) for n in range(6, 10)])
+    alerts = await correlate_once(second, wait_for=10)
+    assert len(alerts) == 1
+    assert len(alerts[0].value["correlation"]["event_ids"]) == 10
+    await second.close()
+
+
+async def test_without_the_journal_a_restart_forgets_the_window(tmp_path: Path) -> None:
+    """What the journal is for."""
+    first = MemoryBus(partitions=2)
+    await first.start()
+    await first.publish(MATCHES, [failure(n) for n in range(6)])
+    await correlate_once(first, wait_for=6)
+    await first.close()
+    second = MemoryBus(partitions=2)
+    await second.start()
+    await second.publish(MATCHES, [failure(n) for n in range(6, 10)])
+    assert await correlate_once(second, wait_for=4) == []
+    await second.close()
