@@ -131,8 +131,12 @@ def test_routing_admits_only_events_of_the_log_source(tmp_path: Path) -> None:
     rule = {**HEADER, "logsource": {"product": "linux", "service": "sshd"}}
     path.write_text(yaml.safe_dump({**rule, "detection": {"s": {"a": 1}, "condition": "s"}}))
     ruleset = load_rules([path])
-    assert len(list(ruleset.match({"a": 1, "process": {"name": "sshd"}}))) == 1
-    assert list(ruleset.match({"a": 1, "process": {"name": "cron"}})) == []
+    logged = {"module": "system"}
+    assert len(list(ruleset.match({"a": 1, "event": logged, "process": {"name": "sshd"}}))) == 1
+    assert list(ruleset.match({"a": 1, "event": logged, "process": {"name": "cron"}})) == []
+    # A process named sshd that Sysmon saw start is not sshd's own log.
+    seen = {"module": "sysmon"}
+    assert list(ruleset.match({"a": 1, "event": seen, "process": {"name": "sshd"}})) == []
 
 
 def test_duplicate_rule_ids_are_reported(tmp_path: Path) -> None:
