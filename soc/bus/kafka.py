@@ -59,7 +59,8 @@ class KafkaBus:
             client_id=self._client_id,
             acks="all",
             enable_idempotence=True,
-            compression_type="gzip",
+            # LZ4: gzip cost the engine a tenth of its time compressing (py-spy, issue 4).
+            compression_type="lz4",
             linger_ms=5,
             max_batch_size=1024 * 1024,
             key_serializer=lambda key: key.encode("utf-8", "surrogatepass"),
@@ -111,10 +112,37 @@ class KafkaBus:
             raise RuntimeError("publish before start")
         await self.ensure_topic(topic)
         name = self._name(topic)
-        pending = [
-            await self._producer.send(name, value=message.value, key=message.key)
-            for message in messages
-        ]
+        producer = self._producer
+        # One batch per partition rather than one send per record: a record's send costs a
+        # future and its callback, which took an eighth of the engine's time (py-spy, issue 4).
+        # Records go to the partition the producer's own partitioner gives their key, so
+        # per-key order and placement are as with `send`.
+        partitions = sorted(await producer.partitions_for(name))
+        by_partition: dict[int, list[Message]] = {}
+        for message in messages:
+            key = message.key.encode("utf-8", "surrogatepass")
+            partition = producer._partitioner(key, partitions, partitions)
+            by_partition.setdefault(partition, []).append(message)
+        pending: list[asyncio.Future[Any]] = []
+        for partition, records in by_partition.items():
+            batch = producer.create_batch()
+            for message in records:
+                if batch.append(key=message.key, value=message.value, timestamp=None) is not None:
+                    continue
+                if batch.record_count():
+                    pending.append(await producer.send_batch(batch, name, partition=partition))
+                    batch = producer.create_batch()
+                    appended = batch.append(key=message.key, value=message.value, timestamp=None)
+                    if appended is not None:
+                        continue
+                # Larger than a whole batch: `send` gives it one of its own (or refuses it).
+                pending.append(
+                    await producer.send(
+                        name, value=message.value, key=message.key, partition=partition
+                    )
+                )
+            if batch.record_count():
+                pending.append(await producer.send_batch(batch, name, partition=partition))
         await asyncio.gather(*pending)
 
     async def subscribe(self, topic: str, group: str) -> KafkaConsumer:
