@@ -27,6 +27,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from soc import heap  # noqa: E402
 from soc.detect.rules import CompiledRule, RuleSet, load_rules  # noqa: E402
 from soc.normalize import NormalizeOptions, normalize  # noqa: E402
 from soc.normalize.web import normalize_access_log  # noqa: E402
@@ -123,6 +124,9 @@ def main() -> int:
     )
     load_seconds = time.perf_counter() - started
     events = mixed_stream(args.events)
+    # As the engine does once its rules are loaded (soc/heap.py): the collector leaves the
+    # rule set and the loaded events alone; every mode below runs with it so.
+    heap.settle()
     rss_after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     indexed_rate, indexed_hits = measure(events, ruleset.match)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from soc import __version__, users_cli
+from soc import __version__, heap, users_cli
 from soc.config import Config, ConfigError, load_config
 from soc.logs import setup_logging
 
@@ -277,6 +277,7 @@ def _scan(config: Config, args: argparse.Namespace) -> int:
     ruleset = _load(config, args.rules or [])
     output = args.output.open("wb") if args.output else sys.stdout.buffer
     progress = sys.stderr if sys.stderr.isatty() else None
+    heap.settle()
     try:
         summary = scan(
             args.paths,
@@ -286,6 +287,7 @@ def _scan(config: Config, args: argparse.Namespace) -> int:
             progress=progress,
         )
     finally:
+        heap.release()
         if args.output:
             output.close()
         else:

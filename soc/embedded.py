@@ -29,7 +29,7 @@ from collectors.netmeta.main import start_sensor
 from collectors.syslog.server import SyslogServer
 from collectors.syslog.sources import SourceMap
 from collectors.syslog.tls import ServerTls
-from soc import metrics
+from soc import heap, metrics
 from soc.accounts import Accounts
 from soc.api.app import create_app
 from soc.api.auth import ensure_api_token
@@ -139,6 +139,7 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
             len(ruleset.correlations),
         )  # fmt: skip
         detection = Detection.from_rules(ruleset)
+        heap.settle()
         # The correlator's windows survive a restart on Kafka and on the journaled in-process
         # bus: it commits only up to the oldest match they may still need, and its successor
         # reads those again.
@@ -299,6 +300,7 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
     await store.close()
     if accounts is not None:
         accounts.close()
+    heap.release()
     failed = [task for task in stage_tasks if task.done() and task.exception() is not None]
     for task in failed:
         log.error("stage failed stage=%s error=%r", task.get_name(), task.exception())
@@ -379,6 +381,7 @@ async def _reload_rules(
         len(ruleset.rules), len(ruleset.unrouted), len(ruleset.problems),
         len(detection.correlations.correlations),
     )  # fmt: skip
+    heap.resettle()  # the old rule set is garbage now; the new one lives on
 
 
 async def _wait_for_stop(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> str:
