@@ -59,6 +59,8 @@ bench: $(STAMP) services console
 	$(BIN)/python bench/normalize.py
 	$(BIN)/python bench/collectors.py
 	$(BIN)/python bench/netmeta.py
+	$(BIN)/python bench/kafka_codecs.py
+	$(BIN)/python bench/incidents.py
 	$(BIN)/python bench/retention.py
 	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/console.py
