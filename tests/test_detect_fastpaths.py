@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from soc.detect.compiler import _MISSING as MISSING
-from soc.detect.compiler import getter, lookup
+from soc.detect.compiler import event_json_folded, getter, lookup
 from soc.detect.routing import Route
 from soc.detect.rules import LoadOptions, RuleSet, load_rules
 
@@ -110,6 +110,19 @@ CASES = [
         {"m": "GET", "u": "/x"},
         True,
     ),
+    # Events are scanned as folded JSON: escaped quotes, backslashes and control characters
+    # still match, keys and nulls only widen the pre-selection, never the result.
+    (
+        {"k": ['c:\\windows\\temp\\"x'], "condition": "k"},
+        {"a": 'run C:\\Windows\\Temp\\"X" now'},
+        True,
+    ),
+    ({"k": ["a\tb"], "condition": "k"}, {"m": "xx A\tB yy"}, True),
+    ({"k": ["process"], "condition": "k"}, {"process": {"name": "x"}, "n": None}, False),
+    ({"k": ["null"], "condition": "k"}, {"n": None}, False),
+    # Non-ASCII text folds as Python folds it: Vietnamese, the sharp s.
+    ({"k": ["thất bại"], "condition": "k"}, {"m": "Đăng nhập THẤT BẠI"}, True),
+    ({"k": ["strasse"], "condition": "k"}, {"m": "Hauptstraße 1"}, True),
     # Keyword texts come from every nested value and list item but the raw record.
     ({"k": ["evil.exe"], "condition": "k"}, {"p": [{"q": ["a", {"r": "x EVIL.EXE"}]}]}, True),
     ({"k": ["4624"], "condition": "k"}, {"event": {"code": 4624}}, True),
@@ -195,3 +208,18 @@ def test_an_and_is_a_candidate_only_when_both_its_requirements_are_met(tmp_path:
     assert index.candidates({"m": "GET", "u": "/index.php"}) == []
     assert index.candidates({"m": "POST", "u": "/etc/passwd"}) == []
     assert index.candidates({"m": "GET", "u": "/../etc/passwd"}) == [0]
+
+
+def test_events_are_scanned_as_folded_json_and_the_rest_as_folded_texts(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, {"k": ["mimikatz"], "condition": "k"})
+    assert rules.keywords._json_set is not None, "the JSON scan is the path under test"
+    plain = {"m": "run MIMIKATZ", "event": {"original": "x" * 10_000}}
+    assert event_json_folded(plain) == b'{"m":"run mimikatz","event":{}}'
+    # ASCII letters lowered, characters without case kept; or folded in full when needed.
+    assert event_json_folded({"m": "WIN® Đà"}) == '{"m":"win® đà"}'.encode()
+    assert event_json_folded({"m": "WIN® đà"}) == '{"m":"win® đà"}'.encode()
+    assert event_json_folded({"m": "STRAẞE"}) == b'{"m":"strasse"}'
+    assert event_json_folded({"m": 2**70}) == b""  # not a JSON number: the folded texts
+    assert event_json_folded({"m": "\udc80"}) == b""  # a lone surrogate: the folded texts
+    for event in (plain, {"m": "Đà Nẵng MIMIKATZ"}, {"m": 2**70, "n": "mimikatz"}):
+        assert [r.title for r in rules.match(event)] == ["t0"]

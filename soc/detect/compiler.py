@@ -13,6 +13,7 @@ element does, and `null` means absent or null.
 from __future__ import annotations
 
 import copy
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,6 +23,7 @@ from re import _parser  # type: ignore[attr-defined]
 from typing import Any
 
 import ahocorasick
+import orjson
 import re2
 from sigma.conditions import (
     ConditionAND,
@@ -232,7 +234,7 @@ class _EventViews:
     them). Holding the event itself (not its id) makes the identity check safe: a cached event
     cannot be freed and its address reused by another."""
 
-    __slots__ = ("all_folded", "event", "folded", "joined", "texts")
+    __slots__ = ("all_folded", "event", "folded", "joined", "json", "texts")
 
     def __init__(self) -> None:
         self.event: object = None
@@ -240,11 +242,13 @@ class _EventViews:
         self.folded: tuple[str, ...] | None = None
         self.joined: str | None = None
         self.all_folded: dict[str, tuple[str, ...] | list[str]] | None = None
+        #: The event as folded JSON without its raw record; b"" when it cannot be one.
+        self.json: bytes | None = None
 
     def of(self, event: Event) -> _EventViews:
         if event is not self.event:
             self.event = event
-            self.texts = self.folded = self.joined = self.all_folded = None
+            self.texts = self.folded = self.joined = self.all_folded = self.json = None
         return self
 
 
@@ -302,6 +306,64 @@ def _leaves(node: Any, texts: list[str]) -> None:
             stack.extend(item.values())
         elif item is not None:
             append(as_text(item))
+
+
+#: Types whose JSON form differs from their text in `event_texts`: refused, not converted.
+_JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def event_json_folded(event: Event) -> bytes:
+    """The event (but its raw record) serialized as JSON (UTF-8) and case-folded; b"" when a
+    value cannot be JSON as `event_texts` renders it (a lone surrogate, an integer beyond 64
+    bits, a date). The keyword scan reads this instead of the joined texts: calls in C instead
+    of a walk over every value.
+
+    Every text of the event is in it with JSON's escapes. Escaping goes character by character
+    and folding never makes or takes a character JSON escapes, so fold(JSON(text)) equals
+    JSON(fold(text)) and a folded literal, escaped, occurs in it wherever the literal occurs
+    in a folded text (the scan finds more, never less: keys, `null`). When no character of it
+    changes under Unicode folding but ASCII letters (nearly every event: "®" and lower-case
+    Vietnamese do not), lowering the ASCII bytes is that folding, at a twentieth of the cost."""
+    views = _VIEWS.of(event)
+    if views.json is None:
+        views.json = b""
+        shown: Any = event
+        inner = event.get("event")
+        if type(inner) is dict and "original" in inner:
+            shown = dict(event)
+            shown["event"] = {key: value for key, value in inner.items() if key != "original"}
+        if _NOT_KEYWORD_SEARCHED in shown:
+            shown = dict(shown)
+            del shown[_NOT_KEYWORD_SEARCHED]
+        try:
+            raw = orjson.dumps(shown, option=_JSON_OPTIONS)
+        except TypeError:
+            return views.json  # b"": the folded texts, walked
+        if raw.isascii() or _folding_characters().search(raw) is None:
+            views.json = raw.lower()  # ASCII letters only: multi-byte UTF-8 is left alone
+        else:
+            views.json = raw.decode().casefold().encode()
+    return views.json
+
+
+@functools.cache
+def _folding_characters() -> Any:
+    """RE2 for any non-ASCII character that Unicode case folding changes (628 ranges)."""
+    ranges: list[list[int]] = []
+    for point in range(0x80, 0x110000):
+        if 0xD800 <= point <= 0xDFFF:
+            continue
+        character = chr(point)
+        if character.casefold() != character:
+            if ranges and ranges[-1][1] == point - 1:
+                ranges[-1][1] = point
+            else:
+                ranges.append([point, point])
+    members = "".join(
+        re2.escape(chr(low)) if low == high else f"{re2.escape(chr(low))}-{re2.escape(chr(high))}"
+        for low, high in ranges
+    )
+    return re2.compile(f"[{members}]".encode(), _RE2_OPTIONS)
 
 
 def field_values(value: Any) -> tuple[str, ...] | list[str]:

@@ -22,6 +22,7 @@ from re import _parser  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
 import ahocorasick
+import orjson
 import re2
 from sigma.conditions import (
     ConditionAND,
@@ -42,6 +43,7 @@ from soc.detect.compiler import (
     Getter,
     event_field,
     event_folded_cache,
+    event_json_folded,
     event_text_joined,
     field_values,
     getter,
@@ -296,12 +298,20 @@ class KeywordScan:
         self._automaton: Any = None
         self._set: Any = None
         self._by_pattern: list[tuple[tuple[int, tuple[int, ...]], ...]] = []
+        self._json_set: Any = None
+        self._by_json_pattern: list[tuple[tuple[int, tuple[int, ...]], ...]] = []
         if entries:
             self._automaton = ahocorasick.Automaton()
             for literal, found in entries.items():
                 self._automaton.add_word(literal, tuple(found))
             self._automaton.make_automaton()
             self._set, self._by_pattern = _literal_set(entries)
+            # Events are scanned as folded JSON (see `event_json_folded`): for the literals
+            # as JSON escapes them.
+            escaped: dict[str, list[tuple[int, tuple[int, ...]]]] = {}
+            for literal, found in entries.items():
+                escaped.setdefault(orjson.dumps(literal)[1:-1].decode(), []).extend(found)
+            self._json_set, self._by_json_pattern = _literal_set(escaped)
 
     def hits(self, event: Event) -> dict[int, set[int]]:
         """By route position: the slots (see `RouteIndex`) whose keyword literals occur in
@@ -309,6 +319,26 @@ class KeywordScan:
         found: dict[int, set[int]] = {}
         if self._automaton is None:
             return found
+        matched: Any = None
+        if self._json_set is not None:
+            json = event_json_folded(event)
+            if json:
+                hits = self._json_set.Match(json) or ()
+                matched = [self._by_json_pattern[number] for number in hits]
+        if matched is None:
+            matched = self._scan_texts(event)
+        for entries in matched:
+            for route, positions in entries:
+                rules = found.get(route)
+                if rules is None:
+                    found[route] = set(positions)
+                else:
+                    rules.update(positions)
+        return found
+
+    def _scan_texts(self, event: Event) -> list[tuple[tuple[int, tuple[int, ...]], ...]]:
+        """The hits in the event's folded texts (for events `event_json_folded` cannot give,
+        and texts RE2 cannot take)."""
         text = event_text_joined(event)
         matched: Any = None
         if self._set is not None:
@@ -318,14 +348,7 @@ class KeywordScan:
                 matched = None
         if matched is None:
             matched = [entries for _, entries in self._automaton.iter(text)]
-        for entries in matched:
-            for route, positions in entries:
-                rules = found.get(route)
-                if rules is None:
-                    found[route] = set(positions)
-                else:
-                    rules.update(positions)
-        return found
+        return list(matched)
 
 
 #: Memory the RE2 set's DFA may use (allocated as states are met, not up front).
