@@ -20,8 +20,10 @@ def test_settled_objects_wait_and_a_resettle_reclaims_them() -> None:
     try:
         old = Node()
         gone = weakref.ref(old)
+        before = gc.get_threshold()
         heap.settle()
         assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[2] == 1000  # full collections spaced out
         del old
         gc.collect()
         assert gone() is not None, "a frozen cycle is not collected: settle froze nothing"
@@ -31,3 +33,4 @@ def test_settled_objects_wait_and_a_resettle_reclaims_them() -> None:
     finally:
         heap.release()
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
