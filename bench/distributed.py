@@ -3,8 +3,9 @@
 machine with Kafka and Elasticsearch beside them (`make services`).
 
 Prints sustained events/s (all lines searchable) and the delay from sending a line to its alert
-being searchable through the API (p50/p99 over marker lines spread through the stream), next to
-the same load through `soc run` (embedded) as the baseline. Never fails on a time.
+being searchable through the API (p50/p99 over marker lines spread through the stream), with one
+`soc engine` and with two sharing the partitions (the way a province scales out), next to the
+same load through `soc run` (embedded) as the baseline. Never fails on a time.
 """
 
 from __future__ import annotations
@@ -63,9 +64,15 @@ def _ready(log: Path, process: subprocess.Popen[bytes]) -> str:
 
 
 def run(
-    distributed: bool, lines: list[bytes], markers: dict[int, str], rules: list[str], rate: float
+    distributed: bool,
+    lines: list[bytes],
+    markers: dict[int, str],
+    rules: list[str],
+    rate: float,
+    engines: int = 1,
 ) -> dict[str, Any]:
-    """`rate` lines/s paces the sender (0: as fast as the platform takes them)."""
+    """`rate` lines/s paces the sender (0: as fast as the platform takes them). `engines`: how
+    many `soc engine` processes share the work (one consumer group per stage, as deployed)."""
     work = Path(tempfile.mkdtemp(prefix="soc-bench-e2e-"))
     namespace = f"bench{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "SOC_AUTH__API_TOKEN": TOKEN, "SOC_DATA_DIR": str(work / "data")}
@@ -78,17 +85,18 @@ def run(
             "SOC_NAMESPACE": namespace,
         }
         parts = [
-            (["engine", *rule_args], "engine"),
             (["api", "--http", "127.0.0.1:0"], "api"),
             (["collector", "syslog", "--syslog", "127.0.0.1:0"], "collector"),
+            *((["engine", *rule_args], f"engine{n}") for n in range(engines)),
         ]
         logs = {}
         for args, name in parts:
             logs[name] = work / f"{name}.log"
             processes.append(_start(args, env, logs[name]))
-        _ready(logs["engine"], processes[0])
-        http = re.search(r"http=(\S+)", _ready(logs["api"], processes[1]))
-        tcp = re.search(r"syslog_tcp=\S+:(\d+)", _ready(logs["collector"], processes[2]))
+        for n in range(engines):
+            _ready(logs[f"engine{n}"], processes[2 + n])
+        http = re.search(r"http=(\S+)", _ready(logs["api"], processes[0]))
+        tcp = re.search(r"syslog_tcp=\S+:(\d+)", _ready(logs["collector"], processes[1]))
     else:
         log = work / "run.log"
         processes.append(
@@ -188,12 +196,16 @@ def main() -> int:
         ).encode()
     print(f"lines: {args.lines:,}; rules: {'own only' if len(rules) == 1 else 'full SigmaHQ + own'}; "
           f"{len(markers)} latency markers")  # fmt: skip
-    for distributed in (True, False):
-        name = "distributed (Kafka + ES)" if distributed else "embedded soc run (baseline)"
-        burst = run(distributed, lines, markers, rules, rate=0)
+    for distributed, engines in ((True, 1), (True, 2), (False, 1)):
+        name = (
+            f"distributed, {engines} engine{'s' if engines > 1 else ''}"
+            if distributed
+            else "embedded soc run (baseline)"
+        )
+        burst = run(distributed, lines, markers, rules, rate=0, engines=engines)
         print(f"{name:<28}: {burst['rate']:>7,.0f} events/s sustained "
               f"({burst['events']:,} in {burst['seconds']:.1f} s, all sent at once)")  # fmt: skip
-        paced = run(distributed, lines, markers, rules, rate=burst["rate"] * 0.5)
+        paced = run(distributed, lines, markers, rules, rate=burst["rate"] * 0.5, engines=engines)
         print(f"{'':<28}  at half that rate, receipt -> alert searchable: p50 {paced['p50']:.2f} s, "
               f"p99 {paced['p99']:.2f} s (markers seen {paced['markers']})")  # fmt: skip
     return 0
