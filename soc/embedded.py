@@ -146,7 +146,15 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
         replay = config.bus.startswith("kafka://") or MATCHES in getattr(bus, "durable", ())
         detection_stages = [
             DetectionStage(bus, detection),
-            CorrelationStage(bus, detection, replay=replay),
+            CorrelationStage(
+                bus,
+                detection,
+                replay=replay,
+                # The in-process bus holds what is not committed in memory, up to its capacity.
+                max_held=None
+                if config.bus.startswith("kafka://")
+                else config.pipeline.bus_capacity // 2,
+            ),
         ]
         options = NormalizeOptions(timezone=ZoneInfo(config.syslog.timezone))
         layers = [

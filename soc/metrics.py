@@ -95,6 +95,11 @@ CORRELATION_EVICTED = Counter(
     ["reason"],
 )
 CORRELATION_GROUPS = Gauge("soc_correlation_groups", "Correlation groups held in memory.")
+CORRELATION_REPLAY_RELEASED = Counter(
+    "soc_correlation_replay_released_total",
+    "Matches the correlator let go of before their windows closed because it held as many as it"
+    " may for a replay (the in-process bus's capacity): a restart would not rebuild them.",
+)
 BUS_LAG = Gauge(
     "soc_bus_lag_records",
     "Records on the bus not yet committed by a stage's group, per topic partition.",

@@ -121,3 +121,36 @@ async def test_without_the_journal_a_restart_forgets_the_window(tmp_path: Path) 
     await second.publish(MATCHES, [failure(n) for n in range(6, 10)])
     assert await correlate_once(second, wait_for=4) == []
     await second.close()
+
+
+async def test_what_the_correlator_holds_for_replay_never_stalls_the_bus(tmp_path: Path) -> None:
+    """The in-process bus stops publishers at its capacity, and a replaying correlator keeps
+    every match of its open windows uncommitted: held without bound, a burst of matches within
+    one window would stall the stream. Past `max_held` the oldest are let go, and counted."""
+    from soc import metrics
+
+    bus = MemoryBus(partitions=1, capacity=20, journal=tmp_path / "j.db", durable={MATCHES})
+    await bus.start()
+    detection = Detection.from_rules(load_rules([ROOT / "rules"]))
+    stage = CorrelationStage(bus, detection, replay=True, max_held=10)
+    released = metrics.CORRELATION_REPLAY_RELEASED._value.get()
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_stage(bus, stage, stop, 5, drain=False))
+
+    async def burst() -> None:  # 60 failures from 60 addresses within one minute
+        for n in range(0, 60, 5):
+            await bus.publish(
+                MATCHES, [failure(k % 60, ip=f"198.51.100.{k}") for k in range(n, n + 5)]
+            )
+
+    await asyncio.wait_for(burst(), timeout=20)
+    for _ in range(100):
+        if sum(stage._next.values()) >= 60:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await task
+    assert sum(stage._next.values()) == 60
+    assert metrics.CORRELATION_REPLAY_RELEASED._value.get() - released >= 50
+    assert bus.backlog(MATCHES) <= 20
+    await bus.close()

@@ -103,15 +103,28 @@ class CorrelationStage:
     name = "correlate"
     topic = MATCHES
 
-    def __init__(self, bus: Bus, detection: Detection, *, replay: bool = False) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        detection: Detection,
+        *,
+        replay: bool = False,
+        max_held: int | None = None,
+    ) -> None:
         """With `replay` (a durable bus), the stage commits only up to the oldest match its
         windows may still need, so that after a restart or a rebalance the next owner of a
         partition rebuilds the open windows by reading those matches again; the alerts they
-        raise again carry the same ids and are stored once."""
+        raise again carry the same ids and are stored once.
+
+        `max_held` bounds the matches held back so (the in-process bus keeps every uncommitted
+        record in memory and stops publishers at its capacity: holding more would stall the
+        stream). Beyond it the oldest are committed anyway and counted; the running windows
+        keep them, only a restart would miss them."""
         self._bus = bus
         self.detection = detection
         self._watermark = 0.0
         self._replay = replay
+        self._max_held = max_held
         #: Per partition: (offset, match time) of the records read and maybe still needed.
         self._held: dict[int, deque[tuple[int, float]]] = {}
         self._next: dict[int, int] = {}
@@ -121,12 +134,22 @@ class CorrelationStage:
         if not self._replay:
             return None
         cutoff = self._watermark - self.detection.correlations.horizon
-        positions = {}
-        for partition, held in self._held.items():
+        for held in self._held.values():
             while held and held[0][1] < cutoff:
                 held.popleft()
-            positions[partition] = held[0][0] if held else self._next[partition]
-        return positions
+        if self._max_held is not None:
+            excess = sum(len(held) for held in self._held.values()) - self._max_held
+            if excess > 0:
+                metrics.CORRELATION_REPLAY_RELEASED.inc(excess)
+                while excess > 0:
+                    # The oldest match of all partitions goes first.
+                    oldest = min((h for h in self._held.values() if h), key=lambda h: h[0][1])
+                    oldest.popleft()
+                    excess -= 1
+        return {
+            partition: held[0][0] if held else self._next[partition]
+            for partition, held in self._held.items()
+        }
 
     async def handle(self, batch: list[Delivered]) -> None:
         engine = self.detection.correlations
