@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from soc.detect.compiler import Event, Getter, field_values, getter, lookup
+from soc.detect.compiler import _MISSING, Event, Getter, field_values, getter, lookup
 
 LogsourceKey = tuple[tuple[str, str], ...]
 Alternative = tuple[tuple[str, frozenset[str]], ...]
@@ -106,6 +106,8 @@ _DISPATCH_PRIORITY = (
     "event.module",
 )
 _Check = tuple[Getter, frozenset[str]]
+#: Routing decisions kept (by the values of the routing fields) before the table starts over.
+_DECISIONS_KEPT = 4096
 
 
 def _check_holds(checks: tuple[_Check, ...], event: Event) -> bool:
@@ -132,6 +134,10 @@ class RouteTable:
                 self._file(position, alternative)
         #: (getter of the dispatch field, its table), for the per-event loop.
         self._dispatch = tuple((self._getters[name], table) for name, table in self._table.items())
+        #: Every field routing reads; their values decide the routes, and a stream has few
+        #: combinations of them (channel, event code, program...): decisions are kept by them.
+        self._key_getters = tuple(self._getters.values())
+        self._decided: dict[tuple[Any, ...], tuple[int, ...]] = {}
 
     def _file(self, position: int, alternative: Alternative) -> None:
         if not alternative:
@@ -147,12 +153,33 @@ class RouteTable:
         for value in values:
             table.setdefault(value, []).append((position, rest))
 
-    def admitted(self, event: Event) -> list[int]:
+    def admitted(self, event: Event) -> tuple[int, ...]:
         """Positions of the routes admitting the event, in route order."""
+        values: list[Any] = []
+        for get in self._key_getters:
+            value = get(event)
+            if type(value) is str or value is None or value is _MISSING:
+                values.append(value)
+            elif type(value) is list and all(type(item) is str for item in value):
+                values.append(tuple(value))
+            else:
+                # A number, a boolean, an object: values that compare equal across types (1,
+                # 1.0, True) route differently, so such events are routed afresh.
+                return self._admit(event)
+        key = tuple(values)
+        decided = self._decided.get(key)
+        if decided is None:
+            decided = self._admit(event)
+            if len(self._decided) >= _DECISIONS_KEPT:
+                self._decided.clear()
+            self._decided[key] = decided
+        return decided
+
+    def _admit(self, event: Event) -> tuple[int, ...]:
         found = set(self._unconditional)
         for get, table in self._dispatch:
             for item in field_values(get(event)):
                 for position, rest in table.get(item.casefold(), ()):
                     if position not in found and _check_holds(rest, event):
                         found.add(position)
-        return sorted(found)
+        return tuple(sorted(found))
