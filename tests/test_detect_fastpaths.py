@@ -223,3 +223,24 @@ def test_events_are_scanned_as_folded_json_and_the_rest_as_folded_texts(tmp_path
     assert event_json_folded({"m": "\udc80"}) == b""  # a lone surrogate: the folded texts
     for event in (plain, {"m": "Đà Nẵng MIMIKATZ"}, {"m": 2**70, "n": "mimikatz"}):
         assert [r.title for r in rules.match(event)] == ["t0"]
+
+
+class _GaveUp:
+    """RE2's answer when its DFA runs out of memory mid-scan: no match at all. (Not reliably
+    provoked with real inputs at the budget the engine gives RE2, hence the stand-in.)"""
+
+    def Match(self, text: object) -> None:
+        return None
+
+
+def test_a_scan_re2_did_not_complete_falls_back_instead_of_hiding_rules(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, {"k": ["mimikatz"], "condition": "k"})
+    assert rules.keywords._json_set is not None and rules.keywords._set is not None
+    event = {"m": "run MIMIKATZ now"}
+    # A completed scan reports the always-matching pattern 0 with the literals it found.
+    assert rules.keywords._json_set.find(b'"run mimikatz now"') == [((0, (0,)),)]
+    assert rules.keywords._json_set.find(b"nothing") == []
+    rules.keywords._json_set._set = _GaveUp()
+    rules.keywords._set._set = _GaveUp()
+    assert rules.keywords._json_set.find(b"nothing") is None
+    assert [r.title for r in rules.match(event)] == ["t0"]  # found by the automaton

@@ -296,22 +296,20 @@ class KeywordScan:
             for literal, positions in routes[route].keyword_literals().items():
                 entries.setdefault(literal, []).append((route, positions))
         self._automaton: Any = None
-        self._set: Any = None
-        self._by_pattern: list[tuple[tuple[int, tuple[int, ...]], ...]] = []
-        self._json_set: Any = None
-        self._by_json_pattern: list[tuple[tuple[int, tuple[int, ...]], ...]] = []
+        self._set: _LiteralSet | None = None
+        self._json_set: _LiteralSet | None = None
         if entries:
             self._automaton = ahocorasick.Automaton()
             for literal, found in entries.items():
                 self._automaton.add_word(literal, tuple(found))
             self._automaton.make_automaton()
-            self._set, self._by_pattern = _literal_set(entries)
+            self._set = _LiteralSet.build(entries)
             # Events are scanned as folded JSON (see `event_json_folded`): for the literals
             # as JSON escapes them.
             escaped: dict[str, list[tuple[int, tuple[int, ...]]]] = {}
             for literal, found in entries.items():
                 escaped.setdefault(orjson.dumps(literal)[1:-1].decode(), []).extend(found)
-            self._json_set, self._by_json_pattern = _literal_set(escaped)
+            self._json_set = _LiteralSet.build(escaped)
 
     def hits(self, event: Event) -> dict[int, set[int]]:
         """By route position: the slots (see `RouteIndex`) whose keyword literals occur in
@@ -319,12 +317,11 @@ class KeywordScan:
         found: dict[int, set[int]] = {}
         if self._automaton is None:
             return found
-        matched: Any = None
+        matched: list[_Payload] | None = None
         if self._json_set is not None:
             json = event_json_folded(event)
             if json:
-                hits = self._json_set.Match(json) or ()
-                matched = [self._by_json_pattern[number] for number in hits]
+                matched = self._json_set.find(json)
         if matched is None:
             matched = self._scan_texts(event)
         for entries in matched:
@@ -336,45 +333,63 @@ class KeywordScan:
                     rules.update(positions)
         return found
 
-    def _scan_texts(self, event: Event) -> list[tuple[tuple[int, tuple[int, ...]], ...]]:
+    def _scan_texts(self, event: Event) -> list[_Payload]:
         """The hits in the event's folded texts (for events `event_json_folded` cannot give,
-        and texts RE2 cannot take)."""
+        and scans RE2 could not complete)."""
         text = event_text_joined(event)
-        matched: Any = None
-        if self._set is not None:
-            try:
-                matched = [self._by_pattern[number] for number in self._set.Match(text) or ()]
-            except UnicodeEncodeError:
-                matched = None
+        matched = self._set.find(text) if self._set is not None else None
         if matched is None:
             matched = [entries for _, entries in self._automaton.iter(text)]
-        return list(matched)
+        return matched
 
 
 #: Memory the RE2 set's DFA may use (allocated as states are met, not up front).
 _SET_MEMORY = 256 << 20
 
 
-def _literal_set(
-    entries: dict[str, list[tuple[int, tuple[int, ...]]]],
-) -> tuple[Any, list[tuple[tuple[int, tuple[int, ...]], ...]]]:
-    """An RE2 set of the literals, or None when it cannot be built or misses a literal in a
-    text that holds them all (RE2 reports "no match" when its DFA runs out of memory, which
-    would hide rules: the self-check makes that a start-up decision, not a silent loss)."""
-    options = re2.Options()
-    options.log_errors = False
-    options.max_mem = _SET_MEMORY
-    literal_set = re2.Set.SearchSet(options)
-    by_pattern: list[tuple[tuple[int, tuple[int, ...]], ...]] = []
-    try:
-        for literal, found in entries.items():
-            literal_set.Add(re2.escape(literal))
-            by_pattern.append(tuple(found))
-        literal_set.Compile()
-        every = literal_set.Match("\n".join(entries)) or []
-    except (re2.error, UnicodeEncodeError):
-        return None, []
-    if sorted(every) != list(range(len(entries))):
-        log.warning("keyword scan falls back to Aho-Corasick: RE2 set missed literals")
-        return None, []
-    return literal_set, by_pattern
+_Payload = tuple[tuple[int, tuple[int, ...]], ...]
+
+
+class _LiteralSet:
+    """An RE2 set of literals, each with its payload. Pattern 0 is the empty pattern, which
+    matches every text: a scan that does not report it did not run to the end (RE2 answers "no
+    match" when its DFA runs out of memory), and `find` says so instead of hiding rules."""
+
+    def __init__(self, compiled: Any, payloads: list[_Payload]) -> None:
+        self._set = compiled
+        self._payloads = payloads
+
+    @classmethod
+    def build(cls, entries: dict[str, list[tuple[int, tuple[int, ...]]]]) -> _LiteralSet | None:
+        """The set, or None when it cannot be built or misses a literal in a text that holds
+        them all (the same check at start-up as at every scan)."""
+        options = re2.Options()
+        options.log_errors = False
+        options.max_mem = _SET_MEMORY
+        literal_set = re2.Set.SearchSet(options)
+        payloads: list[_Payload] = [()]
+        try:
+            literal_set.Add("")
+            for literal, found in entries.items():
+                literal_set.Add(re2.escape(literal))
+                payloads.append(tuple(found))
+            literal_set.Compile()
+            every = literal_set.Match("\n".join(entries)) or []
+        except (re2.error, UnicodeEncodeError):
+            return None
+        if sorted(every) != list(range(len(payloads))):
+            log.warning("keyword scan falls back to Aho-Corasick: RE2 set missed literals")
+            return None
+        return cls(literal_set, payloads)
+
+    def find(self, text: str | bytes) -> list[_Payload] | None:
+        """The payloads of the literals in `text`; None when the scan did not complete (or
+        RE2 cannot take the text: a lone surrogate)."""
+        try:
+            numbers = self._set.Match(text)
+        except UnicodeEncodeError:
+            return None
+        if not numbers or (numbers[0] != 0 and 0 not in numbers):
+            return None
+        payloads = self._payloads
+        return [payloads[number] for number in numbers if number]
