@@ -10,14 +10,12 @@ from pathlib import Path
 
 from soc.bus.base import ALERTS, EVENTS, MATCHES, Delivered, Message
 from soc.bus.memory import MemoryBus
-from soc.detect.correlation import Match
 from soc.detect.rules import load_rules
-from soc.detect.stage import CorrelationStage, Detection, _match_value
+from soc.detect.stage import CorrelationStage, Detection
 from soc.stage import run_stage
+from tests.correlation_matches import BRUTE_FORCE, failure
 
 ROOT = Path(__file__).resolve().parents[1]
-FAILED_PASSWORD = "0b0c9a3e-6f1d-4d8e-9a57-2f4f1f0a6c11"
-BRUTE_FORCE = "9a1c6e2f-4b7d-4e58-a3c1-7f2b8d0e5a42"  # 10 failures from one address in 5 min
 
 
 def journaled(path: Path) -> MemoryBus:
@@ -59,18 +57,6 @@ async def test_uncommitted_records_come_back_after_a_restart(tmp_path: Path) -> 
 async def _everything(bus: MemoryBus) -> list[Delivered]:
     consumer = await bus.subscribe(MATCHES, "everything")
     return await consumer.poll(1000, 0.1)
-
-
-def failure(n: int, ip: str = "203.0.113.9") -> Message:
-    event = {
-        "@timestamp": f"2026-11-28T08:00:{n:02d}.000000Z",
-        "event": {"id": f"fail-{ip}-{n}"},
-        "source": {"ip": ip},
-    }
-    match = Match(
-        FAILED_PASSWORD, "sshd_failed_password", 1_764_316_800.0 + n, event, f"fail-{ip}-{n}"
-    )
-    return Message(f"source.ip={ip}", _match_value(match))
 
 
 async def correlate_once(bus: MemoryBus, wait_for: int) -> list[Delivered]:

@@ -260,14 +260,7 @@ class KafkaConsumer:
     async def commit(self) -> None:
         assigned = self._consumer.assignment()
         offsets = {tp: offset for tp, offset in self._positions.items() if tp in assigned}
-        try:
-            if offsets:
-                await self._consumer.commit(offsets)
-                self._committed.update(offsets)
-        except KafkaError as exc:
-            # The partitions moved (or the broker is away): whoever owns them next gets these
-            # records again, which deterministic ids make harmless.
-            log.warning("kafka commit failed; records will be redelivered error=%s", exc)
+        await self._commit(offsets)
         self._positions = {tp: o for tp, o in self._positions.items() if tp not in offsets}
         self._idle.set()
 
@@ -281,13 +274,19 @@ class KafkaConsumer:
             upto = min(position, self._positions.get(tp, position))
             if upto > self._committed.get(tp, -1):
                 offsets[tp] = upto
-        try:
-            if offsets:
-                await self._consumer.commit(offsets)
-                self._committed.update(offsets)
-        except KafkaError as exc:
-            log.warning("kafka commit failed; records will be redelivered error=%s", exc)
+        await self._commit(offsets)
         self._idle.set()
+
+    async def _commit(self, offsets: Mapping[Any, int]) -> None:
+        if not offsets:
+            return
+        try:
+            await self._consumer.commit(dict(offsets))
+            self._committed.update(offsets)
+        except KafkaError as exc:
+            # The partitions moved (or the broker is away): whoever owns them next gets these
+            # records again, which deterministic ids make harmless.
+            log.warning("kafka commit failed; records will be redelivered error=%s", exc)
 
     async def release(self, revoked: Any) -> None:
         """Partitions are being taken away (another member joined or left): let the batch in

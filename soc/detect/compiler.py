@@ -261,51 +261,24 @@ _NOT_KEYWORD_SEARCHED = "event.original"
 
 
 def event_texts(event: Event) -> tuple[str, ...]:
-    """Every scalar of the event as text but the raw record (cached for the event). A walk that
-    collects values only: building dotted paths for every field cost a fifth of detection."""
+    """Every scalar of the event as text but the raw record (cached for the event): the values
+    alone, without the dotted paths that cost a fifth of detection to build."""
     views = _VIEWS.of(event)
     if views.texts is None:
-        texts: list[str] = []
-        append = texts.append
-        for key, value in event.items():
-            if type(value) is str:
-                if key != _NOT_KEYWORD_SEARCHED:
-                    append(value)
-            elif key == "event" and isinstance(value, Mapping):
-                for inner, item in value.items():
-                    if inner != "original":
-                        _leaves(item, texts)
-            elif value is not None:
-                _leaves(value, texts)
-        views.texts = tuple(texts)
+        views.texts = tuple(string_leaves(_without_raw_record(event)))
     return views.texts
 
 
-def _leaves(node: Any, texts: list[str]) -> None:
-    """The scalars under `node` as text onto `texts` (None left out), as `string_leaves`."""
-    kind = type(node)
-    if kind is str:
-        texts.append(node)
-        return
-    if kind is not dict and kind is not list and not isinstance(node, Mapping):
-        if node is not None:
-            texts.append(as_text(node))
-        return
-    stack = [node]
-    append = texts.append
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is str:
-            append(item)
-        elif kind is dict:
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
-        elif isinstance(item, Mapping):
-            stack.extend(item.values())
-        elif item is not None:
-            append(as_text(item))
+def _without_raw_record(event: Event) -> Event:
+    """The event as keywords see it: without `event.original` (nested or as a flat key); the
+    event itself when it has none, copies of the two levels concerned when it has."""
+    shown = event
+    inner = event.get("event")
+    if isinstance(inner, Mapping) and "original" in inner:
+        shown = {**event, "event": {k: v for k, v in inner.items() if k != "original"}}
+    if _NOT_KEYWORD_SEARCHED in shown:
+        shown = {k: v for k, v in shown.items() if k != _NOT_KEYWORD_SEARCHED}
+    return shown
 
 
 #: Types whose JSON form differs from their text in `event_texts`: refused, not converted.
@@ -327,14 +300,7 @@ def event_json_folded(event: Event) -> bytes:
     views = _VIEWS.of(event)
     if views.json is None:
         views.json = b""
-        shown: Any = event
-        inner = event.get("event")
-        if type(inner) is dict and "original" in inner:
-            shown = dict(event)
-            shown["event"] = {key: value for key, value in inner.items() if key != "original"}
-        if _NOT_KEYWORD_SEARCHED in shown:
-            shown = dict(shown)
-            del shown[_NOT_KEYWORD_SEARCHED]
+        shown = _without_raw_record(event)
         try:
             raw = orjson.dumps(shown, option=_JSON_OPTIONS)
         except TypeError:

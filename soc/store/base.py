@@ -115,6 +115,15 @@ def document_id(doc: Mapping[str, Any]) -> str:
     return ident
 
 
+def only_outcome(outcomes: Sequence[str | Conflict | NotFound]) -> str:
+    """The new version of a one-item `replace_many`, or the Conflict / NotFound it met: how a
+    store's `replace` is its `replace_many` of one."""
+    (outcome,) = outcomes
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
 class Store(Protocol):
     async def open(self) -> None: ...
 

@@ -56,6 +56,7 @@ from soc.store.base import (
     Scope,
     WriteResult,
     document_id,
+    only_outcome,
 )
 from soc.store.base import StoreUnavailable as BaseStoreUnavailable
 
@@ -773,10 +774,7 @@ class ElasticsearchStore:
     async def replace(
         self, kind: Kind, doc: Mapping[str, Any], version: str, scope: Scope, *, wait: bool = True
     ) -> str:
-        (outcome,) = await self.replace_many(kind, [(doc, version)], scope, wait=wait)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
+        return only_outcome(await self.replace_many(kind, [(doc, version)], scope, wait=wait))
 
     async def replace_many(
         self,

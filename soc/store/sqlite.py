@@ -32,6 +32,7 @@ from soc.store.base import (
     Scope,
     WriteResult,
     document_id,
+    only_outcome,
 )
 from soc.store.documents import doc_time, fts_text, lookup
 from soc.timeutil import from_micros, to_micros
@@ -422,10 +423,7 @@ class SqliteStore:
     async def replace(
         self, kind: Kind, doc: Mapping[str, Any], version: str, scope: Scope, *, wait: bool = True
     ) -> str:
-        (outcome,) = await self.replace_many(kind, [(doc, version)], scope, wait=wait)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
+        return only_outcome(await self.replace_many(kind, [(doc, version)], scope, wait=wait))
 
     async def replace_many(
         self,

@@ -11,29 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from soc.bus.base import ALERTS, MATCHES, Delivered, Message
+from soc.bus.base import ALERTS, MATCHES, Delivered
 from soc.bus.kafka import KafkaBus
-from soc.detect.correlation import Match
 from soc.detect.rules import load_rules
-from soc.detect.stage import CorrelationStage, Detection, _match_value
+from soc.detect.stage import CorrelationStage, Detection
 from soc.stage import run_stage
 from tests.contracts.test_bus_contract import KAFKA, _reachable
+from tests.correlation_matches import BRUTE_FORCE, failure
 
 ROOT = Path(__file__).resolve().parents[2]
-FAILED_PASSWORD = "0b0c9a3e-6f1d-4d8e-9a57-2f4f1f0a6c11"
-BRUTE_FORCE = "9a1c6e2f-4b7d-4e58-a3c1-7f2b8d0e5a42"  # 10 failures from one address in 5 min
-
-
-def failure(n: int, ip: str = "203.0.113.9") -> Message:
-    event = {
-        "@timestamp": f"2026-11-28T08:00:{n:02d}.000000Z",
-        "event": {"id": f"fail-{ip}-{n}"},
-        "source": {"ip": ip},
-    }
-    match = Match(
-        FAILED_PASSWORD, "sshd_failed_password", 1_764_316_800.0 + n, event, f"fail-{ip}-{n}"
-    )
-    return Message(f"source.ip={ip}", _match_value(match))
 
 
 async def correlate_once(bus: KafkaBus, replay: bool, wait_for: int) -> None:
