@@ -241,14 +241,13 @@ class _EventViews:
         self.texts: tuple[str, ...] | None = None
         self.folded: tuple[str, ...] | None = None
         self.joined: str | None = None
-        self.all_folded: dict[str, tuple[str, ...] | list[str]] | None = None
         #: The event as folded JSON without its raw record; b"" when it cannot be one.
         self.json: bytes | None = None
 
     def of(self, event: Event) -> _EventViews:
         if event is not self.event:
             self.event = event
-            self.texts = self.folded = self.joined = self.all_folded = self.json = None
+            self.texts = self.folded = self.joined = self.json = None
         return self
 
 
@@ -363,15 +362,6 @@ def event_text_joined(event: Event) -> str:
     if views.joined is None:
         views.joined = "\n".join(event_texts(event)).casefold()
     return views.joined
-
-
-def event_folded_cache(event: Event) -> dict[str, tuple[str, ...] | list[str]]:
-    """Per field name, the case-folded texts the index already computed for this event: routes
-    that scan the same field share the work."""
-    views = _VIEWS.of(event)
-    if views.all_folded is None:
-        views.all_folded = {}
-    return views.all_folded
 
 
 def _string_test(value: SigmaString) -> ValueTest:

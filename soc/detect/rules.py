@@ -32,7 +32,7 @@ from soc.detect.compiler import (
     any_of,
     compile_condition,
 )
-from soc.detect.index import KeywordScan, Requirement, RouteIndex, rule_requirements
+from soc.detect.index import KeywordScan, Requirement, RouteIndex, ValueMemo, rule_requirements
 from soc.detect.pipelines import resolve_pipeline
 from soc.detect.routing import LogsourceKey, Route, RouteTable, load_routes, logsource_key
 
@@ -280,7 +280,8 @@ def load_rules(paths: Sequence[Path], options: LoadOptions | None = None) -> Rul
             ruleset.unrouted.append(compiled)
         else:
             grouped.setdefault(route, []).append(compiled)
-    ruleset.routes = [RouteIndex.build(route, rules) for route, rules in grouped.items()]
+    memo = ValueMemo()
+    ruleset.routes = [RouteIndex.build(route, rules, memo) for route, rules in grouped.items()]
     ruleset.table = RouteTable([index.route for index in ruleset.routes])
     ruleset.keywords = KeywordScan(ruleset.routes)
     _resolve_correlations(ruleset)

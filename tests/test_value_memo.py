@@ -1,0 +1,118 @@
+"""The index remembers what its automata found in string values it has seen (`ValueMemo`):
+the candidates are those of a fresh scan, whatever the memo holds, and its memory stays within
+its budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from soc.detect import index as index_module
+from soc.detect.index import ValueMemo
+from soc.detect.routing import Route
+from soc.detect.rules import LoadOptions, RuleSet, load_rules
+
+ROUTE = Route(logsource=(("product", "test"),), alternatives=((),))
+
+
+def ruleset(tmp_path: Path, *detections: dict[str, Any]) -> RuleSet:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for number, detection in enumerate(detections):
+        path = tmp_path / f"rule{number}.yml"
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "title": f"t{number}",
+                    "id": f"00000000-0000-4000-8000-{number:012d}",
+                    "logsource": {"product": "test"},
+                    "detection": detection,
+                }
+            )
+        )
+        paths.append(path)
+    rules = load_rules(paths, LoadOptions(routes=(ROUTE,)))
+    assert not rules.problems, rules.problems
+    return rules
+
+
+DETECTIONS = (
+    {"s": {"image|endswith": "\\whoami.exe"}, "condition": "s"},
+    {"s": {"image|contains": "\\temp\\", "cmd|contains": "-enc"}, "condition": "s"},
+    {"s": {"cmd|contains": ["mimikatz", "sekurlsa"]}, "condition": "s"},
+)
+EVENTS: list[dict[str, Any]] = [
+    {"image": "C:\\Windows\\whoami.exe", "cmd": "whoami /all"},
+    {"image": "C:\\Users\\a\\Temp\\x.exe", "cmd": "x.exe -enc AAAA"},
+    {"image": "C:\\Users\\a\\Temp\\x.exe", "cmd": "x.exe /quiet"},
+    {"image": "C:\\tools\\m.exe", "cmd": "m.exe SEKURLSA::logonpasswords"},
+    {"image": "C:\\Windows\\WHOAMI.EXE", "cmd": ["list", "mimikatz"]},
+    {"image": "C:\\Windows\\notepad.exe", "cmd": 12345},
+]
+
+
+def test_candidates_are_those_of_a_fresh_scan_on_every_repeat(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path / "remembering", *DETECTIONS)
+    (index,) = rules.routes
+    fresh = ruleset(tmp_path / "forgetting", *DETECTIONS)
+    (reference,) = fresh.routes
+    reference.memo.budget = reference.memo.left = 0  # never remembers: every value scanned
+    expected = [reference.candidates(event) for event in EVENTS]
+    assert expected == [[0], [1], [], [2], [0, 2], []]
+    for _ in range(3):  # first pass fills the memo, the next ones answer from it
+        assert [index.candidates(event) for event in EVENTS] == expected
+    held: set[object] = {value for memo in index.memo.maps for value in memo}
+    # String values are remembered, case kept (folding is part of the scan); lists and numbers
+    # are scanned every time.
+    assert "C:\\Windows\\whoami.exe" in held and "C:\\Windows\\WHOAMI.EXE" in held
+    assert "list" not in held and 12345 not in held
+    assert not {value for memo in reference.memo.maps for value in memo}
+    assert [r.title for r in rules.match(EVENTS[4])] == ["t0", "t2"]
+
+
+def test_the_budget_bounds_every_memo_of_a_rule_set_together(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, *DETECTIONS)
+    (index,) = rules.routes
+    memo = index.memo
+    budget = 10 * (index_module._ENTRY_COST + 20)
+    memo.budget = memo.left = budget
+    for number in range(200):
+        event = {"image": f"C:\\Temp\\{number:08d}.exe", "cmd": f"run {number:08d} -enc"}
+        assert index.candidates(event) == [1]
+        held = sum(len(v) + index_module._ENTRY_COST for m in memo.maps for v in m)
+        assert held <= budget
+    assert memo.resets >= 30  # 400 values of about 180 each through room for 10
+    # Still right after the resets, from the memo and from a fresh scan.
+    assert index.candidates({"image": "C:\\x\\whoami.exe", "cmd": "-"}) == [0]
+    assert index.candidates({"image": "C:\\x\\whoami.exe", "cmd": "-"}) == [0]
+
+
+def test_long_values_are_scanned_not_kept(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, *DETECTIONS)
+    (index,) = rules.routes
+    long_command = "powershell " + "A" * index_module.MEMO_LONGEST + " mimikatz"
+    for _ in range(2):
+        assert index.candidates({"image": "p.exe", "cmd": long_command}) == [2]
+    held = {value for memo in index.memo.maps for value in memo}
+    assert long_command not in held and "p.exe" in held
+
+
+def test_one_budget_is_shared_by_the_routes_of_a_rule_set(tmp_path: Path) -> None:
+    other = Route(logsource=(("product", "other"),), alternatives=((),))
+    for number, product in enumerate(("test", "other")):
+        (tmp_path / f"{product}.yml").write_text(
+            yaml.safe_dump(
+                {
+                    "title": product,
+                    "id": f"00000000-0000-4000-8000-{number:012d}",
+                    "logsource": {"product": product},
+                    "detection": {"s": {"a|contains": "evil"}, "condition": "s"},
+                }
+            )
+        )
+    rules = load_rules([tmp_path], LoadOptions(routes=(ROUTE, other)))
+    first, second = rules.routes
+    assert first.memo is second.memo
+    assert isinstance(first.memo, ValueMemo) and len(first.memo.maps) == 2
