@@ -1,6 +1,6 @@
-"""The index remembers what its automata found in string values it has seen (`ValueMemo`):
-the candidates are those of a fresh scan, whatever the memo holds, and its memory stays within
-its budget."""
+"""The index and the rules' field tests remember their answers for string values they have
+seen (`soc/detect/memo.py`): what they decide is what a fresh evaluation decides, whatever the
+memo holds, and its memory stays within its budget."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 
 import yaml
 
-from soc.detect import index as index_module
-from soc.detect.index import ValueMemo
+from soc.detect import memo as memo_module
+from soc.detect.compiler import compile_condition
+from soc.detect.memo import ValueMemo, compiling_with
 from soc.detect.routing import Route
 from soc.detect.rules import LoadOptions, RuleSet, load_rules
 
@@ -58,30 +59,60 @@ def test_candidates_are_those_of_a_fresh_scan_on_every_repeat(tmp_path: Path) ->
     (index,) = rules.routes
     fresh = ruleset(tmp_path / "forgetting", *DETECTIONS)
     (reference,) = fresh.routes
-    reference.memo.budget = reference.memo.left = 0  # never remembers: every value scanned
+    fresh.memo.budget = fresh.memo.left = 0  # never remembers: every value evaluated
     expected = [reference.candidates(event) for event in EVENTS]
     assert expected == [[0], [1], [], [2], [0, 2], []]
+    matched = [[r.title for r in fresh.match(event)] for event in EVENTS]
+    assert matched == [["t0"], ["t1"], [], ["t2"], ["t0", "t2"], []]
     for _ in range(3):  # first pass fills the memo, the next ones answer from it
         assert [index.candidates(event) for event in EVENTS] == expected
+        assert [[r.title for r in rules.match(event)] for event in EVENTS] == matched
     held: set[object] = {value for memo in index.memo.maps for value in memo}
     # String values are remembered, case kept (folding is part of the scan); lists and numbers
     # are scanned every time.
     assert "C:\\Windows\\whoami.exe" in held and "C:\\Windows\\WHOAMI.EXE" in held
     assert "list" not in held and 12345 not in held
-    assert not {value for memo in reference.memo.maps for value in memo}
-    assert [r.title for r in rules.match(EVENTS[4])] == ["t0", "t2"]
+    assert not fresh.memo.held()
+
+
+def test_a_field_test_keeps_its_answer_for_the_value_alone(tmp_path: Path) -> None:
+    """A test on `cmd` answers by value: the same command line with other fields around it is
+    answered from the memo, and right; an unseen command line is evaluated."""
+    rules = ruleset(tmp_path, {"s": {"cmd|contains": "-enc", "user": "bob"}, "condition": "s"})
+    (rule,) = rules.rules
+    before = rules.memo.held()
+    assert rule.matches({"cmd": "p.exe -ENC aa", "user": "bob"})
+    assert rules.memo.held() == before + 2  # both fields' answers
+    assert not rule.matches({"cmd": "p.exe -ENC aa", "user": "eve"})
+    assert rule.matches({"cmd": "p.exe -ENC aa", "user": "BOB"})
+    assert not rule.matches({"cmd": "p.exe /quiet", "user": "bob"})
+    assert rule.matches({"cmd": ["x", "p.exe -ENC aa"], "user": "bob"})  # a list: evaluated
+
+
+def test_a_condition_compiled_alone_keeps_nothing(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, {"s": {"cmd|contains": "-enc"}, "condition": "s"})
+    (rule,) = rules.rules
+    assert rule.sigma is not None
+    tree = rule.sigma.detection.parsed_condition[0].parsed
+    memo = ValueMemo()
+    alone = compile_condition(tree)
+    with compiling_with(memo):
+        remembering = compile_condition(tree)
+    for predicate in (alone, remembering, alone, remembering):
+        assert predicate({"cmd": "x -enc y"}) and not predicate({"cmd": "x"})
+    assert memo.held() == 2
 
 
 def test_the_budget_bounds_every_memo_of_a_rule_set_together(tmp_path: Path) -> None:
     rules = ruleset(tmp_path, *DETECTIONS)
     (index,) = rules.routes
     memo = index.memo
-    budget = 10 * (index_module._ENTRY_COST + 20)
+    budget = 10 * (memo_module.ENTRY_COST + 20)
     memo.budget = memo.left = budget
     for number in range(200):
         event = {"image": f"C:\\Temp\\{number:08d}.exe", "cmd": f"run {number:08d} -enc"}
         assert index.candidates(event) == [1]
-        held = sum(len(v) + index_module._ENTRY_COST for m in memo.maps for v in m)
+        held = sum(len(v) + memo_module.ENTRY_COST for m in memo.maps for v in m)
         assert held <= budget
     assert memo.resets >= 30  # 400 values of about 180 each through room for 10
     # Still right after the resets, from the memo and from a fresh scan.
@@ -92,7 +123,7 @@ def test_the_budget_bounds_every_memo_of_a_rule_set_together(tmp_path: Path) -> 
 def test_long_values_are_scanned_not_kept(tmp_path: Path) -> None:
     rules = ruleset(tmp_path, *DETECTIONS)
     (index,) = rules.routes
-    long_command = "powershell " + "A" * index_module.MEMO_LONGEST + " mimikatz"
+    long_command = "powershell " + "A" * memo_module.MEMO_LONGEST + " mimikatz"
     for _ in range(2):
         assert index.candidates({"image": "p.exe", "cmd": long_command}) == [2]
     held = {value for memo in index.memo.maps for value in memo}
@@ -114,5 +145,6 @@ def test_one_budget_is_shared_by_the_routes_of_a_rule_set(tmp_path: Path) -> Non
         )
     rules = load_rules([tmp_path], LoadOptions(routes=(ROUTE, other)))
     first, second = rules.routes
-    assert first.memo is second.memo
-    assert isinstance(first.memo, ValueMemo) and len(first.memo.maps) == 2
+    assert first.memo is second.memo is rules.memo
+    assert [first.candidates({"a": "EVIL"}), second.candidates({"a": "evil"})] == [[0], [0]]
+    assert {"EVIL", "evil"} <= {value for memo in rules.memo.maps for value in memo}

@@ -52,6 +52,8 @@ from sigma.types import (
     TimestampPart,
 )
 
+from soc.detect import memo as memo_module
+
 Event = Mapping[str, Any]
 Predicate = Callable[[Event], bool]
 #: Tests one scalar field value (never a list, never None).
@@ -774,22 +776,45 @@ def _fused_test(shapes: list[tuple[str, str]]) -> ValueTest:
 def _on_field(name: str, test: ValueTest) -> Predicate:
     """Apply a value test to a field: absent or null never matches, lists match on any item."""
     get = getter(name)
+    values = memo_module.current()
+    if values is not None:
+        # The test's answer depends on the value alone: kept by value (soc/detect/memo.py).
+        memo = values.new_map()
+        remembered, keep = memo.get, values.keep
+
+        def remembering(event: Event) -> bool:
+            found = get(event)
+            kind = type(found)
+            if kind is str:
+                answer = remembered(found)
+                if answer is None:
+                    answer = test(found)
+                    keep(memo, found, answer)
+                return answer
+            return _on_other(found, kind, test)
+
+        return remembering
 
     def predicate(event: Event) -> bool:
         found = get(event)
         kind = type(found)
         if kind is str:  # by far the commonest case: decided without an ABC check
             return test(found)
-        if found is _MISSING or found is None or kind is dict:
-            return False
-        if kind is list:
-            for item in _scalars(found):
-                if test(item):
-                    return True
-            return False
-        return not isinstance(found, Mapping) and test(found)
+        return _on_other(found, kind, test)
 
     return predicate
+
+
+def _on_other(found: Any, kind: type, test: ValueTest) -> bool:
+    """`_on_field` for what a getter found that is not a `str`."""
+    if found is _MISSING or found is None or kind is dict:
+        return False
+    if kind is list:
+        for item in _scalars(found):
+            if test(item):
+                return True
+        return False
+    return not isinstance(found, Mapping) and test(found)
 
 
 def _field_predicate(name: str, value: Any, options: CompileOptions) -> Predicate:

@@ -49,6 +49,7 @@ from soc.detect.compiler import (
     pattern_literals,
     string_shape,
 )
+from soc.detect.memo import ValueMemo
 from soc.detect.routing import Route
 
 if TYPE_CHECKING:
@@ -179,58 +180,6 @@ def rule_requirements(conditions: Sequence[Any]) -> tuple[Requirement, ...]:
     return (frozenset(united),)
 
 
-#: Characters of field values (plus `_ENTRY_COST` an entry) that `ValueMemo` may hold.
-MEMO_CHARACTERS = 32 << 20
-#: What an entry costs beyond its value's characters: the dict slot, the set, the string header.
-_ENTRY_COST = 160
-#: Longer values are scanned every time: a 30 KB PowerShell command line seen once would take
-#: the room of hundreds of the short values that do repeat.
-MEMO_LONGEST = 2048
-_NOTHING: frozenset[int] = frozenset()
-
-
-class ValueMemo:
-    """What a field's automaton found in string values seen before, so that a value is scanned
-    once, not once per event.
-
-    A log stream repeats its values: the same executables, users, parents, registry keys and
-    URLs come back in event after event, and scanning them (folding, walking the automaton,
-    collecting the slots of every literal found) is most of the index's time. The answer
-    depends on the value alone (the field's automaton is fixed), so it is kept, by the value,
-    per route and field. Memory is bounded for all of a rule set's memos together: when the
-    characters held exceed the budget every memo is emptied and fills again with what still
-    repeats. `budget=0` turns it off (every value scanned: the cost for a stream whose values
-    never repeat)."""
-
-    def __init__(self, budget: int = MEMO_CHARACTERS) -> None:
-        self.budget = budget
-        self.left = budget
-        self.maps: list[dict[str, frozenset[int]]] = []
-        #: Times every memo was emptied for room.
-        self.resets = 0
-
-    def new_map(self) -> dict[str, frozenset[int]]:
-        found: dict[str, frozenset[int]] = {}
-        self.maps.append(found)
-        return found
-
-    def scan(self, memo: dict[str, frozenset[int]], automaton: Any, value: str) -> frozenset[int]:
-        """The slots of the literals in `value` (kept in `memo` when there is room)."""
-        slots = (
-            frozenset(slot for _, found in automaton.iter(value.casefold()) for slot in found)
-            or _NOTHING
-        )
-        if len(value) <= MEMO_LONGEST and self.budget:
-            self.left -= len(value) + _ENTRY_COST
-            if self.left < 0:
-                for kept in self.maps:
-                    kept.clear()
-                self.left = self.budget - len(value) - _ENTRY_COST
-                self.resets += 1
-            memo[value] = slots
-        return slots
-
-
 @dataclass
 class RouteIndex:
     """The rules of one route, indexed by the literals they require.
@@ -245,7 +194,7 @@ class RouteIndex:
     automata: dict[str | None, Any] = field(default_factory=dict)
     #: The automata of fields (keywords apart) with the field's name, getter and memo (see
     #: `ValueMemo`): iterated for every event.
-    field_automata: tuple[tuple[str, Getter, Any, dict[str, frozenset[int]]], ...] = ()
+    field_automata: tuple[tuple[str, Getter, Any, dict[str, Any]], ...] = ()
     memo: ValueMemo = field(default_factory=ValueMemo)
     #: Positions of rules with two requirements (their slot 1 must be hit too).
     pairs: frozenset[int] = frozenset()
@@ -297,14 +246,17 @@ class RouteIndex:
         a `KeywordScan` of the event found, when it scanned for every route at once."""
         hit: set[int] = set()
         update = hit.update
-        scan = self.memo.scan
+        keep = self.memo.keep
         for _, get, automaton, memo in self.field_automata:
             # The same getter the rules read the field with: the index sees what they see.
             value = get(event)
             if type(value) is str:
                 slots = memo.get(value)
                 if slots is None:
-                    slots = scan(memo, automaton, value)
+                    slots = frozenset(
+                        slot for _, found in automaton.iter(value.casefold()) for slot in found
+                    )
+                    keep(memo, value, slots)
                 if slots:
                     update(slots)
             else:

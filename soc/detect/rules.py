@@ -32,7 +32,8 @@ from soc.detect.compiler import (
     any_of,
     compile_condition,
 )
-from soc.detect.index import KeywordScan, Requirement, RouteIndex, ValueMemo, rule_requirements
+from soc.detect.index import KeywordScan, Requirement, RouteIndex, rule_requirements
+from soc.detect.memo import ValueMemo, compiling_with
 from soc.detect.pipelines import resolve_pipeline
 from soc.detect.routing import LogsourceKey, Route, RouteTable, load_routes, logsource_key
 
@@ -124,6 +125,8 @@ class RuleSet:
     disabled: list[tuple[CompiledRule, str]] = field(default_factory=list)
     problems: list[RuleProblem] = field(default_factory=list)
     correlations: list[tuple[SigmaCorrelationRule, Path]] = field(default_factory=list)
+    #: What the index and the rules' field tests answered for values seen before (one budget).
+    memo: ValueMemo = field(default_factory=ValueMemo)
     #: Rule files read.
     files: int = 0
 
@@ -254,6 +257,7 @@ def load_rules(paths: Sequence[Path], options: LoadOptions | None = None) -> Rul
     ruleset.files = len(files)
     grouped: dict[Route, list[CompiledRule]] = {}
     seen: dict[str, Path] = {}
+    memo = ruleset.memo
     for rule, path in _parse(files, ruleset.problems):
         ident = str(rule.id) if rule.id else None
         if ident is None:
@@ -268,7 +272,8 @@ def load_rules(paths: Sequence[Path], options: LoadOptions | None = None) -> Rul
             ruleset.correlations.append((rule, path))
             continue
         try:
-            compiled = _compile(rule, path, pipeline, options.compile)
+            with compiling_with(memo):
+                compiled = _compile(rule, path, pipeline, options.compile)
         except (CompileError, SigmaError, ValueError, TypeError, KeyError) as exc:
             ruleset.problems.append(RuleProblem(path, f"cannot compile: {exc}", ident, rule.title))
             continue
@@ -280,7 +285,6 @@ def load_rules(paths: Sequence[Path], options: LoadOptions | None = None) -> Rul
             ruleset.unrouted.append(compiled)
         else:
             grouped.setdefault(route, []).append(compiled)
-    memo = ValueMemo()
     ruleset.routes = [RouteIndex.build(route, rules, memo) for route, rules in grouped.items()]
     ruleset.table = RouteTable([index.route for index in ruleset.routes])
     ruleset.keywords = KeywordScan(ruleset.routes)
