@@ -256,7 +256,7 @@ class RouteIndex:
                     slots = frozenset(
                         slot for _, found in automaton.iter(value.casefold()) for slot in found
                     )
-                    keep(memo, value, slots)
+                    keep(memo, value, slots, len(slots) << 4)
                 if slots:
                     update(slots)
             else:

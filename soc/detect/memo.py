@@ -43,11 +43,12 @@ class ValueMemo:
         self.maps.append(found)
         return found
 
-    def keep(self, memo: dict[str, Any], value: str, answer: Any) -> None:
-        """Remember `answer` for `value` in `memo` (one of this budget's), room permitting."""
+    def keep(self, memo: dict[str, Any], value: str, answer: Any, size: int = 0) -> None:
+        """Remember `answer` for `value` in `memo` (one of this budget's), room permitting.
+        `size`: what the answer holds beyond `ENTRY_COST` (a set of slots: 16 bytes each)."""
         if len(value) > MEMO_LONGEST or not self.budget:
             return
-        cost = len(value) + ENTRY_COST
+        cost = len(value) + ENTRY_COST + size
         self.left -= cost
         if self.left < 0:
             for kept in self.maps:
