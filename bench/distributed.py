@@ -6,6 +6,11 @@ Prints sustained events/s (all lines searchable) and the delay from sending a li
 being searchable through the API (p50/p99 over marker lines spread through the stream), with one
 `soc engine` and with two sharing the partitions (the way a province scales out), next to the
 same load through `soc run` (embedded) as the baseline. Never fails on a time.
+
+Where the time goes: the CPU time (user + system, from /proc) each process spent while the stream
+went through, per event: the engine(s), the collector, the API, Kafka, Elasticsearch and this
+load generator. Their sum is what one event costs the machine, and the number of cores divided by
+it is the most this machine could sustain however the work were spread.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,48 @@ from bench.run import make_lines  # noqa: E402
 SIGMA = Path(os.environ.get("SOC_SIGMA_PATH", ROOT.parent / "shared" / "sigma"))
 TOKEN = "bench-distributed-0123456789abcdef"
 INVALID_USER = "6c3f2d1a-8e4b-4f0a-b8c2-9d5e7a1b3c22"
+
+
+SERVICES_RUN = Path(os.environ.get("SOC_SERVICES_RUN", "/tmp/soc-services"))
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pids: Iterable[int], descendants: bool = True) -> float:
+    """User + system CPU seconds of these processes and (unless told otherwise) all their
+    descendants (threads are counted in their process), as /proc has them now."""
+    children: dict[int, list[int]] = {}
+    spent: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        # After "pid (name) ": state, ppid, ..., utime and stime are the 12th and 13th.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        children.setdefault(int(fields[1]), []).append(pid)
+        spent[pid] = (int(fields[11]) + int(fields[12])) / _TICKS
+    total, todo, seen = 0.0, list(pids), set()
+    while todo:
+        pid = todo.pop()
+        if pid not in seen:
+            seen.add(pid)
+            total += spent.get(pid, 0.0)
+            if descendants:
+                todo += children.get(pid, [])
+    return total
+
+
+def _service_pids() -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for name in ("kafka", "elasticsearch"):
+        try:
+            found[name] = [int((SERVICES_RUN / name / "pid").read_text().strip())]
+        except (OSError, ValueError):
+            found[name] = []
+    return found
 
 
 def _up(port: int) -> bool:
@@ -78,6 +126,8 @@ def run(
     env = {**os.environ, "SOC_AUTH__API_TOKEN": TOKEN, "SOC_DATA_DIR": str(work / "data")}
     rule_args = [arg for path in rules for arg in ("--rules", path)]
     processes: list[subprocess.Popen[bytes]] = []
+    #: Component name -> its processes, for the CPU accounting.
+    components: dict[str, list[int]] = {}
     if distributed:
         env |= {
             "SOC_BUS": "kafka://127.0.0.1:9092",
@@ -93,6 +143,7 @@ def run(
         for args, name in parts:
             logs[name] = work / f"{name}.log"
             processes.append(_start(args, env, logs[name]))
+            components.setdefault(name.rstrip("0123456789"), []).append(processes[-1].pid)
         for n in range(engines):
             _ready(logs[f"engine{n}"], processes[2 + n])
         http = re.search(r"http=(\S+)", _ready(logs["api"], processes[0]))
@@ -105,6 +156,7 @@ def run(
             )
         )
         line = _ready(log, processes[0])
+        components["soc run"] = [processes[0].pid]
         http = re.search(r"http=(\S+)", line)
         tcp = re.search(r"syslog_tcp=\S+:(\d+)", line)
     assert http and tcp
@@ -129,6 +181,17 @@ def run(
                 pass
             time.sleep(0.2)
 
+    components |= _service_pids()
+    # This process: the sender and the API watcher, not the platform processes it started.
+    components["load generator"] = [os.getpid()]
+
+    def cpu_now() -> dict[str, float]:
+        return {
+            name: _cpu_seconds(pids, descendants=name != "load generator")
+            for name, pids in components.items()
+        }
+
+    cpu_before = cpu_now()
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     started = time.perf_counter()
@@ -154,6 +217,7 @@ def run(
             break
         time.sleep(0.5)
     finished = time.perf_counter()
+    cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_now().items()}
     time.sleep(2)
     done.set()
     watcher.join()
@@ -171,7 +235,21 @@ def run(
         "p50": statistics.median(delays) if delays else float("nan"),
         "p99": delays[min(len(delays) - 1, int(len(delays) * 0.99))] if delays else float("nan"),
         "markers": f"{len(delays)}/{len(markers)}",
+        # Microseconds of CPU per event, by component.
+        "cpu": {name: seconds / max(total, 1) * 1e6 for name, seconds in cpu.items()},
     }
+
+
+def _cpu_line(cpu: dict[str, float]) -> str:
+    spent = sum(cpu.values())
+    cores = os.cpu_count() or 1
+    parts = ", ".join(
+        f"{name} {micros:,.0f}" for name, micros in sorted(cpu.items(), key=lambda kv: -kv[1])
+    )
+    return (
+        f"CPU per event: {parts} = {spent:,.0f} us; at most {cores * 1e6 / spent:,.0f} events/s "
+        f"on {cores} cores at this cost"
+    )
 
 
 def main() -> int:
@@ -211,6 +289,7 @@ def main() -> int:
         burst = run(distributed, lines, markers, rules, rate=0, engines=engines)
         print(f"{name:<28}: {burst['rate']:>7,.0f} events/s sustained "
               f"({burst['events']:,} in {burst['seconds']:.1f} s, all sent at once)")  # fmt: skip
+        print(f"{'':<28}  {_cpu_line(burst['cpu'])}")
         paced = run(distributed, lines, markers, rules, rate=burst["rate"] * 0.5, engines=engines)
         print(f"{'':<28}  at half that rate, receipt -> alert searchable: p50 {paced['p50']:.2f} s, "
               f"p99 {paced['p99']:.2f} s (markers seen {paced['markers']})")  # fmt: skip

@@ -219,6 +219,8 @@ def test_events_are_scanned_as_folded_json_and_the_rest_as_folded_texts(tmp_path
     assert event_json_folded({"m": "WIN® Đà"}) == '{"m":"win® đà"}'.encode()
     assert event_json_folded({"m": "WIN® đà"}) == '{"m":"win® đà"}'.encode()
     assert event_json_folded({"m": "STRAẞE"}) == b'{"m":"strasse"}'
+    # Non-ASCII characters that fold to ASCII (the Kelvin sign), beside ones that do not.
+    assert event_json_folded({"m": "® \u212a ©"}) == '{"m":"® k ©"}'.encode()
     assert event_json_folded({"m": 2**70}) == b""  # not a JSON number: the folded texts
     assert event_json_folded({"m": "\udc80"}) == b""  # a lone surrogate: the folded texts
     for event in (plain, {"m": "Đà Nẵng MIMIKATZ"}, {"m": 2**70, "n": "mimikatz"}):

@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from soc.detect import index as index_module
 from soc.detect import memo as memo_module
 from soc.detect.compiler import compile_condition
 from soc.detect.memo import ValueMemo, compiling_with
@@ -148,3 +150,32 @@ def test_one_budget_is_shared_by_the_routes_of_a_rule_set(tmp_path: Path) -> Non
     assert first.memo is second.memo is rules.memo
     assert [first.candidates({"a": "EVIL"}), second.candidates({"a": "evil"})] == [[0], [0]]
     assert {"EVIL", "evil"} <= {value for memo in rules.memo.maps for value in memo}
+
+
+def test_keyword_hits_are_grouped_once_per_set_of_literals_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The keyword scan's grouping by route is kept by the literals found: events that find
+    the same literals share it, events that find others (or none) get their own, and what is
+    kept stays bounded."""
+    monkeypatch.setattr(index_module, "_GROUPINGS_KEPT", 2)
+    rules = ruleset(
+        tmp_path,
+        {"k": ["mimikatz"], "condition": "k"},
+        {"k": ["sekurlsa", "lsadump"], "condition": "k"},
+    )
+    scan = rules.keywords
+    cases = [
+        ({"m": "run mimikatz now", "t": "1"}, ["t0"]),
+        ({"m": "lsadump::sam", "t": "2"}, ["t1"]),
+        ({"m": "MIMIKATZ sekurlsa", "t": "3"}, ["t0", "t1"]),
+        ({"m": "nothing here", "t": "4"}, []),
+        ({"m": "again mimikatz", "t": "5"}, ["t0"]),
+    ]
+    for _ in range(2):
+        for event, expected in cases:
+            assert sorted(r.title for r in rules.match(event)) == expected
+            assert len(scan._grouped) <= 2
+    first, again = scan.hits(cases[0][0]), scan.hits(cases[4][0])
+    assert first is again  # one grouping for the same literal found
+    assert scan.hits(cases[1][0]) != first

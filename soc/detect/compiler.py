@@ -13,7 +13,6 @@ element does, and `null` means absent or null.
 from __future__ import annotations
 
 import copy
-import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -306,31 +305,22 @@ def event_json_folded(event: Event) -> bytes:
             raw = orjson.dumps(shown, option=_JSON_OPTIONS)
         except TypeError:
             return views.json  # b"": the folded texts, walked
-        if raw.isascii() or _folding_characters().search(raw) is None:
+        if raw.isascii() or _folds_as_ascii(raw):
             views.json = raw.lower()  # ASCII letters only: multi-byte UTF-8 is left alone
         else:
             views.json = raw.decode().casefold().encode()
     return views.json
 
 
-@functools.cache
-def _folding_characters() -> Any:
-    """RE2 for any non-ASCII character that Unicode case folding changes (628 ranges)."""
-    ranges: list[list[int]] = []
-    for point in range(0x80, 0x110000):
-        if 0xD800 <= point <= 0xDFFF:
-            continue
-        character = chr(point)
-        if character.casefold() != character:
-            if ranges and ranges[-1][1] == point - 1:
-                ranges[-1][1] = point
-            else:
-                ranges.append([point, point])
-    members = "".join(
-        re2.escape(chr(low)) if low == high else f"{re2.escape(chr(low))}-{re2.escape(chr(high))}"
-        for low, high in ranges
-    )
-    return re2.compile(f"[{members}]".encode(), _RE2_OPTIONS)
+_ASCII = bytes(range(0x80))
+
+
+def _folds_as_ascii(raw: bytes) -> bool:
+    """Whether no non-ASCII character of this UTF-8 text changes under case folding. Deleting
+    the ASCII bytes leaves the multi-byte characters whole (their bytes are all 0x80 and up),
+    and folding maps character by character: a few bytes to fold instead of the whole text."""
+    rest = raw.translate(None, _ASCII).decode()
+    return rest == rest.casefold()
 
 
 def field_values(value: Any) -> tuple[str, ...] | list[str]:

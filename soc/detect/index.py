@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from re import _parser  # type: ignore[attr-defined]
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import ahocorasick
@@ -241,7 +243,7 @@ class RouteIndex:
                         needed.setdefault(literal, set()).add(position * 2 + number)
         return {literal: tuple(sorted(slots)) for literal, slots in needed.items()}
 
-    def candidates(self, event: Event, keyword_hits: set[int] | None = None) -> list[int]:
+    def candidates(self, event: Event, keyword_hits: AbstractSet[int] | None = None) -> list[int]:
         """Positions of the rules to evaluate. `keyword_hits`: the slots whose keyword literals
         a `KeywordScan` of the event found, when it scanned for every route at once."""
         hit: set[int] = set()
@@ -304,6 +306,7 @@ class KeywordScan:
             for literal, positions in routes[route].keyword_literals().items():
                 entries.setdefault(literal, []).append((route, positions))
         self._automaton: Any = None
+        self._grouped: dict[tuple[int, ...], Mapping[int, AbstractSet[int]]] = {}
         self._set: _LiteralSet | None = None
         self._json_set: _LiteralSet | None = None
         if entries:
@@ -319,27 +322,26 @@ class KeywordScan:
                 escaped.setdefault(orjson.dumps(literal)[1:-1].decode(), []).extend(found)
             self._json_set = _LiteralSet.build(escaped)
 
-    def hits(self, event: Event) -> dict[int, set[int]]:
+    def hits(self, event: Event) -> Mapping[int, AbstractSet[int]]:
         """By route position: the slots (see `RouteIndex`) whose keyword literals occur in
-        the event."""
-        found: dict[int, set[int]] = {}
+        the event. Read only: the same answer serves every event whose scan found the same
+        literals."""
         if self._automaton is None:
-            return found
-        matched: list[_Payload] | None = None
+            return _NO_HITS
         if self._json_set is not None:
             json = event_json_folded(event)
             if json:
-                matched = self._json_set.find(json)
-        if matched is None:
-            matched = self._scan_texts(event)
-        for entries in matched:
-            for route, positions in entries:
-                rules = found.get(route)
-                if rules is None:
-                    found[route] = set(positions)
-                else:
-                    rules.update(positions)
-        return found
+                numbers = self._json_set.numbers(json)
+                if numbers is not None:
+                    # Events of a kind find the same few literals (or none): their grouping by
+                    # route is kept by the literals found, not rebuilt per event.
+                    found = self._grouped.get(numbers)
+                    if found is None:
+                        if len(self._grouped) >= _GROUPINGS_KEPT:
+                            self._grouped.clear()
+                        found = self._grouped[numbers] = _by_route(self._json_set.payloads(numbers))
+                    return found
+        return _by_route(self._scan_texts(event))
 
     def _scan_texts(self, event: Event) -> list[_Payload]:
         """The hits in the event's folded texts (for events `event_json_folded` cannot give,
@@ -356,6 +358,21 @@ _SET_MEMORY = 256 << 20
 
 
 _Payload = tuple[tuple[int, tuple[int, ...]], ...]
+#: Groupings of keyword hits by route kept by the literals found (`KeywordScan.hits`).
+_GROUPINGS_KEPT = 4096
+_NO_HITS: Mapping[int, AbstractSet[int]] = MappingProxyType({})
+
+
+def _by_route(matched: Sequence[_Payload]) -> Mapping[int, AbstractSet[int]]:
+    found: dict[int, set[int]] = {}
+    for entries in matched:
+        for route, positions in entries:
+            rules = found.get(route)
+            if rules is None:
+                found[route] = set(positions)
+            else:
+                rules.update(positions)
+    return {route: frozenset(slots) for route, slots in found.items()}
 
 
 class _LiteralSet:
@@ -390,14 +407,22 @@ class _LiteralSet:
             return None
         return cls(literal_set, payloads)
 
-    def find(self, text: str | bytes) -> list[_Payload] | None:
-        """The payloads of the literals in `text`; None when the scan did not complete (or
-        RE2 cannot take the text: a lone surrogate)."""
+    def numbers(self, text: str | bytes) -> tuple[int, ...] | None:
+        """The numbers of the literals in `text`, in order, with 0; None when the scan did not
+        complete (or RE2 cannot take the text: a lone surrogate)."""
         try:
             numbers = self._set.Match(text)
         except UnicodeEncodeError:
             return None
-        if not numbers or (numbers[0] != 0 and 0 not in numbers):
+        if not numbers or 0 not in numbers:
             return None
+        return tuple(sorted(numbers))
+
+    def payloads(self, numbers: Sequence[int]) -> list[_Payload]:
         payloads = self._payloads
         return [payloads[number] for number in numbers if number]
+
+    def find(self, text: str | bytes) -> list[_Payload] | None:
+        """The payloads of the literals in `text`; None as for `numbers`."""
+        numbers = self.numbers(text)
+        return None if numbers is None else self.payloads(numbers)

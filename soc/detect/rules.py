@@ -116,6 +116,10 @@ class LoadOptions:
     filter: RuleFilter = field(default_factory=RuleFilter)
 
 
+_NO_HITS: dict[int, frozenset[int]] = {}
+_NO_SLOTS: frozenset[int] = frozenset()
+
+
 @dataclass
 class RuleSet:
     routes: list[RouteIndex] = field(default_factory=list)
@@ -138,12 +142,11 @@ class RuleSet:
         """Rules that match the event: routed, narrowed by the index, then evaluated."""
         admitted = self.table.admitted(event)
         keywords = self.keywords
-        hits = keywords.hits(event) if not keywords.routes.isdisjoint(admitted) else {}
-        no_hits: set[int] = set()
+        hits = keywords.hits(event) if not keywords.routes.isdisjoint(admitted) else _NO_HITS
         for route_position in admitted:
             index = self.routes[route_position]
             rules = index.rules
-            for position in index.candidates(event, hits.get(route_position, no_hits)):
+            for position in index.candidates(event, hits.get(route_position, _NO_SLOTS)):
                 rule = rules[position]
                 if rule.matches(event):
                     yield rule
