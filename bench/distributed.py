@@ -237,18 +237,29 @@ def run(
         "markers": f"{len(delays)}/{len(markers)}",
         # Microseconds of CPU per event, by component.
         "cpu": {name: seconds / max(total, 1) * 1e6 for name, seconds in cpu.items()},
+        # The platform's own processes (one core each at most), by component.
+        "processes": {
+            name: len(pids)
+            for name, pids in components.items()
+            if name not in ("kafka", "elasticsearch", "load generator")
+        },
     }
 
 
-def _cpu_line(cpu: dict[str, float]) -> str:
+def _cpu_line(cpu: dict[str, float], processes: dict[str, int]) -> str:
+    """`processes`: how many processes a component ran (each uses at most one core for the
+    Python code of the platform)."""
     spent = sum(cpu.values())
     cores = os.cpu_count() or 1
     parts = ", ".join(
         f"{name} {micros:,.0f}" for name, micros in sorted(cpu.items(), key=lambda kv: -kv[1])
     )
+    busiest = max(processes, key=lambda name: cpu.get(name, 0.0) / processes[name])
+    alone = processes[busiest] * 1e6 / max(cpu.get(busiest, 0.0), 1e-9)
     return (
-        f"CPU per event: {parts} = {spent:,.0f} us; at most {cores * 1e6 / spent:,.0f} events/s "
-        f"on {cores} cores at this cost"
+        f"CPU per event: {parts} = {spent:,.0f} us; at this cost at most "
+        f"{cores * 1e6 / spent:,.0f} events/s on {cores} cores, and at most {alone:,.0f} for "
+        f"{busiest} ({processes[busiest]} process{'es' if processes[busiest] > 1 else ''})"
     )
 
 
@@ -289,7 +300,7 @@ def main() -> int:
         burst = run(distributed, lines, markers, rules, rate=0, engines=engines)
         print(f"{name:<28}: {burst['rate']:>7,.0f} events/s sustained "
               f"({burst['events']:,} in {burst['seconds']:.1f} s, all sent at once)")  # fmt: skip
-        print(f"{'':<28}  {_cpu_line(burst['cpu'])}")
+        print(f"{'':<28}  {_cpu_line(burst['cpu'], burst['processes'])}")
         paced = run(distributed, lines, markers, rules, rate=burst["rate"] * 0.5, engines=engines)
         print(f"{'':<28}  at half that rate, receipt -> alert searchable: p50 {paced['p50']:.2f} s, "
               f"p99 {paced['p99']:.2f} s (markers seen {paced['markers']})")  # fmt: skip

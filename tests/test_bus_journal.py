@@ -140,3 +140,32 @@ async def test_what_the_correlator_holds_for_replay_never_stalls_the_bus(tmp_pat
     assert metrics.CORRELATION_REPLAY_RELEASED._value.get() - released >= 50
     assert bus.backlog(MATCHES) <= 20
     await bus.close()
+
+
+async def test_the_correlator_counts_late_matches_and_live_groups_in_its_metrics() -> None:
+    """After each batch the stage adds what the engine dropped as late to
+    `soc_correlation_late_total` and sets `soc_correlation_groups`."""
+    from prometheus_client import REGISTRY
+
+    bus = MemoryBus(partitions=1)
+    await bus.start()
+    lateness = 60.0
+    detection = Detection.from_rules(load_rules([ROOT / "rules"]), allowed_lateness=lateness)
+    stage = CorrelationStage(bus, detection)
+    late_before = REGISTRY.get_sample_value("soc_correlation_late_total") or 0.0
+    on_time = [failure(n, ip) for n in range(3) for ip in ("203.0.113.1", "203.0.113.2")]
+    # An hour on, then one from before the lateness bound: late.
+    ahead = failure(0, "203.0.113.3")
+    ahead.value["timestamp"] += 3600
+    late = failure(1, "203.0.113.3")
+    late.value["timestamp"] += 3600 - lateness - 60
+    batch = [
+        Delivered(MATCHES, 0, offset, message.key, message.value)
+        for offset, message in enumerate([*on_time, ahead, late])
+    ]
+    await stage.handle(batch)
+    assert REGISTRY.get_sample_value("soc_correlation_late_total") == late_before + 1
+    groups = REGISTRY.get_sample_value("soc_correlation_groups")
+    assert groups == detection.correlations.groups == detection.correlations.stats.groups
+    assert groups >= 1
+    await bus.close()

@@ -1118,6 +1118,16 @@ class CorrelationEngine:
             return None
         return self._hit(correlation, values, window, _value(aggregate))
 
+    def drops(self) -> tuple[int, int, int]:
+        """Late matches, groups expired and groups evicted so far: what the stage counts after
+        every batch, without `stats`' walk over every group."""
+        counters = self._counters
+        return counters.late, counters.groups_expired, counters.groups_evicted
+
+    @property
+    def groups(self) -> int:
+        return len(self._groups)
+
     @property
     def stats(self) -> CorrelationStats:
         """A snapshot of the counters; `entries` sums over the groups (O(groups), for metrics)."""

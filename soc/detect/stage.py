@@ -154,7 +154,7 @@ class CorrelationStage:
     async def handle(self, batch: list[Delivered]) -> None:
         engine = self.detection.correlations
         found: list[CorrelationHit] = []
-        before = engine.stats
+        before = engine.drops()
         for record in batch:
             value = record.value
             match = Match(
@@ -184,12 +184,12 @@ class CorrelationStage:
         _count_correlation(before, engine)
 
 
-def _count_correlation(before: Any, engine: CorrelationEngine) -> None:
-    after = engine.stats
-    metrics.CORRELATION_LATE.inc(after.late - before.late)
-    metrics.CORRELATION_EVICTED.labels("expired").inc(after.groups_expired - before.groups_expired)
-    metrics.CORRELATION_EVICTED.labels("cap").inc(after.groups_evicted - before.groups_evicted)
-    metrics.CORRELATION_GROUPS.set(after.groups)
+def _count_correlation(before: tuple[int, int, int], engine: CorrelationEngine) -> None:
+    late, expired, evicted = engine.drops()
+    metrics.CORRELATION_LATE.inc(late - before[0])
+    metrics.CORRELATION_EVICTED.labels("expired").inc(expired - before[1])
+    metrics.CORRELATION_EVICTED.labels("cap").inc(evicted - before[2])
+    metrics.CORRELATION_GROUPS.set(engine.groups)
 
 
 def _observe_latency(event: dict[str, Any]) -> None:

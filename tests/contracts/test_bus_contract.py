@@ -199,3 +199,34 @@ async def test_commit_upto_keeps_the_rest_for_the_next_member(bus: Bus) -> None:
     await successor.close()
     last = await bus.subscribe("t.upto", "g")
     assert await _drain(last, 4) == [2, 3, 4, 5]
+
+
+async def test_a_key_keeps_its_partition_and_order_across_publishes(bus: Bus) -> None:
+    """Many keys over several publishes (the Kafka bus remembers where each key goes after the
+    first): every record of a key is in one partition, in the order published, and on Kafka
+    that partition is the one the client's own partitioner gives the key, as `send` would."""
+    consumer = await bus.subscribe("t.keys", "g")
+    keys = [f"host-{n}" for n in range(40)]
+    for round_ in range(3):
+        await bus.publish(
+            "t.keys", [Message(key, {"k": key, "r": round_}) for key in keys for _ in range(2)]
+        )
+    seen: list[Any] = []
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(seen) < 240 and asyncio.get_running_loop().time() < deadline:
+        seen += await consumer.poll(1000, 0.2)
+    assert len(seen) == 240
+    partitions: dict[str, set[int]] = {}
+    rounds: dict[str, list[int]] = {}
+    for record in seen:
+        partitions.setdefault(record.value["k"], set()).add(record.partition)
+        rounds.setdefault(record.value["k"], []).append(record.value["r"])
+    assert all(len(found) == 1 for found in partitions.values()), partitions
+    assert all(found == [0, 0, 1, 1, 2, 2] for found in rounds.values()), rounds
+    assert len({p for found in partitions.values() for p in found}) > 1  # keys do spread
+    if type(bus).__name__ == "KafkaBus":
+        from aiokafka.partitioner import DefaultPartitioner
+
+        every = [0, 1, 2]
+        for key, (partition,) in partitions.items():
+            assert partition == DefaultPartitioner()(key.encode(), every, every)
