@@ -89,15 +89,12 @@ _UNDECOMPOSABLE = str.maketrans(
 #: Combining marks of the Latin, Greek and Cyrillic scripts (Vietnamese tones and hooks included).
 _MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 _NON_WORD = re.compile(r"[\W_]+")
-#: The same for ASCII text, which is most logs, in one `str.translate` pass: letters lowercased,
-#: everything that is not a letter or a digit a space.
-_ASCII_FOLD = str.maketrans(
-    {
-        chr(code): chr(code).lower() if chr(code).isalnum() else " "
-        for code in range(128)
-        if not chr(code).isalnum() or chr(code).isupper()
-    }
-)
+#: The same for ASCII text, which is most logs, as one `bytes.translate` table: letters
+#: lowercased, everything that is not a letter or a digit a space (a `str.translate` with a
+#: mapping looks every character up in a dict: 5 us for a syslog line, a third of indexing it).
+_ASCII_FOLD = bytes(
+    ord(chr(code).lower()) if chr(code).isalnum() else ord(" ") for code in range(128)
+) + bytes(128)
 _USERINFO = re.compile(r"//[^/@\s]*@")
 
 
@@ -118,7 +115,7 @@ def fold(text: str) -> str:
     Applied to indexed text and to searched words alike, this is what the SQLite store's
     `unicode61 remove_diacritics` tokenizer does, so both stores find the same documents."""
     if text.isascii():
-        return text.translate(_ASCII_FOLD)
+        return text.encode("ascii").translate(_ASCII_FOLD).decode("ascii")
     decomposed = unicodedata.normalize("NFKD", text.translate(_UNDECOMPOSABLE))
     return _NON_WORD.sub(" ", _MARKS.sub("", decomposed).lower())
 
