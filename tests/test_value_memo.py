@@ -84,7 +84,9 @@ def test_a_field_test_keeps_its_answer_for_the_value_alone(tmp_path: Path) -> No
     (rule,) = rules.rules
     before = rules.memo.held()
     assert rule.matches({"cmd": "p.exe -ENC aa", "user": "bob"})
-    assert rules.memo.held() == before + 2  # both fields' answers
+    assert rules.memo.held() == before  # met once: not kept yet
+    assert rule.matches({"cmd": "p.exe -ENC aa", "user": "bob"})
+    assert rules.memo.held() == before + 2  # met again: both fields' answers kept
     assert not rule.matches({"cmd": "p.exe -ENC aa", "user": "eve"})
     assert rule.matches({"cmd": "p.exe -ENC aa", "user": "BOB"})
     assert not rule.matches({"cmd": "p.exe /quiet", "user": "bob"})
@@ -113,13 +115,34 @@ def test_the_budget_bounds_every_memo_of_a_rule_set_together(tmp_path: Path) -> 
     memo.budget = memo.left = budget
     for number in range(200):
         event = {"image": f"C:\\Temp\\{number:08d}.exe", "cmd": f"run {number:08d} -enc"}
-        assert index.candidates(event) == [1]
-        held = sum(len(v) + memo_module.ENTRY_COST for m in memo.maps for v in m)
-        assert held <= budget
+        for _ in range(2):  # each value comes back once: kept the second time
+            assert index.candidates(event) == [1]
+            held = sum(len(v) + memo_module.ENTRY_COST for m in memo.maps for v in m)
+            held += sum(len(m.seen) * memo_module.SEEN_COST for m in memo.maps)
+            assert held <= budget and 0 <= memo.left <= budget
     assert memo.resets >= 30  # 400 values of about 180 each through room for 10
     # Still right after the resets, from the memo and from a fresh scan.
     assert index.candidates({"image": "C:\\x\\whoami.exe", "cmd": "-"}) == [0]
     assert index.candidates({"image": "C:\\x\\whoami.exe", "cmd": "-"}) == [0]
+
+
+def test_values_met_once_are_not_kept(tmp_path: Path) -> None:
+    """A field whose values never repeat (a counter in a message) keeps nothing and never
+    empties the memos of the values that do repeat."""
+    rules = ruleset(tmp_path, *DETECTIONS)
+    (index,) = rules.routes
+    memo = rules.memo
+    # Room for the sets of hashes of the few maps on `cmd`, each capped.
+    memo.budget = memo.left = 16 * memo_module.SEEN_KEPT * memo_module.SEEN_COST
+    for _ in range(2):
+        assert index.candidates({"image": "C:\\Windows\\whoami.exe", "cmd": "-"}) == [0]
+    for number in range(3 * memo_module.SEEN_KEPT):
+        event = {"image": "C:\\Windows\\whoami.exe", "cmd": f"run {number} -enc"}
+        assert index.candidates(event) == [0]
+    held = {value for kept in memo.maps for value in kept}
+    assert "C:\\Windows\\whoami.exe" in held and not any(v.startswith("run") for v in held)
+    assert memo.resets == 0
+    assert all(len(kept.seen) <= memo_module.SEEN_KEPT for kept in memo.maps)
 
 
 def test_long_values_are_scanned_not_kept(tmp_path: Path) -> None:
@@ -148,7 +171,8 @@ def test_one_budget_is_shared_by_the_routes_of_a_rule_set(tmp_path: Path) -> Non
     rules = load_rules([tmp_path], LoadOptions(routes=(ROUTE, other)))
     first, second = rules.routes
     assert first.memo is second.memo is rules.memo
-    assert [first.candidates({"a": "EVIL"}), second.candidates({"a": "evil"})] == [[0], [0]]
+    for _ in range(2):
+        assert [first.candidates({"a": "EVIL"}), second.candidates({"a": "evil"})] == [[0], [0]]
     assert {"EVIL", "evil"} <= {value for memo in rules.memo.maps for value in memo}
 
 

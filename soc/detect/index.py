@@ -51,7 +51,7 @@ from soc.detect.compiler import (
     pattern_literals,
     string_shape,
 )
-from soc.detect.memo import ValueMemo
+from soc.detect.memo import Memo, ValueMemo
 from soc.detect.routing import Route
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ class RouteIndex:
     automata: dict[str | None, Any] = field(default_factory=dict)
     #: The automata of fields (keywords apart) with the field's name, getter and memo (see
     #: `ValueMemo`): iterated for every event.
-    field_automata: tuple[tuple[str, Getter, Any, dict[str, Any]], ...] = ()
+    field_automata: tuple[tuple[str, Getter, Any, Memo], ...] = ()
     memo: ValueMemo = field(default_factory=ValueMemo)
     #: Positions of rules with two requirements (their slot 1 must be hit too).
     pairs: frozenset[int] = frozenset()

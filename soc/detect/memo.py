@@ -8,9 +8,11 @@ folding and scanning it again.
 
 Only `str` values are kept (1, 1.0 and True are equal keys that tests tell apart), and only up
 to `MEMO_LONGEST` characters: a 30 KB PowerShell command line seen once would take the room of
-hundreds of short values that do repeat. Memory is bounded for all the memos of a rule set
-together: when the characters they hold exceed the budget every one is emptied, and fills again
-with what still repeats. A stream whose values never repeat pays one insertion per value.
+hundreds of short values that do repeat. A value is kept the second time it is met, not the
+first: a field whose values never repeat (a message with a counter in it, a URL with a session
+id) fills no memo, only a bounded set of the hashes seen once, and does not push out the values
+that do repeat. Memory is bounded for all the memos of a rule set together: when what they hold
+exceeds the budget every one is emptied, and fills again with what still repeats.
 """
 
 from __future__ import annotations
@@ -26,6 +28,20 @@ MEMO_CHARACTERS = 32 << 20
 ENTRY_COST = 160
 #: Longer values are evaluated every time.
 MEMO_LONGEST = 2048
+#: What remembering that a value was seen once costs (a hash in a set).
+SEEN_COST = 64
+#: Hashes of values seen once kept per memo (then forgotten all at once).
+SEEN_KEPT = 4096
+
+
+class Memo(dict[str, Any]):
+    """Answers by value, and the hashes of the values seen once (not kept yet)."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[int] = set()
 
 
 class ValueMemo:
@@ -34,28 +50,39 @@ class ValueMemo:
     def __init__(self, budget: int = MEMO_CHARACTERS) -> None:
         self.budget = budget
         self.left = budget
-        self.maps: list[dict[str, Any]] = []
+        self.maps: list[Memo] = []
         #: Times every memo was emptied for room.
         self.resets = 0
 
-    def new_map(self) -> dict[str, Any]:
-        found: dict[str, Any] = {}
+    def new_map(self) -> Memo:
+        found = Memo()
         self.maps.append(found)
         return found
 
-    def keep(self, memo: dict[str, Any], value: str, answer: Any, size: int = 0) -> None:
-        """Remember `answer` for `value` in `memo` (one of this budget's), room permitting.
-        `size`: what the answer holds beyond `ENTRY_COST` (a set of slots: 16 bytes each)."""
+    def keep(self, memo: Memo, value: str, answer: Any, size: int = 0) -> None:
+        """Remember `answer` for `value` in `memo` (one of this budget's) if the value was met
+        before, room permitting. `size`: what the answer holds beyond `ENTRY_COST` (a set of
+        slots: 16 bytes each)."""
         if len(value) > MEMO_LONGEST or not self.budget:
             return
-        cost = len(value) + ENTRY_COST + size
-        self.left -= cost
+        seen = memo.seen
+        key = hash(value)
+        if key in seen:
+            seen.discard(key)
+            self.left -= len(value) + ENTRY_COST + size - SEEN_COST
+            memo[value] = answer
+        else:
+            if len(seen) >= SEEN_KEPT:
+                self.left += len(seen) * SEEN_COST
+                seen.clear()
+            seen.add(key)
+            self.left -= SEEN_COST
         if self.left < 0:
             for kept in self.maps:
                 kept.clear()
-            self.left = self.budget - cost
+                kept.seen.clear()
+            self.left = self.budget
             self.resets += 1
-        memo[value] = answer
 
     def held(self) -> int:
         """Values held, over every memo."""
