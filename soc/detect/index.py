@@ -255,8 +255,8 @@ class RouteIndex:
             if type(value) is str:
                 slots = memo.get(value)
                 if slots is None:
-                    slots = frozenset(
-                        slot for _, found in automaton.iter(value.casefold()) for slot in found
+                    slots = _NOTHING.union(
+                        *[found for _, found in automaton.iter(value.casefold())]
                     )
                     keep(memo, value, slots, len(slots) << 4)
                 if slots:
@@ -358,6 +358,7 @@ _SET_MEMORY = 256 << 20
 
 
 _Payload = tuple[tuple[int, tuple[int, ...]], ...]
+_NOTHING: frozenset[int] = frozenset()
 #: Groupings of keyword hits by route kept by the literals found (`KeywordScan.hits`).
 _GROUPINGS_KEPT = 4096
 _NO_HITS: Mapping[int, AbstractSet[int]] = MappingProxyType({})
