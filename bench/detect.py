@@ -141,12 +141,13 @@ def main() -> int:
         for kept in memo.maps:
             kept.clear()
             kept.seen.clear()
+            kept.cold = kept.trials = kept.again = 0
 
     remembering(False)
     unmemoized_rate, _ = measure(events, ruleset.match)
     remembering(True)
     indexed_rate, indexed_hits = measure(events, ruleset.match)
-    distinct, resets = memo.held(), memo.resets
+    distinct, resets, colds = memo.held(), memo.resets, memo.colds
     checked = events[: args.routed_events]
     # The engine (index and memo) against every routed rule evaluated in full without the memo.
     with_engine = [sorted(r.id for r in ruleset.match(event)) for event in checked]
@@ -182,7 +183,7 @@ def main() -> int:
         f"indexed, no value remembered          : {unmemoized_rate:>10,.0f} events/s  (every value scanned: a stream that never repeats one)"
     )
     print(
-        f"indexed (routing + literal index)     : {indexed_rate:>10,.0f} events/s  ({indexed_hits} matches; {distinct:,} answers kept by value, {resets} resets)"
+        f"indexed (routing + literal index)     : {indexed_rate:>10,.0f} events/s  ({indexed_hits} matches; {distinct:,} answers kept by value, {resets} resets, {colds} memos gone cold)"
     )
     print()
     print(f"indexed / naive : {indexed_rate / naive_rate:,.0f}x")

@@ -203,3 +203,45 @@ def test_keyword_hits_are_grouped_once_per_set_of_literals_found(
     first, again = scan.hits(cases[0][0]), scan.hits(cases[4][0])
     assert first is again  # one grouping for the same literal found
     assert scan.hits(cases[1][0]) != first
+
+
+def test_a_memo_whose_values_do_not_come_back_goes_cold_then_tries_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unique command lines: the index's memo of `cmd` stops its bookkeeping (answers stay
+    right, scanned as without a memo), the memo of `image`, whose value repeats, stays warm and
+    keeps answering; after its cold spell the `cmd` memo keeps repeating values again."""
+    monkeypatch.setattr(memo_module, "TRIAL_WINDOW", 64)
+    monkeypatch.setattr(memo_module, "COLD_MISSES", 100)
+    rules = ruleset(tmp_path, *DETECTIONS)
+    (index,) = rules.routes
+    maps = {name: kept for name, _, _, kept in index.field_automata}
+    for number in range(70):
+        event = {"image": "C:\\Windows\\whoami.exe", "cmd": f"run {number} /quiet"}
+        assert index.candidates(event) == [0]
+    assert maps["cmd"].cold and not maps["image"].cold and rules.memo.colds >= 1
+    assert "C:\\Windows\\whoami.exe" in maps["image"] and not maps["cmd"].seen
+    # Cold: still right, nothing kept.
+    for _ in range(2):
+        assert index.candidates({"image": "x.exe", "cmd": "mimikatz 1"}) == [2]
+        assert index.candidates({"image": "x.exe", "cmd": "x -ENC 1"}) == []
+    assert "mimikatz 1" not in maps["cmd"]
+    for number in range(100):
+        index.candidates({"image": "x.exe", "cmd": f"later {number}"})
+    assert maps["cmd"].cold == 0  # tries again
+    for _ in range(2):
+        assert index.candidates({"image": "x.exe", "cmd": "mimikatz 2"}) == [2]
+    assert "mimikatz 2" in maps["cmd"]
+
+
+def test_a_field_test_whose_values_do_not_come_back_goes_cold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(memo_module, "TRIAL_WINDOW", 64)
+    rules = ruleset(tmp_path, {"s": {"cmd|contains": "-enc"}, "condition": "s"})
+    (rule,) = rules.rules
+    for number in range(80):
+        assert rule.matches({"cmd": f"p.exe -ENC {number}"})
+        assert not rule.matches({"cmd": f"p.exe /q {number}"})
+    assert rules.memo.colds >= 1 and rules.memo.held() == 0
+    assert any(kept.cold for kept in rules.memo.maps)

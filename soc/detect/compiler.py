@@ -779,7 +779,10 @@ def _on_field(name: str, test: ValueTest) -> Predicate:
                 answer = remembered(found)
                 if answer is None:
                     answer = test(found)
-                    keep(memo, found, answer)
+                    if memo.cold:
+                        memo.cold -= 1
+                    else:
+                        keep(memo, found, answer)
                 return answer
             return _on_other(found, kind, test)
 

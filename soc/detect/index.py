@@ -255,6 +255,11 @@ class RouteIndex:
             if type(value) is str:
                 slots = memo.get(value)
                 if slots is None:
+                    if memo.cold:  # its values do not come back: scanned as without a memo
+                        memo.cold -= 1
+                        for _, found in automaton.iter(value.casefold()):
+                            update(found)
+                        continue
                     slots = _NOTHING.union(
                         *[found for _, found in automaton.iter(value.casefold())]
                     )

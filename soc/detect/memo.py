@@ -13,6 +13,12 @@ first: a field whose values never repeat (a message with a counter in it, a URL 
 id) fills no memo, only a bounded set of the hashes seen once, and does not push out the values
 that do repeat. Memory is bounded for all the memos of a rule set together: when what they hold
 exceeds the budget every one is emptied, and fills again with what still repeats.
+
+A memo whose values rarely come back stops trying for a while ("cold"): fewer than one in
+`COLD_RATIO` of its last `TRIAL_WINDOW` misses was a value met before. It still answers the
+values it holds, but misses skip the bookkeeping (hashing, the set of first sightings, the set of
+slots built to be kept), so a stream of values that never repeat costs about what it cost with
+no memo at all. After `COLD_MISSES` misses it tries again, in case the stream changed.
 """
 
 from __future__ import annotations
@@ -34,14 +40,27 @@ SEEN_COST = 64
 SEEN_KEPT = 4096
 
 
-class Memo(dict[str, Any]):
-    """Answers by value, and the hashes of the values seen once (not kept yet)."""
+#: Misses over which a memo judges whether its values come back.
+TRIAL_WINDOW = 2048
+#: Below one value met before in this many misses, the memo goes cold.
+COLD_RATIO = 16
+#: Misses a cold memo lets pass before it tries again.
+COLD_MISSES = 1 << 16
 
-    __slots__ = ("seen",)
+
+class Memo(dict[str, Any]):
+    """Answers by value, the hashes of the values seen once (not kept yet), and whether it is
+    cold: the misses it still lets pass without bookkeeping (0: warm)."""
+
+    __slots__ = ("again", "cold", "seen", "trials")
 
     def __init__(self) -> None:
         super().__init__()
         self.seen: set[int] = set()
+        self.cold = 0
+        #: Misses in the current window, and how many were values met before.
+        self.trials = 0
+        self.again = 0
 
 
 class ValueMemo:
@@ -53,6 +72,8 @@ class ValueMemo:
         self.maps: list[Memo] = []
         #: Times every memo was emptied for room.
         self.resets = 0
+        #: Times a memo went cold.
+        self.colds = 0
 
     def new_map(self) -> Memo:
         found = Memo()
@@ -62,7 +83,7 @@ class ValueMemo:
     def keep(self, memo: Memo, value: str, answer: Any, size: int = 0) -> None:
         """Remember `answer` for `value` in `memo` (one of this budget's) if the value was met
         before, room permitting. `size`: what the answer holds beyond `ENTRY_COST` (a set of
-        slots: 16 bytes each)."""
+        slots: 16 bytes each). Callers skip it while `memo.cold`, counting that down."""
         if len(value) > MEMO_LONGEST or not self.budget:
             return
         seen = memo.seen
@@ -71,12 +92,22 @@ class ValueMemo:
             seen.discard(key)
             self.left -= len(value) + ENTRY_COST + size - SEEN_COST
             memo[value] = answer
+            memo.again += 1
         else:
             if len(seen) >= SEEN_KEPT:
                 self.left += len(seen) * SEEN_COST
                 seen.clear()
             seen.add(key)
             self.left -= SEEN_COST
+        memo.trials += 1
+        if memo.trials >= TRIAL_WINDOW:
+            if memo.again * COLD_RATIO < memo.trials:
+                # Its values do not come back: stop hashing and remembering first sightings.
+                memo.cold = COLD_MISSES
+                self.left += len(seen) * SEEN_COST
+                seen.clear()
+                self.colds += 1
+            memo.trials = memo.again = 0
         if self.left < 0:
             for kept in self.maps:
                 kept.clear()
