@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
 from argon2 import PasswordHasher
@@ -24,6 +26,10 @@ from soc.store.sqlite import SqliteStore
 from tests.test_incidents import alert
 
 MACHINE_TOKEN = "machine-token-0123456789abcdef"
+#: "Now" for the API's views that look back from the present (sources seen in the last day,
+#: the default summary range): a few hours after the world's events of 2026-11-28 08:0x, so
+#: that what those views show does not depend on the day the tests run.
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 PASSWORD = "đúng-mật-khẩu-2026"
 A, B = "so-a", "so-b"
 
@@ -99,7 +105,8 @@ async def world(tmp: Path, **auth: Any) -> AsyncIterator[World]:
         found.alerts[agency] = alerts[0]["event"]["id"]
         found.events[agency] = f"ev-{agency}-0"
     try:
-        yield found
+        with mock.patch("soc.api.insights.utcnow", return_value=NOW):
+            yield found
     finally:
         accounts.close()
         await store.close()
