@@ -137,11 +137,8 @@ def main() -> int:
     budget = memo.budget
 
     def remembering(on: bool) -> None:
-        memo.budget = memo.left = budget if on else 0
-        for kept in memo.maps:
-            kept.clear()
-            kept.seen.clear()
-            kept.cold = kept.trials = kept.again = 0
+        memo.budget = budget if on else 0
+        memo.clear()
 
     remembering(False)
     unmemoized_rate, _ = measure(events, ruleset.match)

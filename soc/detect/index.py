@@ -260,7 +260,7 @@ class RouteIndex:
                         for _, found in automaton.iter(value.casefold()):
                             update(found)
                         continue
-                    slots = _NOTHING.union(
+                    slots = NO_SLOTS.union(
                         *[found for _, found in automaton.iter(value.casefold())]
                     )
                     keep(memo, value, slots, len(slots) << 4)
@@ -332,7 +332,7 @@ class KeywordScan:
         the event. Read only: the same answer serves every event whose scan found the same
         literals."""
         if self._automaton is None:
-            return _NO_HITS
+            return NO_HITS
         if self._json_set is not None:
             json = event_json_folded(event)
             if json:
@@ -363,10 +363,11 @@ _SET_MEMORY = 256 << 20
 
 
 _Payload = tuple[tuple[int, tuple[int, ...]], ...]
-_NOTHING: frozenset[int] = frozenset()
+#: No slots, and no keyword hits for any route: shared, read only.
+NO_SLOTS: frozenset[int] = frozenset()
 #: Groupings of keyword hits by route kept by the literals found (`KeywordScan.hits`).
 _GROUPINGS_KEPT = 4096
-_NO_HITS: Mapping[int, AbstractSet[int]] = MappingProxyType({})
+NO_HITS: Mapping[int, AbstractSet[int]] = MappingProxyType({})
 
 
 def _by_route(matched: Sequence[_Payload]) -> Mapping[int, AbstractSet[int]]:

@@ -115,6 +115,14 @@ class ValueMemo:
             self.left = self.budget
             self.resets += 1
 
+    def clear(self) -> None:
+        """Forget every answer and what was learnt of each memo's values (as at start)."""
+        for kept in self.maps:
+            kept.clear()
+            kept.seen.clear()
+            kept.cold = kept.trials = kept.again = 0
+        self.left = self.budget
+
     def held(self) -> int:
         """Values held, over every memo."""
         return sum(len(kept) for kept in self.maps)

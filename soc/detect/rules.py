@@ -32,7 +32,14 @@ from soc.detect.compiler import (
     any_of,
     compile_condition,
 )
-from soc.detect.index import KeywordScan, Requirement, RouteIndex, rule_requirements
+from soc.detect.index import (
+    NO_HITS,
+    NO_SLOTS,
+    KeywordScan,
+    Requirement,
+    RouteIndex,
+    rule_requirements,
+)
 from soc.detect.memo import ValueMemo, compiling_with
 from soc.detect.pipelines import resolve_pipeline
 from soc.detect.routing import LogsourceKey, Route, RouteTable, load_routes, logsource_key
@@ -116,10 +123,6 @@ class LoadOptions:
     filter: RuleFilter = field(default_factory=RuleFilter)
 
 
-_NO_HITS: dict[int, frozenset[int]] = {}
-_NO_SLOTS: frozenset[int] = frozenset()
-
-
 @dataclass
 class RuleSet:
     routes: list[RouteIndex] = field(default_factory=list)
@@ -142,11 +145,11 @@ class RuleSet:
         """Rules that match the event: routed, narrowed by the index, then evaluated."""
         admitted = self.table.admitted(event)
         keywords = self.keywords
-        hits = keywords.hits(event) if not keywords.routes.isdisjoint(admitted) else _NO_HITS
+        hits = keywords.hits(event) if not keywords.routes.isdisjoint(admitted) else NO_HITS
         for route_position in admitted:
             index = self.routes[route_position]
             rules = index.rules
-            for position in index.candidates(event, hits.get(route_position, _NO_SLOTS)):
+            for position in index.candidates(event, hits.get(route_position, NO_SLOTS)):
                 rule = rules[position]
                 if rule.matches(event):
                     yield rule
