@@ -18,7 +18,13 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaError,
+    KafkaTimeoutError,
+    OutOfOrderSequenceNumber,
+    TopicAlreadyExistsError,
+)
 
 from soc.bus.base import Delivered, Message
 
@@ -26,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: How long `subscribe` waits for the group to hand the new member its partitions.
 _JOIN_TIMEOUT = 60.0
+#: Producer errors after which only a new producer (a new producer id) can publish again.
+_PRODUCER_STATE_LOST = (OutOfOrderSequenceNumber, InvalidProducerEpoch)
 #: Keys whose partition is remembered per topic (then forgotten all at once).
 _KEYS_PLACED = 65536
 
@@ -74,6 +82,14 @@ class KafkaBus:
         )
         await self._producer.start()
 
+    async def _restart_producer(self) -> None:
+        if self._producer is not None:
+            try:
+                await self._producer.stop()
+            except KafkaError as exc:
+                log.warning("kafka producer did not stop cleanly error=%s", exc)
+        await self.start()
+
     async def ensure_topic(self, topic: str) -> None:
         """Create the topic with the configured partitions if it does not exist yet."""
         name = self._name(topic)
@@ -103,6 +119,15 @@ class KafkaBus:
             try:
                 await self._publish_once(topic, messages)
                 return
+            except _PRODUCER_STATE_LOST as exc:
+                # A broker restart can leave the idempotent producer's sequence numbers out of
+                # step with the broker's: that producer never recovers, a new one starts fresh.
+                # Resending is safe: records carry deterministic ids, stored once downstream.
+                log.warning(
+                    "kafka producer state lost, restarting the producer topic=%s error=%s",
+                    topic, exc,
+                )  # fmt: skip
+                await self._restart_producer()
             except KafkaError as exc:
                 if not getattr(exc, "retriable", True) and not isinstance(exc, KafkaTimeoutError):
                     raise

@@ -230,3 +230,31 @@ async def test_a_key_keeps_its_partition_and_order_across_publishes(bus: Bus) ->
         every = [0, 1, 2]
         for key, (partition,) in partitions.items():
             assert partition == DefaultPartitioner()(key.encode(), every, every)
+
+
+async def test_kafka_publish_recovers_when_the_producer_state_is_lost() -> None:
+    """After a broker restart the idempotent producer can answer OutOfOrderSequenceNumber for
+    ever: the bus starts a new producer and the records still arrive."""
+    if not _reachable(KAFKA):
+        pytest.skip(f"no Kafka broker at {KAFKA} (make services, or set SOC_TEST_KAFKA)")
+    from aiokafka.errors import OutOfOrderSequenceNumber
+
+    bus = await _kafka()
+    await bus.start()
+    try:
+        consumer = await bus.subscribe("t.lost", "g")
+        original = bus._publish_once  # type: ignore[attr-defined]
+        first_producer = bus._producer  # type: ignore[attr-defined]
+        failures = [OutOfOrderSequenceNumber()]
+
+        async def flaky(topic: str, messages: Any) -> None:
+            if failures:
+                raise failures.pop()
+            await original(topic, messages)
+
+        bus._publish_once = flaky  # type: ignore[attr-defined]
+        await bus.publish("t.lost", _messages(20))
+        assert bus._producer is not first_producer  # type: ignore[attr-defined]
+        assert sorted(await _drain(consumer, 20)) == list(range(20))
+    finally:
+        await bus.close()
