@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
+from soc.detect import index as index_module
 from soc.detect.compiler import _MISSING as MISSING
 from soc.detect.compiler import event_json_folded, getter, lookup
+from soc.detect.index import _HyperscanSet, _LiteralSet, _Re2Set
 from soc.detect.routing import Route
 from soc.detect.rules import LoadOptions, RuleSet, load_rules
 
@@ -235,9 +237,13 @@ class _GaveUp:
         return None
 
 
-def test_a_scan_re2_did_not_complete_falls_back_instead_of_hiding_rules(tmp_path: Path) -> None:
+def test_a_scan_re2_did_not_complete_falls_back_instead_of_hiding_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(index_module, "_hyperscan", None)  # RE2 where Hyperscan is missing
     rules = ruleset(tmp_path, {"k": ["mimikatz"], "condition": "k"})
-    assert rules.keywords._json_set is not None and rules.keywords._set is not None
+    assert isinstance(rules.keywords._json_set, _Re2Set)
+    assert isinstance(rules.keywords._set, _Re2Set)
     event = {"m": "run MIMIKATZ now"}
     # A completed scan reports the always-matching pattern 0 with the literals it found.
     assert rules.keywords._json_set.find(b'"run mimikatz now"') == [((0, (0,)),)]
@@ -246,3 +252,131 @@ def test_a_scan_re2_did_not_complete_falls_back_instead_of_hiding_rules(tmp_path
     rules.keywords._set._set = _GaveUp()
     assert rules.keywords._json_set.find(b"nothing") is None
     assert [r.title for r in rules.match(event)] == ["t0"]  # found by the automaton
+
+
+needs_hyperscan = pytest.mark.skipif(
+    index_module._hyperscan is None, reason="Hyperscan has no wheel for this platform"
+)
+#: Literals as keyword rules give them (folded), with overlaps, prefixes of one another, JSON
+#: escapes, non-ASCII and emoji; each with a payload naming it.
+LITERALS = [
+    "mimikatz",
+    "mimi",
+    "katz",
+    "sekurlsa::logonpasswords",
+    "c:\\\\windows\\\\temp",
+    "\\u00e9t\\u00e9",
+    "Đà nẵng".casefold(),
+    "\U0001f600",
+    "aaa",
+    '\\"quoted\\"',
+]
+TEXTS = [
+    b"",
+    b"nothing here",
+    b"run mimikatz now",
+    b"mimikatz mimikatz sekurlsa::logonpasswords",
+    b'{"p":"c:\\\\windows\\\\temp\\\\x.exe"}',
+    "đà nẵng \U0001f600 aaaa".encode(),
+    b"aa aa aaa katz",
+    b'say \\"quoted\\" mimi',
+]
+
+
+def _entries() -> dict[str, list[tuple[int, tuple[int, ...]]]]:
+    return {literal: [(0, (number,))] for number, literal in enumerate(LITERALS)}
+
+
+@needs_hyperscan
+@pytest.mark.parametrize("text", TEXTS)
+def test_hyperscan_and_re2_find_the_same_literals(text: bytes) -> None:
+    entries = _entries()
+    fast, reference = _HyperscanSet.build(entries), _Re2Set.build(entries)
+    assert fast is not None and reference is not None
+    expected = sorted(n for n, literal in enumerate(LITERALS) if literal.encode() in text)
+    assert [payload[0][1][0] for payload in fast.find(text) or []] == expected
+    assert fast.numbers(text) == reference.numbers(text)
+
+
+@needs_hyperscan
+def test_the_keyword_scan_uses_hyperscan_where_installed(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, {"k": ["mimikatz"], "condition": "k"})
+    assert isinstance(rules.keywords._json_set, _HyperscanSet)
+    assert [r.title for r in rules.match({"m": "RUN MimiKatz"})] == ["t0"]
+    assert list(rules.match({"m": "benign"})) == []
+
+
+class _Failing:
+    def scan(self, *args: object, **kwargs: object) -> None:
+        raise index_module._hyperscan.error("scratch in use")
+
+
+@needs_hyperscan
+def test_a_hyperscan_scan_that_fails_falls_back_instead_of_hiding_rules(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, {"k": ["mimikatz"], "condition": "k"})
+    literals = rules.keywords._json_set
+    assert isinstance(literals, _HyperscanSet)
+    literals._database = _Failing()
+    assert literals.find(b"mimikatz") is None
+    assert [r.title for r in rules.match({"m": "run MIMIKATZ now"})] == ["t0"]
+    assert list(rules.match({"m": "benign"})) == []
+
+
+@needs_hyperscan
+def test_hyperscan_scans_from_several_threads_at_once() -> None:
+    """Hyperscan's scratch space may serve one scan at a time: each thread gets its own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    fast = _HyperscanSet.build(_entries())
+    assert fast is not None
+    expected = [fast.numbers(text) for text in TEXTS]
+    long_texts = [text * 200 for text in TEXTS]
+    expected_long = [fast.numbers(text) for text in long_texts]
+
+    def scan_all(_: int) -> bool:
+        return all(
+            fast.numbers(text) == want
+            for _ in range(50)
+            for text, want in zip(TEXTS + long_texts, expected + expected_long, strict=True)
+        )
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(scan_all, range(8)))
+    assert None not in expected
+
+
+def test_a_literal_set_is_none_when_no_engine_builds_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(index_module, "_hyperscan", None)
+    monkeypatch.setattr(_Re2Set, "build", classmethod(lambda cls, entries: None))
+    assert _LiteralSet.build(_entries()) is None
+
+
+@pytest.mark.parametrize(
+    ("detection", "present", "absent"),
+    [
+        ({"s": {"c|contains": ["^^", ",;,"]}, "condition": "s"}, "c^^md /c", "cmd /c dir"),
+        ({"s": {"c|re": r"\w+`(?:\w+|-|.)`\w"}, "condition": "s"}, "IN`V`oke", "Invoke-Expr"),
+        ({"s": {"c|re": r"(?i)\$\{`?e`?n`?v"}, "condition": "s"}, "${ENV:path}", "env path"),
+    ],
+)
+def test_short_literals_of_rare_characters_narrow_and_decide_as_evaluation(
+    tmp_path: Path, detection: dict[str, Any], present: str, absent: str
+) -> None:
+    """`^^` or a backtick is rare in logs: a rule built on one is indexed by it, not evaluated on
+    every event of its route, and the index never hides an event the rule matches."""
+    rules = ruleset(tmp_path, detection)
+    (index,) = [index for index in rules.routes if index.rules]
+    (rule,) = index.rules
+    assert rule.requirements, "the rule is indexed by its short literal"
+    assert index.always == []
+    assert index.candidates({"c": absent}) == []
+    assert index.candidates({"c": present}) == [0]
+    assert [r.title for r in rules.match({"c": present})] == ["t0"]
+    assert list(rules.match({"c": absent})) == []
+
+
+def test_short_common_literals_do_not_narrow(tmp_path: Path) -> None:
+    rules = ruleset(tmp_path, {"s": {"c|contains": ["-f", "ab"]}, "condition": "s"})
+    (index,) = [index for index in rules.routes if index.rules]
+    assert index.always == [0]
+    assert [r.title for r in rules.match({"c": "x -f y"})] == ["t0"]
