@@ -4,7 +4,15 @@ same routes without testing the table again, and values that compare equal acros
 
 from __future__ import annotations
 
-from soc.detect.routing import RouteTable, parse_routes
+from types import MappingProxyType
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from soc.detect.compiler import _MISSING as MISSING
+from soc.detect.compiler import getter, lookup
+from soc.detect.routing import RouteTable, parse_routes, routing_key
 
 ROUTES = parse_routes(
     [
@@ -44,3 +52,87 @@ def test_numbers_and_booleans_are_routed_by_their_own_text_never_from_a_kept_dec
     assert table.admitted({"event": {"code": True}}) == ()
     assert table.admitted({"event": {"code": "1"}}) == (0,)
     assert table.admitted({"event": {"code": {"nested": "1"}}}) == ()
+
+
+def _reference_key(names: list[str], event: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The routing key as it was computed before it was generated: one `lookup` per field."""
+    values: list[Any] = []
+    for name in names:
+        value = lookup(event, name)
+        if type(value) is str or value is None or value is MISSING:
+            values.append(value)
+        elif type(value) is list and all(type(item) is str for item in value):
+            values.append(tuple(value))
+        else:
+            return None
+    return tuple(values)
+
+
+NAMES = ["event.code", "winlog.event_data.EventType", "process", "a.b.c.d", "log.level"]
+_leaf = st.one_of(
+    st.none(),
+    st.sampled_from(["x", "Security", "4624", ""]),
+    st.integers(-2, 2),
+    st.booleans(),
+    st.lists(st.sampled_from(["p", "q"]), max_size=2),
+)
+_node = st.recursive(
+    _leaf,
+    lambda inner: st.one_of(
+        st.dictionaries(st.sampled_from(["code", "event_data", "EventType", "b", "c", "d"]), inner),
+        st.lists(inner, max_size=2),
+        st.dictionaries(st.sampled_from(["code", "b"]), inner).map(MappingProxyType),
+    ),
+    max_leaves=6,
+)
+_event = st.dictionaries(
+    st.sampled_from(["event", "winlog", "process", "a", "log", "event.code", "log.level", "x"]),
+    _node,
+)
+
+
+@st.composite
+def _placed(draw: st.DrawFn) -> dict[str, Any]:
+    """Events that hold the routing fields at their paths (nested, flat, or cut short by
+    something else on the way), where arbitrary dicts would seldom reach three levels down."""
+    event: dict[str, Any] = draw(_event)
+    for name in draw(st.lists(st.sampled_from(NAMES), max_size=4)):
+        value = draw(_node)
+        if draw(st.booleans()):
+            event[name] = value
+            continue
+        node = event
+        *path, last = name.split(".")
+        for part in path:
+            child = node.get(part)
+            if not isinstance(child, dict) or draw(st.integers(0, 5)) == 0:
+                child = node[part] = {} if draw(st.integers(0, 5)) else draw(_leaf)
+            if not isinstance(child, dict):
+                break
+            node = child
+        else:
+            node[last] = value
+    return event
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(_event, _placed()))
+def test_the_generated_routing_key_reads_fields_as_lookup_does(event: dict[str, Any]) -> None:
+    key = routing_key(NAMES, [getter(name) for name in NAMES])
+    assert key(event) == _reference_key(NAMES, event)
+
+
+def test_routing_key_examples() -> None:
+    key = routing_key(NAMES, [getter(name) for name in NAMES])
+    plain = {"event": {"code": "4624"}, "winlog": {"event_data": {"EventType": "x"}}}
+    assert key(plain) == ("4624", "x", MISSING, MISSING, MISSING)
+    flat = {"event.code": "1", "event": {"code": "2"}, "log": {"level": ["a", "b"]}}
+    assert key(flat) == ("1", MISSING, MISSING, MISSING, ("a", "b"))
+    deep = {"a": {"b": {"c": {"d": "z"}}}, "process": None}
+    assert key(deep) == (MISSING, MISSING, None, "z", MISSING)
+    through = {"event": [{"code": "a"}, {"code": "b"}]}
+    assert key(through) == (("a", "b"), MISSING, MISSING, MISSING, MISSING)
+    assert key({"event": {"code": 4624}}) is None
+    assert key({"winlog": {"event_data": {"EventType": {"x": "y"}}}}) is None
+    assert routing_key([], [])({"event": {}}) == ()
+    assert routing_key(["event.code"], [getter("event.code")])({"event": {"code": "1"}}) == ("1",)
