@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from re import _parser  # type: ignore[attr-defined]
@@ -41,7 +41,9 @@ from sigma.types import (
     SigmaString,
 )
 
+from soc.detect import codegen
 from soc.detect.compiler import (
+    _MISSING,
     Event,
     Getter,
     event_field,
@@ -217,6 +219,10 @@ class RouteIndex:
     memo: ValueMemo = field(default_factory=ValueMemo)
     #: Positions of rules with two requirements (their slot 1 must be hit too).
     pairs: frozenset[int] = frozenset()
+    #: The slots the field automata find in an event (see `_field_scanner`).
+    scan_fields: Callable[[Event], set[int]] = field(
+        default=lambda event: set(), repr=False, compare=False
+    )
 
     @classmethod
     def build(
@@ -248,6 +254,7 @@ class RouteIndex:
             for name, automaton in index.automata.items()
             if name is not None
         )
+        index.scan_fields = _field_scanner(index.field_automata, index.memo)
         return index
 
     def keyword_literals(self) -> dict[str, tuple[int, ...]]:
@@ -263,30 +270,8 @@ class RouteIndex:
     def candidates(self, event: Event, keyword_hits: AbstractSet[int] | None = None) -> list[int]:
         """Positions of the rules to evaluate. `keyword_hits`: the slots whose keyword literals
         a `KeywordScan` of the event found, when it scanned for every route at once."""
-        hit: set[int] = set()
+        hit = self.scan_fields(event)
         update = hit.update
-        keep = self.memo.keep
-        for _, get, automaton, memo in self.field_automata:
-            # The same getter the rules read the field with: the index sees what they see.
-            value = get(event)
-            if type(value) is str:
-                slots = memo.get(value)
-                if slots is None:
-                    if memo.cold:  # its values do not come back: scanned as without a memo
-                        memo.cold -= 1
-                        for _, found in automaton.iter(value.casefold()):
-                            update(found)
-                        continue
-                    slots = NO_SLOTS.union(
-                        *[found for _, found in automaton.iter(value.casefold())]
-                    )
-                    keep(memo, value, slots, len(slots) << 4)
-                if slots:
-                    update(slots)
-            else:
-                for text in field_values(value):
-                    for _, found in automaton.iter(text.casefold()):
-                        update(found)
         if keyword_hits is not None:
             update(keyword_hits)
         else:
@@ -307,6 +292,109 @@ class RouteIndex:
     @property
     def indexed(self) -> int:
         return len(self.rules) - len(self.always)
+
+
+def _field_scanner(
+    automata: tuple[tuple[str, Getter, Any, Memo], ...], values: ValueMemo
+) -> Callable[[Event], set[int]]:
+    """The slots the field automata find in an event, as generated code (soc/detect/codegen.py)
+    reading each field once, with the getters the rules use (the index sees what they see).
+    A string's or an integer's slots are kept by its text (`ValueMemo`); lists and other values
+    are scanned as `field_values` gives their texts."""
+    keep = values.keep
+
+    def miss(number: int, value: str) -> frozenset[int]:
+        _, _, automaton, memo = automata[number]
+        slots = NO_SLOTS.union(*[found for _, found in automaton.iter(value.casefold())])
+        if memo.cold:  # its values do not come back: scanned as without a memo
+            memo.cold -= 1
+        else:
+            keep(memo, value, slots, len(slots) << 4)
+        return slots
+
+    def other(number: int, value: Any, hit: set[int]) -> None:
+        automaton = automata[number][2]
+        for text in field_values(value):
+            for _, found in automaton.iter(text.casefold()):
+                hit.update(found)
+
+    names = [name for name, _, _, _ in automata]
+    prelude, nodes = codegen.fetch_prelude(names)
+    memos = "".join(f", m{number}=MEMOS[{number}]" for number in range(len(names)))
+    lines = [f"def scan(event, M=M, G=G, miss=miss, other=other, type=type, str=str{memos}):"]
+    lines += prelude
+    lines.append("    hit = set()")
+
+    def on_value(number: str, memo: str, depth: str) -> list[str]:
+        return [
+            f"{depth}if type(v) is int:",  # a status code, an event id: kept by its text
+            f"{depth}    v = str(v)",
+            f"{depth}if type(v) is str:",
+            f"{depth}    s = {memo}.get(v)",
+            f"{depth}    if s is None:",
+            f"{depth}        s = miss({number}, v)",
+            f"{depth}    if s:",
+            f"{depth}        hit.update(s)",
+            f"{depth}elif v is not M:",
+            f"{depth}    other({number}, v, hit)",
+        ]
+
+    def one_by_one(numbers: list[int], depth: str) -> list[str]:
+        code: list[str] = []
+        for number in numbers:
+            fetched = codegen.fetch(names[number], "v", f"v = G[{number}](event)", nodes)
+            code += [depth[4:] + line for line in fetched]
+            code += on_value(str(number), f"m{number}", depth)
+        return code
+
+    namespace: dict[str, Any] = {}
+    for group, (parent, numbers) in enumerate(_groups(names).items()):
+        if not parent or len(numbers) < _GROUP_FROM:
+            lines += one_by_one(numbers, "    ")
+            continue
+        # Many fields under one object (`winlog.event_data`: 50 for the Security channel's
+        # rules, of which an event holds a dozen or two): the object's own items are walked
+        # instead, when it is a plain dict (or absent) and no field is given flat (a dotted key).
+        namespace[f"FLAT{group}"] = frozenset(names[number] for number in numbers)
+        namespace[f"AT{group}"] = {names[number].rsplit(".", 1)[1]: number for number in numbers}
+        lines.append("    x = event")
+        for part in parent.split("."):
+            lines.append(
+                f"    x = x.get({part!r}, M) if type(x) is dict else (x if x is M else None)"
+            )
+        lines.append(f"    if (type(x) is dict or x is M) and FLAT{group}.isdisjoint(event):")
+        lines.append("        if x is not M:")
+        lines.append("            for key, v in x.items():")
+        lines.append(f"                number = AT{group}.get(key)")
+        lines.append("                if number is not None:")
+        lines += on_value("number", "MEMOS[number]", "                    ")
+        lines.append("    else:")
+        lines += one_by_one(numbers, "        ")
+    lines.append("    return hit")
+    namespace |= {
+        "M": _MISSING,
+        "G": tuple(get for _, get, _, _ in automata),
+        "MEMOS": tuple(memo for _, _, _, memo in automata),
+        "miss": miss,
+        "other": other,
+    }
+    scan: Callable[[Event], set[int]] = codegen.build(
+        lines, "scan", namespace, f"index scan of {len(names)} fields"
+    )
+    return scan
+
+
+#: Fields under one object from which the index walks the object's items instead of fetching
+#: each field.
+_GROUP_FROM = 8
+
+
+def _groups(names: Sequence[str]) -> dict[str, list[int]]:
+    """Field numbers by the path of the object holding them ("" for top-level names)."""
+    groups: dict[str, list[int]] = {}
+    for number, name in enumerate(names):
+        groups.setdefault(name.rsplit(".", 1)[0] if "." in name else "", []).append(number)
+    return groups
 
 
 class KeywordScan:

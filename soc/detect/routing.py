@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from soc.detect import codegen
 from soc.detect.compiler import _MISSING, Event, Getter, field_values, getter, lookup
 
 LogsourceKey = tuple[tuple[str, str], ...]
@@ -184,25 +185,14 @@ RoutingKey = Callable[[Event], tuple[Any, ...] | None]
 
 def routing_key(names: list[str], getters: list[Getter]) -> RoutingKey:
     """The values of the routing fields as one tuple (str, a tuple of str, None or _MISSING each),
-    or None when one holds anything else. Generated straight-line code: each path's first object
-    is fetched once for all the fields under it (five under `event`), where calling one getter
-    per field cost 3-4 us an event, a tenth of detection. Plain dicts are walked inline; a path
-    through anything else (a Mapping, a list of objects) is left to the field's getter, which
-    reads it as `lookup` does."""
-    firsts = sorted({name.split(".")[0] for name in names if "." in name})
-    nodes = {first: f"n{number}" for number, first in enumerate(firsts)}
+    or None when one holds anything else. Generated code (soc/detect/codegen.py): the getters
+    one by one cost 3-5 us an event, a tenth of detection."""
+    prelude, nodes = codegen.fetch_prelude(names)
     lines = ["def key(event, M=M, G=G, type=type, dict=dict, str=str, list=list, all=all):"]
-    lines.append("    get = event.get")
-    lines += [f"    {nodes[first]} = get({first!r}, M)" for first in firsts]
+    lines += prelude
     for number, name in enumerate(names):
-        first, *rest = name.split(".")
         value = f"v{number}"
-        general = f"{value} = G[{number}](event)"
-        lines.append(f"    {value} = get({name!r}, M)")
-        if rest:
-            lines.append(f"    if {value} is M and {nodes[first]} is not M:")
-            lines.append(f"        x = {nodes[first]}")
-            lines += _walk(rest, value, general, "        ", first_level=True)
+        lines += codegen.fetch(name, value, f"{value} = G[{number}](event)", nodes)
         lines.append(f"    if type({value}) is not str and {value} is not None")
         lines[-1] += f" and {value} is not M:"
         lines.append(f"        if type({value}) is list and all(type(i) is str for i in {value}):")
@@ -212,22 +202,5 @@ def routing_key(names: list[str], getters: list[Getter]) -> RoutingKey:
     values = ", ".join(f"v{number}" for number in range(len(names)))
     lines.append(f"    return ({values}{',' if len(names) == 1 else ''})")
     namespace: dict[str, Any] = {"M": _MISSING, "G": tuple(getters)}
-    # The code is ours; field names from configuration enter it only as repr() literals.
-    code = compile("\n".join(lines), f"<routing key of {len(names)} fields>", "exec")
-    exec(code, namespace)  # noqa: S102
-    key: RoutingKey = namespace["key"]
+    key: RoutingKey = codegen.build(lines, "key", namespace, f"routing key of {len(names)} fields")
     return key
-
-
-def _walk(parts: list[str], value: str, general: str, depth: str, first_level: bool) -> list[str]:
-    """Code that walks `x` down `parts` through plain dicts into `value`; anything else on the way
-    but a missing key (a list of objects, a Mapping, a scalar) runs `general`."""
-    lines = [f"{depth}if type(x) is dict:", f"{depth}    x = x.get({parts[0]!r}, M)"]
-    if len(parts) == 1:
-        lines.append(f"{depth}    {value} = x")
-    else:
-        lines += _walk(parts[1:], value, general, depth + "    ", first_level=False)
-    # The first object is known to be present; below it a missing key ends the path: no value.
-    lines.append(f"{depth}else:" if first_level else f"{depth}elif x is not M:")
-    lines.append(f"{depth}    {general}")
-    return lines

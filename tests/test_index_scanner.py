@@ -1,0 +1,117 @@
+"""The index's generated field scan (soc/detect/index.py `_field_scanner`, soc/detect/codegen.py)
+finds exactly the slots that scanning each field's texts, read by `lookup`, finds: nested and
+flat names, lists of objects, Mappings, numbers, fields walked from their common object, and
+answers remembered by value."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+import ahocorasick
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from soc.detect.compiler import field_values, getter, lookup
+from soc.detect.index import _GROUP_FROM, _field_scanner
+from soc.detect.memo import ValueMemo
+
+#: Ten fields under one object (walked by its items), two under another, one top-level, one
+#: four levels deep.
+GROUPED = [f"w.d.f{number}" for number in range(10)]
+NAMES = [*GROUPED, "p.a", "p.b", "t", "a.b.c.d"]
+LITERALS = ["x", "ab", "1", "200", "true", "đà"]
+
+
+def _automata(memo: ValueMemo) -> tuple[tuple[str, Any, Any, Any], ...]:
+    built = []
+    for field_number, name in enumerate(NAMES):
+        automaton = ahocorasick.Automaton()
+        for literal_number, literal in enumerate(LITERALS):
+            automaton.add_word(literal, (field_number * 100 + literal_number,))
+        automaton.make_automaton()
+        built.append((name, getter(name), automaton, memo.new_map()))
+    return tuple(built)
+
+
+def _reference(automata: tuple[tuple[str, Any, Any, Any], ...], event: Any) -> set[int]:
+    hit: set[int] = set()
+    for name, _, automaton, _ in automata:
+        for text in field_values(lookup(event, name)):
+            for _, found in automaton.iter(text.casefold()):
+                hit.update(found)
+    return hit
+
+
+_leaf = st.one_of(
+    st.none(),
+    st.sampled_from(["x", "AB", "Đà Nẵng", "nothing", "", "1x", "TRUE"]),
+    st.integers(0, 300),
+    st.booleans(),
+    st.floats(allow_nan=False, allow_infinity=False, width=16),
+)
+_node = st.recursive(
+    _leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.sampled_from(["f1", "f2", "a", "b", "d", "c"]), inner, max_size=3),
+        st.dictionaries(st.sampled_from(["f3", "a", "d"]), inner, max_size=2).map(MappingProxyType),
+    ),
+    max_leaves=8,
+)
+
+
+@st.composite
+def events(draw: st.DrawFn) -> dict[str, Any]:
+    event: dict[str, Any] = draw(
+        st.dictionaries(st.sampled_from(["w", "p", "t", "a", "other"]), _node, max_size=3)
+    )
+    for name in draw(st.lists(st.sampled_from(NAMES), max_size=12)):
+        value = draw(_node)
+        if draw(st.integers(0, 9)) == 0:
+            event[name] = value  # a flat, dotted key
+            continue
+        node = event
+        *path, last = name.split(".")
+        for part in path:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {} if draw(st.integers(0, 7)) else draw(_node)
+            if not isinstance(child, dict):
+                break
+            node = child
+        else:
+            node[last] = value
+    return event
+
+
+def test_the_grouped_fields_are_walked_from_their_object() -> None:
+    assert len(GROUPED) >= _GROUP_FROM
+
+
+@settings(max_examples=800, deadline=None)
+@given(events())
+def test_the_generated_scan_finds_what_scanning_each_field_finds(event: dict[str, Any]) -> None:
+    memo = ValueMemo()
+    automata = _automata(memo)
+    scan = _field_scanner(automata, memo)
+    expected = _reference(automata, event)
+    for _ in range(3):  # first sighting, remembered on the second, answered from the memo
+        assert scan(event) == expected
+
+
+def test_examples() -> None:
+    memo = ValueMemo()
+    automata = _automata(memo)
+    scan = _field_scanner(automata, memo)
+    nested = {"w": {"d": {"f0": "X", "f9": 200, "zz": "x"}}, "t": ["ab", {"x": "x"}]}
+    assert scan(nested) == {0, 903, 1201} == _reference(automata, nested)
+    # A flat dotted key wins over the nested one, as `lookup` reads it.
+    flat = {"w.d.f1": "ab", "w": {"d": {"f1": "x"}}}
+    assert scan(flat) == {101} == _reference(automata, flat)
+    # Through a list of objects, as Elasticsearch flattens them.
+    listed = {"w": [{"d": {"f2": "x"}}, {"d": {"f2": "1"}}], "p": {"a": True}}
+    assert scan(listed) == {200, 202, 1004} == _reference(automata, listed)
+    deep = {"a": {"b": {"c": {"d": "Đà"}}}, "w": MappingProxyType({"d": {"f3": "ab"}})}
+    assert scan(deep) == {1305, 301} == _reference(automata, deep)
+    assert scan({"w": {"d": "x"}, "p": None}) == set()
