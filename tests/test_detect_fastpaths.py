@@ -217,6 +217,12 @@ def test_events_are_scanned_as_folded_json_and_the_rest_as_folded_texts(tmp_path
     assert rules.keywords._json_set is not None, "the JSON scan is the path under test"
     plain = {"m": "run MIMIKATZ", "event": {"original": "x" * 10_000}}
     assert event_json_folded(plain) == b'{"m":"run mimikatz","event":{}}'
+    # Only the raw record is left out: other keys of `event`, other fields named `original`.
+    around = {"event": {"code": "1", "original": "RAW", "kind": "X"}, "u": {"original": "Y"}}
+    assert event_json_folded(around) == b'{"event":{"code":"1","kind":"x"},"u":{"original":"y"}}'
+    assert around["event"]["original"] == "RAW", "the event itself is left as it was"
+    flat = {"event.original": "RAW", "event": {"original": "RAW2"}, "m": "M"}
+    assert event_json_folded(flat) == b'{"event":{},"m":"m"}'
     # ASCII letters lowered, characters without case kept; or folded in full when needed.
     assert event_json_folded({"m": "WIN® Đà"}) == '{"m":"win® đà"}'.encode()
     assert event_json_folded({"m": "WIN® đà"}) == '{"m":"win® đà"}'.encode()
@@ -227,6 +233,14 @@ def test_events_are_scanned_as_folded_json_and_the_rest_as_folded_texts(tmp_path
     assert event_json_folded({"m": "\udc80"}) == b""  # a lone surrogate: the folded texts
     for event in (plain, {"m": "Đà Nẵng MIMIKATZ"}, {"m": 2**70, "n": "mimikatz"}):
         assert [r.title for r in rules.match(event)] == ["t0"]
+    # Before and after the record, and a record equal to another field's value.
+    for event in (
+        {"event": {"original": "mimikatz", "x": "mimikatz"}},
+        {"a": "mimikatz", "event": {"original": "mimikatz"}},
+        {"event": {"original": "run mimikatz"}, "b": {"original": "run mimikatz"}},
+    ):
+        assert [r.title for r in rules.match(event)] == ["t0"]
+    assert list(rules.match({"event": {"original": "mimikatz", "x": "y"}})) == []
 
 
 class _GaveUp:

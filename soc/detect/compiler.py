@@ -275,7 +275,12 @@ def _without_raw_record(event: Event) -> Event:
     shown = event
     inner = event.get("event")
     if isinstance(inner, Mapping) and "original" in inner:
-        shown = {**event, "event": {k: v for k, v in inner.items() if k != "original"}}
+        # dict's own copies (in C), then the record deleted: a third of what rebuilding the two
+        # levels by comprehension cost (the keyword scan serializes this for every event).
+        inner = dict(inner)
+        del inner["original"]
+        shown = dict(event)
+        shown["event"] = inner
     if _NOT_KEYWORD_SEARCHED in shown:
         shown = {k: v for k, v in shown.items() if k != _NOT_KEYWORD_SEARCHED}
     return shown
@@ -300,9 +305,8 @@ def event_json_folded(event: Event) -> bytes:
     views = _VIEWS.of(event)
     if views.json is None:
         views.json = b""
-        shown = _without_raw_record(event)
         try:
-            raw = orjson.dumps(shown, option=_JSON_OPTIONS)
+            raw = orjson.dumps(_without_raw_record(event), option=_JSON_OPTIONS)
         except TypeError:
             return views.json  # b"": the folded texts, walked
         if raw.isascii() or _folds_as_ascii(raw):
