@@ -54,18 +54,10 @@ def test_numbers_and_booleans_are_routed_by_their_own_text_never_from_a_kept_dec
     assert table.admitted({"event": {"code": {"nested": "1"}}}) == ()
 
 
-def _reference_key(names: list[str], event: dict[str, Any]) -> tuple[Any, ...] | None:
-    """The routing key as it was computed before it was generated: one `lookup` per field."""
-    values: list[Any] = []
-    for name in names:
-        value = lookup(event, name)
-        if type(value) is str or value is None or value is MISSING:
-            values.append(value)
-        elif type(value) is list and all(type(item) is str for item in value):
-            values.append(tuple(value))
-        else:
-            return None
-    return tuple(values)
+def _reference_key(names: list[str], event: dict[str, Any]) -> tuple[Any, ...]:
+    """The routing key read by one `lookup` per field, a list as a tuple."""
+    values = [lookup(event, name) for name in names]
+    return tuple(tuple(value) if type(value) is list else value for value in values)
 
 
 NAMES = ["event.code", "winlog.event_data.EventType", "process", "a.b.c.d", "log.level"]
@@ -132,7 +124,28 @@ def test_routing_key_examples() -> None:
     assert key(deep) == (MISSING, MISSING, None, "z", MISSING)
     through = {"event": [{"code": "a"}, {"code": "b"}]}
     assert key(through) == (("a", "b"), MISSING, MISSING, MISSING, MISSING)
-    assert key({"event": {"code": 4624}}) is None
-    assert key({"winlog": {"event_data": {"EventType": {"x": "y"}}}}) is None
+    assert key({"event": {"code": 4624}}) == (4624, MISSING, MISSING, MISSING, MISSING)
     assert routing_key([], [])({"event": {}}) == ()
     assert routing_key(["event.code"], [getter("event.code")])({"event": {"code": "1"}}) == ("1",)
+
+
+def test_only_decisions_for_texts_are_kept_and_objects_are_routed_afresh() -> None:
+    table = RouteTable(ROUTES)
+    assert table.admitted({"event": {"code": 1}}) == (0,)
+    assert table.admitted({"event": {"code": ["1"]}}) == (0,)
+    assert table.admitted({"event": {"code": [1.0]}}) == (1,)
+    assert table.admitted({"event": {"code": [True]}}) == ()
+    (kept,) = table._decided  # the list of one text; the numbers were not kept
+    assert ("1",) in kept
+    # Unhashable values (an object, an object inside a list) are routed without the cache.
+    assert table.admitted({"event": {"code": {"x": "1"}}}) == ()
+    assert table.admitted({"event": {"category": [{"x": 1}], "module": "sysmon"}}) == ()
+    assert table.admitted({"event": {"category": ["process"], "module": "sysmon"}}) == (3,)
+    for kept in table._decided:
+        for value in kept:
+            assert (
+                type(value) is str
+                or value is None
+                or value is MISSING
+                or (type(value) is tuple and all(type(item) is str for item in value))
+            )

@@ -158,16 +158,20 @@ class RouteTable:
     def admitted(self, event: Event) -> tuple[int, ...]:
         """Positions of the routes admitting the event, in route order."""
         key = self._key(event)
-        if key is None:
-            # A number, a boolean, an object: values that compare equal across types (1, 1.0,
-            # True) route differently, so such events are routed afresh.
+        try:
+            decided = self._decided.get(key)
+        except TypeError:  # an object among the values, or a list inside a list: unhashable
             return self._admit(event)
-        decided = self._decided.get(key)
         if decided is None:
             decided = self._admit(event)
-            if len(self._decided) >= _DECISIONS_KEPT:
-                self._decided.clear()
-            self._decided[key] = decided
+            # Only keys of texts are kept. Values that compare equal across types (1, 1.0,
+            # True) route differently, and none of them equals a text, None, the absent marker
+            # or a tuple of texts: an event with such a value never finds a kept decision, and
+            # is routed afresh every time.
+            if all(map(_keepable, key)):
+                if len(self._decided) >= _DECISIONS_KEPT:
+                    self._decided.clear()
+                self._decided[key] = decided
         return decided
 
     def _admit(self, event: Event) -> tuple[int, ...]:
@@ -180,27 +184,31 @@ class RouteTable:
         return tuple(sorted(found))
 
 
-RoutingKey = Callable[[Event], tuple[Any, ...] | None]
+RoutingKey = Callable[[Event], tuple[Any, ...]]
 
 
 def routing_key(names: list[str], getters: list[Getter]) -> RoutingKey:
-    """The values of the routing fields as one tuple (str, a tuple of str, None or _MISSING each),
-    or None when one holds anything else. Generated code (soc/detect/codegen.py): the getters
-    one by one cost 3-5 us an event, a tenth of detection."""
+    """The values of the routing fields as one tuple, a list as a tuple (see `RouteTable.admitted`
+    for which are kept). Generated code (soc/detect/codegen.py): the getters one by one cost 3-5
+    us an event, a tenth of detection."""
     prelude, nodes = codegen.fetch_prelude(names)
-    lines = ["def key(event, M=M, G=G, type=type, dict=dict, str=str, list=list, all=all):"]
+    lines = ["def key(event, M=M, G=G, type=type, dict=dict, list=list, tuple=tuple):"]
     lines += prelude
     for number, name in enumerate(names):
         value = f"v{number}"
         lines += codegen.fetch(name, value, f"{value} = G[{number}](event)", nodes)
-        lines.append(f"    if type({value}) is not str and {value} is not None")
-        lines[-1] += f" and {value} is not M:"
-        lines.append(f"        if type({value}) is list and all(type(i) is str for i in {value}):")
-        lines.append(f"            {value} = tuple({value})")
-        lines.append("        else:")
-        lines.append("            return None")
+        lines.append(f"    if type({value}) is list:")
+        lines.append(f"        {value} = tuple({value})")
     values = ", ".join(f"v{number}" for number in range(len(names)))
     lines.append(f"    return ({values}{',' if len(names) == 1 else ''})")
     namespace: dict[str, Any] = {"M": _MISSING, "G": tuple(getters)}
     key: RoutingKey = codegen.build(lines, "key", namespace, f"routing key of {len(names)} fields")
     return key
+
+
+def _keepable(value: Any) -> bool:
+    """A routing value whose decision may be kept: a text, None, absent, or a tuple of texts."""
+    kind = type(value)
+    if kind is str or value is None or value is _MISSING:
+        return True
+    return kind is tuple and all(type(item) is str for item in value)
