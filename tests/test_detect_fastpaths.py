@@ -394,3 +394,25 @@ def test_short_common_literals_do_not_narrow(tmp_path: Path) -> None:
     (index,) = [index for index in rules.routes if index.rules]
     assert index.always == [0]
     assert [r.title for r in rules.match({"c": "x -f y"})] == ["t0"]
+
+
+def test_a_rule_needing_a_keyword_and_a_field_is_a_candidate_only_with_both(
+    tmp_path: Path,
+) -> None:
+    """Its two requirements come from two scans (the keyword scan of every route at once, the
+    route's field scan): it is evaluated only when both found theirs."""
+    rules = ruleset(
+        tmp_path, {"k": ["mimikatz"], "s": {"u|contains": "/etc/passwd"}, "condition": "k and s"}
+    )
+    (index,) = [index for index in rules.routes if index.rules]
+    (rule,) = index.rules
+    assert len(rule.requirements) == 2 and index.pairs == {0}
+    both = {"m": "MIMIKATZ", "u": "/../etc/passwd"}
+    keyword_only = {"m": "mimikatz", "u": "/index"}
+    field_only = {"m": "benign", "u": "/etc/passwd"}
+    route = rules.routes.index(index)
+    for event, expected in ((both, [0]), (keyword_only, []), (field_only, [])):
+        hits = rules.keywords.hits(event).get(route)
+        assert index.candidates(event, hits) == expected
+        assert index.candidates(event) == expected  # the route's own keyword automaton
+        assert [r.title for r in rules.match(event)] == (["t0"] if expected else [])

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from soc.detect.compiler import field_values, getter, lookup
-from soc.detect.index import _GROUP_FROM, _field_scanner
+from soc.detect.index import _GROUP_FROM, _field_scanner, split_slots
 from soc.detect.memo import ValueMemo
 
 #: Ten fields under one object (walked by its items), two under another, one top-level, one
@@ -34,13 +34,21 @@ def _automata(memo: ValueMemo) -> tuple[tuple[str, Any, Any, Any], ...]:
     return tuple(built)
 
 
-def _reference(automata: tuple[tuple[str, Any, Any, Any], ...], event: Any) -> set[int]:
+def _reference(
+    automata: tuple[tuple[str, Any, Any, Any], ...], event: Any
+) -> tuple[frozenset[int], frozenset[int]]:
+    """The slots found scanning each field's texts, split by requirement (`split_slots`)."""
     hit: set[int] = set()
     for name, _, automaton, _ in automata:
         for text in field_values(lookup(event, name)):
             for _, found in automaton.iter(text.casefold()):
                 hit.update(found)
-    return hit
+    return split_slots(hit)
+
+
+def _scanned(scan: Any, event: Any) -> tuple[frozenset[int], frozenset[int]]:
+    first, second = scan(event)
+    return frozenset(first), frozenset(second)
 
 
 _leaf = st.one_of(
@@ -97,7 +105,7 @@ def test_the_generated_scan_finds_what_scanning_each_field_finds(event: dict[str
     scan = _field_scanner(automata, memo)
     expected = _reference(automata, event)
     for _ in range(3):  # first sighting, remembered on the second, answered from the memo
-        assert scan(event) == expected
+        assert _scanned(scan, event) == expected
 
 
 def test_examples() -> None:
@@ -105,13 +113,15 @@ def test_examples() -> None:
     automata = _automata(memo)
     scan = _field_scanner(automata, memo)
     nested = {"w": {"d": {"f0": "X", "f9": 200, "zz": "x"}}, "t": ["ab", {"x": "x"}]}
-    assert scan(nested) == {0, 903, 1201} == _reference(automata, nested)
+    assert _scanned(scan, nested) == split_slots({0, 903, 1201}) == _reference(automata, nested)
     # A flat dotted key wins over the nested one, as `lookup` reads it.
     flat = {"w.d.f1": "ab", "w": {"d": {"f1": "x"}}}
-    assert scan(flat) == {101} == _reference(automata, flat)
+    assert _scanned(scan, flat) == split_slots({101}) == _reference(automata, flat)
     # Through a list of objects, as Elasticsearch flattens them.
     listed = {"w": [{"d": {"f2": "x"}}, {"d": {"f2": "1"}}], "p": {"a": True}}
-    assert scan(listed) == {200, 202, 1004} == _reference(automata, listed)
+    assert _scanned(scan, listed) == split_slots({200, 202, 1004}) == _reference(automata, listed)
     deep = {"a": {"b": {"c": {"d": "Đà"}}}, "w": MappingProxyType({"d": {"f3": "ab"}})}
-    assert scan(deep) == {1305, 301} == _reference(automata, deep)
-    assert scan({"w": {"d": "x"}, "p": None}) == set()
+    assert _scanned(scan, deep) == split_slots({1305, 301}) == _reference(automata, deep)
+    assert _scanned(scan, {"w": {"d": "x"}, "p": None}) == (frozenset(), frozenset())
+    # Requirement 1 of a rule (odd slots) lands in the second set, by the rule's position.
+    assert split_slots({903, 1201, 0}) == (frozenset({0}), frozenset({451, 600}))

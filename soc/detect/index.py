@@ -69,6 +69,24 @@ log = logging.getLogger(__name__)
 
 #: (field or None for keywords, literal); at least one of a requirement's pairs must occur.
 Requirement = frozenset[tuple[str | None, str]]
+#: Of the rules of a route, those whose requirement 0 and those whose requirement 1 was met.
+Hits = tuple[frozenset[int], frozenset[int]]
+NO_SLOTS: frozenset[int] = frozenset()
+#: Nothing met: shared, read only.
+NO_PAIR: Hits = (NO_SLOTS, NO_SLOTS)
+
+
+def split_slots(slots: AbstractSet[int]) -> Hits:
+    """Slots (rule position * 2 + requirement number) as the positions meeting requirement 0 and
+    those meeting requirement 1."""
+    if not slots:
+        return NO_PAIR
+    return (
+        frozenset(slot >> 1 for slot in slots if not slot & 1),
+        frozenset(slot >> 1 for slot in slots if slot & 1),
+    )
+
+
 #: Literals shorter than this are too common to narrow anything.
 MIN_LITERAL = 3
 
@@ -205,8 +223,10 @@ def rule_requirements(conditions: Sequence[Any]) -> tuple[Requirement, ...]:
 class RouteIndex:
     """The rules of one route, indexed by the literals they require.
 
-    The automata give *slots*: rule position * 2 + the number of the requirement (0 or 1). A
-    rule is a candidate when every slot it has was hit."""
+    The automata give *slots*: rule position * 2 + the number of the requirement (0 or 1). What
+    an event's values hit is kept split (`Hits`): the positions whose requirement 0 was met, and
+    those whose requirement 1 was; a rule is a candidate when every requirement it has was met,
+    which set operations decide in C."""
 
     route: Route
     rules: list[CompiledRule]
@@ -219,9 +239,12 @@ class RouteIndex:
     memo: ValueMemo = field(default_factory=ValueMemo)
     #: Positions of rules with two requirements (their slot 1 must be hit too).
     pairs: frozenset[int] = frozenset()
-    #: The slots the field automata find in an event (see `_field_scanner`).
-    scan_fields: Callable[[Event], set[int]] = field(
-        default=lambda event: set(), repr=False, compare=False
+    #: Positions of rules with one requirement.
+    singles: frozenset[int] = frozenset()
+    #: What the field automata find in an event: the positions whose requirement 0, and those
+    #: whose requirement 1, was met (see `_field_scanner`).
+    scan_fields: Callable[[Event], tuple[set[int], set[int]]] = field(
+        default=lambda event: (set(), set()), repr=False, compare=False
     )
 
     @classmethod
@@ -243,6 +266,9 @@ class RouteIndex:
                 for name, literal in needed:
                     words.setdefault(name, {}).setdefault(literal, set()).add(position * 2 + number)
         index.pairs = frozenset(pairs)
+        index.singles = frozenset(
+            position for position, rule in enumerate(rules) if len(rule.requirements) == 1
+        )
         for name, literals in words.items():
             automaton = ahocorasick.Automaton()
             for literal, slots in literals.items():
@@ -267,27 +293,26 @@ class RouteIndex:
                         needed.setdefault(literal, set()).add(position * 2 + number)
         return {literal: tuple(sorted(slots)) for literal, slots in needed.items()}
 
-    def candidates(self, event: Event, keyword_hits: AbstractSet[int] | None = None) -> list[int]:
-        """Positions of the rules to evaluate. `keyword_hits`: the slots whose keyword literals
-        a `KeywordScan` of the event found, when it scanned for every route at once."""
-        hit = self.scan_fields(event)
-        update = hit.update
-        if keyword_hits is not None:
-            update(keyword_hits)
-        else:
+    def candidates(self, event: Event, keyword_hits: Hits | None = None) -> list[int]:
+        """Positions of the rules to evaluate. `keyword_hits`: what a `KeywordScan` of the event
+        found for this route, when it scanned for every route at once."""
+        first, second = self.scan_fields(event)
+        if keyword_hits is None:
             keywords = self.automata.get(None)
             if keywords is not None:
-                for _, slots in keywords.iter(event_text_joined(event)):
-                    update(slots)
-        found = list(self.always)
-        pairs = self.pairs
-        for slot in hit:
-            if not slot & 1:
-                position = slot >> 1
-                if position not in pairs or slot + 1 in hit:
-                    found.append(position)
-        found.sort()
-        return found
+                slots: set[int] = set()
+                for _, found in keywords.iter(event_text_joined(event)):
+                    slots.update(found)
+                keyword_hits = split_slots(slots)
+        if keyword_hits is not None and keyword_hits is not NO_PAIR:
+            first.update(keyword_hits[0])
+            second.update(keyword_hits[1])
+        found = first & self.singles
+        if second:
+            found.update(first & second)  # `second` holds rules with two requirements only
+        if self.always:
+            found.update(self.always)
+        return sorted(found)
 
     @property
     def indexed(self) -> int:
@@ -296,34 +321,40 @@ class RouteIndex:
 
 def _field_scanner(
     automata: tuple[tuple[str, Getter, Any, Memo], ...], values: ValueMemo
-) -> Callable[[Event], set[int]]:
-    """The slots the field automata find in an event, as generated code (soc/detect/codegen.py)
+) -> Callable[[Event], tuple[set[int], set[int]]]:
+    """What the field automata find in an event (the positions meeting requirement 0, those
+    meeting requirement 1), as generated code (soc/detect/codegen.py)
     reading each field once, with the getters the rules use (the index sees what they see).
     A string's or an integer's slots are kept by its text (`ValueMemo`); lists and other values
     are scanned as `field_values` gives their texts."""
     keep = values.keep
 
-    def miss(number: int, value: str) -> frozenset[int]:
+    def miss(number: int, value: str) -> Hits:
         _, _, automaton, memo = automata[number]
-        slots = NO_SLOTS.union(*[found for _, found in automaton.iter(value.casefold())])
+        answer = split_slots(NO_SLOTS.union(*[s for _, s in automaton.iter(value.casefold())]))
         if memo.cold:  # its values do not come back: scanned as without a memo
             memo.cold -= 1
         else:
-            keep(memo, value, slots, len(slots) << 4)
-        return slots
+            keep(memo, value, answer, (len(answer[0]) + len(answer[1])) << 4)
+        return answer
 
-    def other(number: int, value: Any, hit: set[int]) -> None:
+    def other(number: int, value: Any, first: set[int], second: set[int]) -> None:
         automaton = automata[number][2]
+        slots: set[int] = set()
         for text in field_values(value):
             for _, found in automaton.iter(text.casefold()):
-                hit.update(found)
+                slots.update(found)
+        answer = split_slots(slots)
+        first.update(answer[0])
+        second.update(answer[1])
 
     names = [name for name, _, _, _ in automata]
     prelude, nodes = codegen.fetch_prelude(names)
     memos = "".join(f", m{number}=MEMOS[{number}]" for number in range(len(names)))
-    lines = [f"def scan(event, M=M, G=G, miss=miss, other=other, type=type, str=str{memos}):"]
+    lines = [f"def scan(event, M=M, G=G, NO=NO, miss=miss, other=other, type=type{memos}):"]
     lines += prelude
-    lines.append("    hit = set()")
+    lines.append("    first = set()")
+    lines.append("    second = set()")
 
     def on_value(number: str, memo: str, depth: str) -> list[str]:
         return [
@@ -333,10 +364,12 @@ def _field_scanner(
             f"{depth}    s = {memo}.get(v)",
             f"{depth}    if s is None:",
             f"{depth}        s = miss({number}, v)",
-            f"{depth}    if s:",
-            f"{depth}        hit.update(s)",
+            f"{depth}    if s is not NO:",
+            f"{depth}        first.update(s[0])",
+            f"{depth}        if s[1]:",
+            f"{depth}            second.update(s[1])",
             f"{depth}elif v is not M:",
-            f"{depth}    other({number}, v, hit)",
+            f"{depth}    other({number}, v, first, second)",
         ]
 
     def one_by_one(numbers: list[int], depth: str) -> list[str]:
@@ -370,15 +403,16 @@ def _field_scanner(
         lines += on_value("number", "MEMOS[number]", "                    ")
         lines.append("    else:")
         lines += one_by_one(numbers, "        ")
-    lines.append("    return hit")
+    lines.append("    return first, second")
     namespace |= {
         "M": _MISSING,
+        "NO": NO_PAIR,
         "G": tuple(get for _, get, _, _ in automata),
         "MEMOS": tuple(memo for _, _, _, memo in automata),
         "miss": miss,
         "other": other,
     }
-    scan: Callable[[Event], set[int]] = codegen.build(
+    scan: Callable[[Event], tuple[set[int], set[int]]] = codegen.build(
         lines, "scan", namespace, f"index scan of {len(names)} fields"
     )
     return scan
@@ -416,7 +450,7 @@ class KeywordScan:
             for literal, positions in routes[route].keyword_literals().items():
                 entries.setdefault(literal, []).append((route, positions))
         self._automaton: Any = None
-        self._grouped: dict[tuple[int, ...], Mapping[int, AbstractSet[int]]] = {}
+        self._grouped: dict[tuple[int, ...], Mapping[int, Hits]] = {}
         self._set: _LiteralSet | None = None
         self._json_set: _LiteralSet | None = None
         if entries:
@@ -432,8 +466,8 @@ class KeywordScan:
                 escaped.setdefault(orjson.dumps(literal)[1:-1].decode(), []).extend(found)
             self._json_set = _LiteralSet.build(escaped)
 
-    def hits(self, event: Event) -> Mapping[int, AbstractSet[int]]:
-        """By route position: the slots (see `RouteIndex`) whose keyword literals occur in
+    def hits(self, event: Event) -> Mapping[int, Hits]:
+        """By route position: the requirements (see `RouteIndex`) whose keyword literals occur in
         the event. Read only: the same answer serves every event whose scan found the same
         literals."""
         if self._automaton is None:
@@ -468,14 +502,13 @@ _SET_MEMORY = 256 << 20
 
 
 _Payload = tuple[tuple[int, tuple[int, ...]], ...]
-#: No slots, and no keyword hits for any route: shared, read only.
-NO_SLOTS: frozenset[int] = frozenset()
 #: Groupings of keyword hits by route kept by the literals found (`KeywordScan.hits`).
 _GROUPINGS_KEPT = 4096
-NO_HITS: Mapping[int, AbstractSet[int]] = MappingProxyType({})
+#: No keyword hits for any route: shared, read only.
+NO_HITS: Mapping[int, Hits] = MappingProxyType({})
 
 
-def _by_route(matched: Sequence[_Payload]) -> Mapping[int, AbstractSet[int]]:
+def _by_route(matched: Sequence[_Payload]) -> Mapping[int, Hits]:
     found: dict[int, set[int]] = {}
     for entries in matched:
         for route, positions in entries:
@@ -484,7 +517,7 @@ def _by_route(matched: Sequence[_Payload]) -> Mapping[int, AbstractSet[int]]:
                 found[route] = set(positions)
             else:
                 rules.update(positions)
-    return {route: frozenset(slots) for route, slots in found.items()}
+    return {route: split_slots(slots) for route, slots in found.items()}
 
 
 class _LiteralSet:

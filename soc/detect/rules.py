@@ -34,7 +34,7 @@ from soc.detect.compiler import (
 )
 from soc.detect.index import (
     NO_HITS,
-    NO_SLOTS,
+    NO_PAIR,
     KeywordScan,
     Requirement,
     RouteIndex,
@@ -152,7 +152,7 @@ class RuleSet:
         for route_position in admitted:
             index = routes[route_position]
             rules = index.rules
-            for position in index.candidates(event, hits.get(route_position, NO_SLOTS)):
+            for position in index.candidates(event, hits.get(route_position, NO_PAIR)):
                 rule = rules[position]
                 if rule.matches(event):
                     matched.append(rule)
