@@ -294,19 +294,26 @@ class RouteIndex:
         return {literal: tuple(sorted(slots)) for literal, slots in needed.items()}
 
     def candidates(self, event: Event, keyword_hits: Hits | None = None) -> list[int]:
-        """Positions of the rules to evaluate. `keyword_hits`: what a `KeywordScan` of the event
-        found for this route, when it scanned for every route at once."""
-        first, second = self.scan_fields(event)
+        """Positions of the rules to evaluate, in order (read only: it may be `always` itself).
+        `keyword_hits`: what a `KeywordScan` of the event found for this route, when it scanned
+        for every route at once."""
         if keyword_hits is None:
+            keyword_hits = NO_PAIR
             keywords = self.automata.get(None)
             if keywords is not None:
                 slots: set[int] = set()
                 for _, found in keywords.iter(event_text_joined(event)):
                     slots.update(found)
                 keyword_hits = split_slots(slots)
-        if keyword_hits is not None and keyword_hits is not NO_PAIR:
-            first.update(keyword_hits[0])
-            second.update(keyword_hits[1])
+        if self.field_automata:
+            first, second = self.scan_fields(event)
+            if keyword_hits is not NO_PAIR:
+                first.update(keyword_hits[0])
+                second.update(keyword_hits[1])
+        elif keyword_hits is NO_PAIR:
+            return self.always  # nothing to scan, nothing found: a route of keyword rules
+        else:
+            first, second = set(keyword_hits[0]), set(keyword_hits[1])
         found = first & self.singles
         if second:
             found.update(first & second)  # `second` holds rules with two requirements only
