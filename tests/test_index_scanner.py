@@ -28,7 +28,10 @@ def _automata(memo: ValueMemo) -> tuple[tuple[str, Any, Any, Any], ...]:
     for field_number, name in enumerate(NAMES):
         automaton = ahocorasick.Automaton()
         for literal_number, literal in enumerate(LITERALS):
-            automaton.add_word(literal, (field_number * 100 + literal_number,))
+            # As RouteIndex.build files them: the slot's rule under its requirement's number.
+            slot = field_number * 100 + literal_number
+            first, second = split_slots({slot})
+            automaton.add_word(literal, (tuple(first), tuple(second)))
         automaton.make_automaton()
         built.append((name, getter(name), automaton, memo.new_map()))
     return tuple(built)
@@ -38,12 +41,14 @@ def _reference(
     automata: tuple[tuple[str, Any, Any, Any], ...], event: Any
 ) -> tuple[frozenset[int], frozenset[int]]:
     """The slots found scanning each field's texts, split by requirement (`split_slots`)."""
-    hit: set[int] = set()
+    first: set[int] = set()
+    second: set[int] = set()
     for name, _, automaton, _ in automata:
         for text in field_values(lookup(event, name)):
-            for _, found in automaton.iter(text.casefold()):
-                hit.update(found)
-    return split_slots(hit)
+            for _, (firsts, seconds) in automaton.iter(text.casefold()):
+                first.update(firsts)
+                second.update(seconds)
+    return frozenset(first), frozenset(second)
 
 
 def _scanned(scan: Any, event: Any) -> tuple[frozenset[int], frozenset[int]]:

@@ -87,6 +87,16 @@ def split_slots(slots: AbstractSet[int]) -> Hits:
     )
 
 
+def _united(found: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> Hits:
+    """The automata's finds (each literal's positions for requirement 0 and for 1) as one."""
+    if not found:
+        return NO_PAIR
+    return (
+        NO_SLOTS.union(*[first for first, _ in found]),
+        NO_SLOTS.union(*[second for _, second in found]),
+    )
+
+
 #: Literals shorter than this are too common to narrow anything.
 MIN_LITERAL = 3
 
@@ -272,7 +282,9 @@ class RouteIndex:
         for name, literals in words.items():
             automaton = ahocorasick.Automaton()
             for literal, slots in literals.items():
-                automaton.add_word(literal, tuple(sorted(slots)))
+                # Kept split (`Hits`): a value's finds are then united, never sorted out.
+                first, second = split_slots(slots)
+                automaton.add_word(literal, (tuple(sorted(first)), tuple(sorted(second))))
             automaton.make_automaton()
             index.automata[name] = automaton
         index.field_automata = tuple(
@@ -301,10 +313,9 @@ class RouteIndex:
             keyword_hits = NO_PAIR
             keywords = self.automata.get(None)
             if keywords is not None:
-                slots: set[int] = set()
-                for _, found in keywords.iter(event_text_joined(event)):
-                    slots.update(found)
-                keyword_hits = split_slots(slots)
+                keyword_hits = _united(
+                    [found for _, found in keywords.iter(event_text_joined(event))]
+                )
         if self.field_automata:
             first, second = self.scan_fields(event)
             if keyword_hits is not NO_PAIR:
@@ -338,7 +349,7 @@ def _field_scanner(
 
     def miss(number: int, value: str) -> Hits:
         _, _, automaton, memo = automata[number]
-        answer = split_slots(NO_SLOTS.union(*[s for _, s in automaton.iter(value.casefold())]))
+        answer = _united([found for _, found in automaton.iter(value.casefold())])
         if memo.cold:  # its values do not come back: scanned as without a memo
             memo.cold -= 1
         else:
@@ -347,13 +358,10 @@ def _field_scanner(
 
     def other(number: int, value: Any, first: set[int], second: set[int]) -> None:
         automaton = automata[number][2]
-        slots: set[int] = set()
         for text in field_values(value):
-            for _, found in automaton.iter(text.casefold()):
-                slots.update(found)
-        answer = split_slots(slots)
-        first.update(answer[0])
-        second.update(answer[1])
+            for _, (firsts, seconds) in automaton.iter(text.casefold()):
+                first.update(firsts)
+                second.update(seconds)
 
     names = [name for name, _, _, _ in automata]
     prelude, nodes = codegen.fetch_prelude(names)
