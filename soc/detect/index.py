@@ -251,6 +251,8 @@ class RouteIndex:
     pairs: frozenset[int] = frozenset()
     #: Positions of rules with one requirement.
     singles: frozenset[int] = frozenset()
+    #: Each rule's `matches`, by position (read per candidate without the attribute look-up).
+    predicates: list[Callable[[Event], bool]] = field(default_factory=list)
     #: What the field automata find in an event: the positions whose requirement 0, and those
     #: whose requirement 1, was met (see `_field_scanner`).
     scan_fields: Callable[[Event], tuple[set[int], set[int]]] = field(
@@ -264,6 +266,7 @@ class RouteIndex:
         """`rules` carry their requirements (`rule.requirements`). `memo`: shared by the
         routes of a rule set, so that its budget bounds them all."""
         index = cls(route, rules, memo=memo or ValueMemo())
+        index.predicates = [rule.matches for rule in rules]
         words: dict[str | None, dict[str, set[int]]] = {}
         pairs: set[int] = set()
         for position, rule in enumerate(rules):

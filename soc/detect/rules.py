@@ -151,11 +151,10 @@ class RuleSet:
         routes = self.routes
         for route_position in admitted:
             index = routes[route_position]
-            rules = index.rules
+            predicates = index.predicates
             for position in index.candidates(event, hits.get(route_position, NO_PAIR)):
-                rule = rules[position]
-                if rule.matches(event):
-                    matched.append(rule)
+                if predicates[position](event):
+                    matched.append(index.rules[position])
         return matched
 
     def match_unindexed(self, event: Event) -> Iterator[CompiledRule]:
