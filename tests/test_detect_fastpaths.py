@@ -14,7 +14,7 @@ import yaml
 
 from soc.detect import index as index_module
 from soc.detect.compiler import _MISSING as MISSING
-from soc.detect.compiler import event_json_folded, getter, lookup
+from soc.detect.compiler import event_json_caseless, event_json_folded, getter, lookup
 from soc.detect.index import _HyperscanSet, _LiteralSet, _Re2Set
 from soc.detect.routing import Route
 from soc.detect.rules import LoadOptions, RuleSet, load_rules
@@ -217,6 +217,10 @@ def test_events_are_scanned_as_folded_json_and_the_rest_as_folded_texts(tmp_path
     assert rules.keywords._json_set is not None, "the JSON scan is the path under test"
     plain = {"m": "run MIMIKATZ", "event": {"original": "x" * 10_000}}
     assert event_json_folded(plain) == b'{"m":"run mimikatz","event":{}}'
+    # For a scan that ignores ASCII case: as it is, unless a character beyond ASCII folds.
+    assert event_json_caseless(plain) == b'{"m":"run MIMIKATZ","event":{}}'
+    assert event_json_caseless({"m": "WIN® đà"}) == '{"m":"WIN® đà"}'.encode()
+    assert event_json_caseless({"m": "WIN® Đà"}) == '{"m":"win® đà"}'.encode()
     # Only the raw record is left out: other keys of `event`, other fields named `original`.
     around = {"event": {"code": "1", "original": "RAW", "kind": "X"}, "u": {"original": "Y"}}
     assert event_json_folded(around) == b'{"event":{"code":"1","kind":"x"},"u":{"original":"y"}}'
@@ -294,6 +298,9 @@ TEXTS = [
     "đà nẵng \U0001f600 aaaa".encode(),
     b"aa aa aaa katz",
     b'say \\"quoted\\" mimi',
+    b"RUN MimiKatz NOW, SEKURLSA::LogonPasswords",
+    b'{"p":"C:\\\\Windows\\\\TEMP\\\\x.exe"}',
+    "Đà Nẵng AAA \U0001f600".encode(),
 ]
 
 
@@ -307,9 +314,12 @@ def test_hyperscan_and_re2_find_the_same_literals(text: bytes) -> None:
     entries = _entries()
     fast, reference = _HyperscanSet.build(entries), _Re2Set.build(entries)
     assert fast is not None and reference is not None
-    expected = sorted(n for n, literal in enumerate(LITERALS) if literal.encode() in text)
+    # Hyperscan ignores ASCII case (the texts it gets are folded but for ASCII letters); RE2
+    # reads folded texts.
+    folded = text.lower()
+    expected = sorted(n for n, literal in enumerate(LITERALS) if literal.encode() in folded)
     assert [payload[0][1][0] for payload in fast.find(text) or []] == expected
-    assert fast.numbers(text) == reference.numbers(text)
+    assert fast.numbers(text) == fast.numbers(folded) == reference.numbers(folded)
 
 
 @needs_hyperscan

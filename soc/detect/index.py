@@ -47,6 +47,7 @@ from soc.detect.compiler import (
     Event,
     Getter,
     event_field,
+    event_json_caseless,
     event_json_folded,
     event_text_joined,
     field_values,
@@ -483,6 +484,12 @@ class KeywordScan:
             for literal, found in entries.items():
                 escaped.setdefault(orjson.dumps(literal)[1:-1].decode(), []).extend(found)
             self._json_set = _LiteralSet.build(escaped)
+        #: The event's JSON as the set scans it: as it is where the scan ignores ASCII case.
+        self._json_view: Callable[[Event], bytes] = (
+            event_json_caseless
+            if self._json_set is not None and self._json_set.caseless
+            else event_json_folded
+        )
 
     def hits(self, event: Event) -> Mapping[int, Hits]:
         """By route position: the requirements (see `RouteIndex`) whose keyword literals occur in
@@ -491,7 +498,9 @@ class KeywordScan:
         if self._automaton is None:
             return NO_HITS
         if self._json_set is not None:
-            json = event_json_folded(event)
+            json = (
+                event_json_caseless(event) if self._json_set.caseless else event_json_folded(event)
+            )
             if json:
                 numbers = self._json_set.numbers(json)
                 if numbers is not None:
@@ -542,6 +551,9 @@ class _LiteralSet:
     """A set of literals scanned for in one pass, each with its payload: Hyperscan where it is
     installed (x86-64), else an RE2 set. Literal numbers start at 1; `numbers` also reports 0, the
     mark of a scan that ran to the end, so that both engines answer alike."""
+
+    #: Whether the scan ignores the case of ASCII letters (texts need not be lowered first).
+    caseless = False
 
     def __init__(self, payloads: list[_Payload]) -> None:
         self._payloads = payloads
@@ -619,8 +631,12 @@ def _collect(number: int, start: int, end: int, flags: int, found: list[int]) ->
 class _HyperscanSet(_LiteralSet):
     """A Hyperscan literal database (SIMD literal matching: 0.6-0.9 us for a Windows event's
     kilobyte and a half of folded JSON against the 490 keyword literals of the SigmaHQ rule set,
-    where the RE2 set's DFA took 5.6 us). Each literal is reported once (single-match). Scratch
-    space is per thread: Hyperscan's may not be shared by two scans at once."""
+    where the RE2 set's DFA took 5.6 us). Each literal is reported once (single-match), ASCII
+    letters matched whatever their case (the literals are folded: a text needs folding beyond
+    ASCII only). Scratch space is per thread: Hyperscan's may not be shared by two scans at once.
+    """
+
+    caseless = True
 
     def __init__(self, database: Any, payloads: list[_Payload]) -> None:
         super().__init__(payloads)
@@ -641,7 +657,8 @@ class _HyperscanSet(_LiteralSet):
                 expressions=patterns,
                 ids=list(range(1, len(patterns) + 1)),
                 elements=len(patterns),
-                flags=[_hyperscan.HS_FLAG_SINGLEMATCH] * len(patterns),
+                flags=[_hyperscan.HS_FLAG_SINGLEMATCH | _hyperscan.HS_FLAG_CASELESS]
+                * len(patterns),
                 literal=True,
             )
         except _hyperscan.error as exc:
