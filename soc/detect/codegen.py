@@ -25,16 +25,24 @@ def fetch_prelude(names: Sequence[str]) -> tuple[list[str], dict[str, str]]:
     return lines, nodes
 
 
-def fetch(name: str, value: str, general: str, nodes: dict[str, str]) -> list[str]:
+def fetch(
+    name: str, value: str, general: str, nodes: dict[str, str], flat: bool = True
+) -> list[str]:
     """Lines setting `value` to the field `name` of `event` (M when absent): a flat key holding
     the dotted name first, then the path. `general`: a statement reading the field the general
-    way into `value`."""
+    way into `value`. `flat=False`: for code that knows the event has no such flat key."""
     first, *rest = name.split(".")
-    lines = [f"    {value} = get({name!r}, M)"]
-    if rest:
-        lines.append(f"    if {value} is M and {nodes[first]} is not M:")
-        lines.append(f"        x = {nodes[first]}")
-        lines += _walk(rest, value, general, "        ", first_level=True)
+    if not rest:
+        return [f"    {value} = get({name!r}, M)"]
+    if flat:
+        lines = [
+            f"    {value} = get({name!r}, M)",
+            f"    if {value} is M and {nodes[first]} is not M:",
+        ]
+    else:
+        lines = [f"    {value} = M", f"    if {nodes[first]} is not M:"]
+    lines.append(f"        x = {nodes[first]}")
+    lines += _walk(rest, value, general, "        ", first_level=True)
     return lines
 
 

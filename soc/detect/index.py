@@ -375,53 +375,74 @@ def _field_scanner(
     lines.append("    first = set()")
     lines.append("    second = set()")
 
-    def on_value(number: str, memo: str, depth: str) -> list[str]:
+    def remembered(number: str, memo: str, depth: str) -> list[str]:
         return [
-            f"{depth}if type(v) is int:",  # a status code, an event id: kept by its text
-            f"{depth}    v = str(v)",
-            f"{depth}if type(v) is str:",
-            f"{depth}    s = {memo}.get(v)",
-            f"{depth}    if s is None:",
-            f"{depth}        s = miss({number}, v)",
-            f"{depth}    if s is not NO:",
-            f"{depth}        first.update(s[0])",
-            f"{depth}        if s[1]:",
-            f"{depth}            second.update(s[1])",
-            f"{depth}elif v is not M:",
-            f"{depth}    other({number}, v, first, second)",
+            f"{depth}s = {memo}.get(v)",
+            f"{depth}if s is None:",
+            f"{depth}    s = miss({number}, v)",
+            f"{depth}if s is not NO:",
+            f"{depth}    first.update(s[0])",
+            f"{depth}    if s[1]:",
+            f"{depth}        second.update(s[1])",
         ]
 
-    def one_by_one(numbers: list[int], depth: str) -> list[str]:
+    def on_value(number: str, memo: str, depth: str) -> list[str]:
+        return [
+            f"{depth}if type(v) is str:",
+            *remembered(number, memo, depth + "    "),
+            f"{depth}elif v is not M:",
+            f"{depth}    if type(v) is int:",  # a status code, an event id: kept by its text
+            f"{depth}        v = str(v)",
+            *remembered(number, memo, depth + "        "),
+            f"{depth}    else:",
+            f"{depth}        other({number}, v, first, second)",
+        ]
+
+    def one_by_one(numbers: list[int], depth: str, flat: bool) -> list[str]:
         code: list[str] = []
         for number in numbers:
-            fetched = codegen.fetch(names[number], "v", f"v = G[{number}](event)", nodes)
+            general = f"v = G[{number}](event)"
+            fetched = codegen.fetch(names[number], "v", general, nodes, flat)
             code += [depth[4:] + line for line in fetched]
             code += on_value(str(number), f"m{number}", depth)
         return code
 
-    namespace: dict[str, Any] = {}
-    for group, (parent, numbers) in enumerate(_groups(names).items()):
-        if not parent or len(numbers) < _GROUP_FROM:
-            lines += one_by_one(numbers, "    ")
-            continue
-        # Many fields under one object (`winlog.event_data`: 50 for the Security channel's
-        # rules, of which an event holds a dozen or two): the object's own items are walked
-        # instead, when it is a plain dict (or absent) and no field is given flat (a dotted key).
-        namespace[f"FLAT{group}"] = frozenset(names[number] for number in numbers)
-        namespace[f"AT{group}"] = {names[number].rsplit(".", 1)[1]: number for number in numbers}
-        lines.append("    x = event")
-        for part in parent.split("."):
-            lines.append(
-                f"    x = x.get({part!r}, M) if type(x) is dict else (x if x is M else None)"
-            )
-        lines.append(f"    if (type(x) is dict or x is M) and FLAT{group}.isdisjoint(event):")
-        lines.append("        if x is not M:")
-        lines.append("            for key, v in x.items():")
-        lines.append(f"                number = AT{group}.get(key)")
-        lines.append("                if number is not None:")
-        lines += on_value("number", "MEMOS[number]", "                    ")
+    def body(depth: str, flat: bool) -> list[str]:
+        code: list[str] = []
+        for group, (parent, numbers) in enumerate(_groups(names).items()):
+            if not parent or len(numbers) < _GROUP_FROM:
+                code += one_by_one(numbers, depth, flat)
+                continue
+            # Many fields under one object (`winlog.event_data`: 50 for the Security channel's
+            # rules, of which an event holds a dozen or two): the object's own items are walked
+            # instead, when it is a plain dict (or absent) and no field is given flat.
+            namespace[f"AT{group}"] = {names[n].rsplit(".", 1)[1]: n for n in numbers}
+            code.append(f"{depth}x = event")
+            for part in parent.split("."):
+                step = f"x.get({part!r}, M) if type(x) is dict else (x if x is M else None)"
+                code.append(f"{depth}x = {step}")
+            walked = "(type(x) is dict or x is M)"
+            if flat:
+                namespace[f"FLAT{group}"] = frozenset(names[n] for n in numbers)
+                walked += f" and FLAT{group}.isdisjoint(event)"
+            code.append(f"{depth}if {walked}:")
+            code.append(f"{depth}    if x is not M:")
+            code.append(f"{depth}        for key, v in x.items():")
+            code.append(f"{depth}            number = AT{group}.get(key)")
+            code.append(f"{depth}            if number is not None:")
+            code += on_value("number", "MEMOS[number]", depth + "                ")
+            code.append(f"{depth}else:")
+            code += one_by_one(numbers, depth + "    ", flat)
+        return code
+
+    namespace: dict[str, Any] = {"NAMES": frozenset(names)}
+    # Events seldom give a field flat (a top-level key holding the dotted name): one check for
+    # all of them spares each field its probe for one.
+    if names:
+        lines.append("    if NAMES.isdisjoint(event):")
+        lines += body("        ", flat=False)
         lines.append("    else:")
-        lines += one_by_one(numbers, "        ")
+        lines += body("        ", flat=True)
     lines.append("    return first, second")
     namespace |= {
         "M": _MISSING,
