@@ -645,6 +645,10 @@ class _Re2Set(_LiteralSet):
         return tuple(sorted(numbers))
 
 
+#: A complete scan that found no literal.
+_NONE_FOUND = (0,)
+
+
 def _collect(number: int, start: int, end: int, flags: int, found: list[int]) -> None:
     found.append(number)
 
@@ -703,8 +707,11 @@ class _HyperscanSet(_LiteralSet):
             scratch = self._scratch[get_ident()] = _hyperscan.Scratch(self._database)
         found = [0]
         try:
-            self._database.scan(text, _collect, context=found, scratch=scratch)
+            # Positional: the binding parses keyword arguments at 0.25 us a call.
+            self._database.scan(text, _collect, 0, found, scratch)
         except _hyperscan.error:
             return None
+        if len(found) == 1:
+            return _NONE_FOUND  # most events: no keyword literal at all
         found.sort()
         return tuple(found)
