@@ -16,6 +16,7 @@ from sigma.rule import SigmaRule
 from soc.detect.compiler import _MISSING as MISSING
 from soc.detect.compiler import as_text, compile_condition, lookup
 from soc.detect.memo import ValueMemo, compiling_with
+from tests.event_shapes import place_fields
 
 
 def _conditions(detection: dict[str, Any]) -> list[Any]:
@@ -59,23 +60,7 @@ _node = st.recursive(
 @st.composite
 def _events(draw: st.DrawFn) -> dict[str, Any]:
     event: dict[str, Any] = draw(st.dictionaries(st.sampled_from(["a", "z"]), _node, max_size=2))
-    for name in draw(st.lists(st.sampled_from(NAMES), max_size=3)):
-        value = draw(_node)
-        if draw(st.integers(0, 4)) == 0:
-            event[name] = value
-            continue
-        node = event
-        *path, last = name.split(".")
-        for part in path:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {} if draw(st.integers(0, 5)) else draw(_node)
-            if not isinstance(child, dict):
-                break
-            node = child
-        else:
-            node[last] = value
-    return event
+    return place_fields(draw, event, NAMES, _node, most=3, flat_one_in=5, cut_one_in=6)
 
 
 def _equals_x(event: Any, name: str) -> bool:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from soc.detect.compiler import field_values, getter, lookup
 from soc.detect.index import _GROUP_FROM, _field_scanner, split_slots
 from soc.detect.memo import ValueMemo
+from tests.event_shapes import place_fields
 
 #: Ten fields under one object (walked by its items), two under another, one top-level, one
 #: four levels deep.
@@ -79,23 +80,7 @@ def events(draw: st.DrawFn) -> dict[str, Any]:
     event: dict[str, Any] = draw(
         st.dictionaries(st.sampled_from(["w", "p", "t", "a", "other"]), _node, max_size=3)
     )
-    for name in draw(st.lists(st.sampled_from(NAMES), max_size=12)):
-        value = draw(_node)
-        if draw(st.integers(0, 9)) == 0:
-            event[name] = value  # a flat, dotted key
-            continue
-        node = event
-        *path, last = name.split(".")
-        for part in path:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {} if draw(st.integers(0, 7)) else draw(_node)
-            if not isinstance(child, dict):
-                break
-            node = child
-        else:
-            node[last] = value
-    return event
+    return place_fields(draw, event, NAMES, _node, most=12, flat_one_in=10, cut_one_in=8)
 
 
 def test_the_grouped_fields_are_walked_from_their_object() -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from soc.detect.compiler import _MISSING as MISSING
 from soc.detect.compiler import getter, lookup
 from soc.detect.routing import RouteTable, parse_routes, routing_key
+from tests.event_shapes import place_fields
 
 ROUTES = parse_routes(
     [
@@ -88,23 +89,7 @@ def _placed(draw: st.DrawFn) -> dict[str, Any]:
     """Events that hold the routing fields at their paths (nested, flat, or cut short by
     something else on the way), where arbitrary dicts would seldom reach three levels down."""
     event: dict[str, Any] = draw(_event)
-    for name in draw(st.lists(st.sampled_from(NAMES), max_size=4)):
-        value = draw(_node)
-        if draw(st.booleans()):
-            event[name] = value
-            continue
-        node = event
-        *path, last = name.split(".")
-        for part in path:
-            child = node.get(part)
-            if not isinstance(child, dict) or draw(st.integers(0, 5)) == 0:
-                child = node[part] = {} if draw(st.integers(0, 5)) else draw(_leaf)
-            if not isinstance(child, dict):
-                break
-            node = child
-        else:
-            node[last] = value
-    return event
+    return place_fields(draw, event, NAMES, _node, most=4, flat_one_in=2, cut_one_in=6)
 
 
 @settings(max_examples=1000, deadline=None)
