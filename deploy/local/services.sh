@@ -110,9 +110,16 @@ es_up() {
   if port_open "$ES_PORT"; then log "Elasticsearch already listening on $ES_PORT"; return; fi
   fetch_es
   [ -n "$JAVA_ES" ] || die "no Java 21+ found under /usr/lib/jvm (set SOC_JAVA_ES)"
-  local home="$RUN/elasticsearch"
+  local home="$RUN/elasticsearch" dist="$CACHE/elasticsearch-$ES_VERSION"
+  # The keystore is made once here, not by the node as it starts: a node without one writes it
+  # beside its config through a temporary file, and that write failed in CI on a restart
+  # (NoSuchFileException on elasticsearch.keystore.tmp), leaving Elasticsearch down.
+  if [ ! -f "$dist/config/elasticsearch.keystore" ]; then
+    ES_JAVA_HOME="$JAVA_ES" "$dist/bin/elasticsearch-keystore" create >/dev/null \
+      || die "could not create the Elasticsearch keystore in $dist/config"
+  fi
   rm -rf "$home/dist" && mkdir -p "$home/data" "$home/logs"
-  cp -r "$CACHE/elasticsearch-$ES_VERSION" "$home/dist"
+  cp -r "$dist" "$home/dist"
   cat > "$home/dist/config/elasticsearch.yml" <<YML
 cluster.name: soc-local
 node.name: soc-local-1
