@@ -5,8 +5,9 @@ field (a closure walking the dotted path) cost as much as the work done with the
 an event for routing alone. The code generated here fetches each path's first object once for
 all the fields under it and walks plain dicts inline; a path through anything else (a Mapping, a
 list of objects, a scalar where an object was expected) is left to the field's own getter, which
-reads it as `compiler.lookup` does. The generated code is ours: names from configuration enter
-it only as `repr()` literals.
+reads it as `compiler.lookup` does. Sigma conditions read their fields the same way, as one
+expression (`fetch_expression`). The generated code is ours: names from configuration and rules
+enter it only as `repr()` literals.
 """
 
 from __future__ import annotations
@@ -58,6 +59,27 @@ def _walk(parts: list[str], value: str, general: str, depth: str, first_level: b
     lines.append(f"{depth}else:" if first_level else f"{depth}elif x is not M:")
     lines.append(f"{depth}    {general}")
     return lines
+
+
+def fetch_expression(name: str, general: str) -> str:
+    """`fetch` as one expression, for code that must be one (a condition): the field `name` of
+    `event` as `getter(name)` reads it (`general`: the name of that getter), the flat dotted key
+    first, then the path through plain dicts, the getter for anything else on the way (a list of
+    objects, a Mapping) and for paths of four parts or more."""
+    if "." not in name:
+        return f"get({name!r}, M)"
+    first, *rest = name.split(".")
+    if len(rest) > 2:
+        return f"{general}(event)"
+    if len(rest) == 1:
+        walk = f"(n.get({rest[0]!r}, M) if type(n := get({first!r}, M)) is dict"
+        walk += f" else (M if n is M else {general}(event)))"
+    else:
+        inner = f"(x.get({rest[1]!r}, M) if type(x := n.get({rest[0]!r}, M)) is dict"
+        inner += f" else (M if x is M else {general}(event)))"
+        walk = f"({inner} if type(n := get({first!r}, M)) is dict"
+        walk += f" else (M if n is M else {general}(event)))"
+    return f"(v if (v := get({name!r}, M)) is not M else {walk})"
 
 
 def build(lines: list[str], name: str, namespace: dict[str, Any], label: str) -> Any:

@@ -53,6 +53,7 @@ from sigma.types import (
     TimestampPart,
 )
 
+from soc.detect import codegen
 from soc.detect import memo as memo_module
 
 Event = Mapping[str, Any]
@@ -930,9 +931,7 @@ class _ConditionCode:
     def function(self, node: Any) -> Predicate:
         expression = self.node(node)
         lines = ["def condition(event):", "    get = event.get", f"    return {expression}"]
-        code = compile("\n".join(lines), "<sigma condition>", "exec")
-        exec(code, self.namespace)  # noqa: S102 - our code; rule values enter it only as names
-        predicate: Predicate = self.namespace["condition"]
+        predicate: Predicate = codegen.build(lines, "condition", self.namespace, "sigma condition")
         return predicate
 
     def node(self, node: Any) -> str:
@@ -982,7 +981,7 @@ class _ConditionCode:
     def field(self, name: str, test: ValueTest) -> str:
         """A value test on a field: absent or null never matches, lists match on any item, a
         string's answer is kept by value when compiling with a memo."""
-        fetched = _fetch_expression(name, self._name("G", getter(name)))
+        fetched = codegen.fetch_expression(name, self._name("G", getter(name)))
         tested = self._name("T", test)
         other = f"_other(v, {tested})"
         if self.values is None:
@@ -1000,30 +999,7 @@ def _remember(values: memo_module.ValueMemo, memo: memo_module.Memo, test: Value
 
     def remembering(value: str) -> bool:
         answer = test(value)
-        if memo.cold:
-            memo.cold -= 1
-        else:
-            keep(memo, value, answer)
+        keep(memo, value, answer)
         return answer
 
     return remembering
-
-
-def _fetch_expression(name: str, general: str) -> str:
-    """An expression reading the field `name` of `event` as `getter(name)` does (`general`:
-    that getter): the flat dotted key first, then the path through plain dicts, the getter
-    for anything else on the way (a list of objects, a Mapping)."""
-    if "." not in name:
-        return f"get({name!r}, M)"
-    first, *rest = name.split(".")
-    if len(rest) > 2:
-        return f"{general}(event)"
-    if len(rest) == 1:
-        walk = f"(n.get({rest[0]!r}, M) if type(n := get({first!r}, M)) is dict"
-        walk += f" else (M if n is M else {general}(event)))"
-    else:
-        inner = f"(x.get({rest[1]!r}, M) if type(x := n.get({rest[0]!r}, M)) is dict"
-        inner += f" else (M if x is M else {general}(event)))"
-        walk = f"({inner} if type(n := get({first!r}, M)) is dict"
-        walk += f" else (M if n is M else {general}(event)))"
-    return f"(v if (v := get({name!r}, M)) is not M else {walk})"

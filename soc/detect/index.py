@@ -345,8 +345,8 @@ def _field_scanner(
     automata: tuple[tuple[str, Getter, Any, Memo], ...], values: ValueMemo
 ) -> Callable[[Event], tuple[set[int], set[int]]]:
     """What the field automata find in an event (the positions meeting requirement 0, those
-    meeting requirement 1), as generated code (soc/detect/codegen.py)
-    reading each field once, with the getters the rules use (the index sees what they see).
+    meeting requirement 1), as generated code (soc/detect/codegen.py) reading each field once,
+    with the getters the rules use (the index sees what they see).
     A string's or an integer's slots are kept by its text (`ValueMemo`); lists and other values
     are scanned as `field_values` gives their texts."""
     keep = values.keep
@@ -354,10 +354,7 @@ def _field_scanner(
     def miss(number: int, value: str) -> Hits:
         _, _, automaton, memo = automata[number]
         answer = _united([found for _, found in automaton.iter(value.casefold())])
-        if memo.cold:  # its values do not come back: scanned as without a memo
-            memo.cold -= 1
-        else:
-            keep(memo, value, answer, (len(answer[0]) + len(answer[1])) << 4)
+        keep(memo, value, answer, (len(answer[0]) + len(answer[1])) << 4)
         return answer
 
     def other(number: int, value: Any, first: set[int], second: set[int]) -> None:

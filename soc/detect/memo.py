@@ -83,7 +83,10 @@ class ValueMemo:
     def keep(self, memo: Memo, value: str, answer: Any, size: int = 0) -> None:
         """Remember `answer` for `value` in `memo` (one of this budget's) if the value was met
         before, room permitting. `size`: what the answer holds beyond `ENTRY_COST` (a set of
-        slots: 16 bytes each). Callers skip it while `memo.cold`, counting that down."""
+        slots: 16 bytes each). While `memo.cold`, it only counts that down."""
+        if memo.cold:  # its values do not come back: no bookkeeping for a while
+            memo.cold -= 1
+            return
         if len(value) > MEMO_LONGEST or not self.budget:
             return
         seen = memo.seen

@@ -135,10 +135,9 @@ class RouteTable:
                 self._file(position, alternative)
         #: (getter of the dispatch field, its table), for the per-event loop.
         self._dispatch = tuple((self._getters[name], table) for name, table in self._table.items())
-        #: Every field routing reads; their values decide the routes, and a stream has few
+        #: The values of every field routing reads; they decide the routes, and a stream has few
         #: combinations of them (channel, event code, program...): decisions are kept by them.
-        self._key_getters = tuple(self._getters.values())
-        self._key = routing_key(list(self._getters), list(self._key_getters))
+        self._key = routing_key(list(self._getters), list(self._getters.values()))
         self._decided: dict[tuple[Any, ...], tuple[int, ...]] = {}
 
     def _file(self, position: int, alternative: Alternative) -> None:
