@@ -341,6 +341,20 @@ async def test_many_are_read_and_replaced_at_once_each_on_its_own(store: Store) 
     assert await store.get_many_versioned("incidents", [], ALL) == {}
 
 
+async def test_every_read_returns_the_document_exactly_as_written(store: Store) -> None:
+    """Nothing a store derives for itself (Elasticsearch's folded search text) comes back."""
+    written = event(1, message="Đăng nhập thất bại từ 203.0.113.7")
+    await store.write("events", [written])
+    await store.write("incidents", [incident("inc-x")])
+    assert await store.get("events", "ev-0001", ALL) == written
+    assert (await store.search("events", Query(scope=ALL))).items == [written]
+    assert (await store.search("events", Query(scope=ALL, text="that bai"))).items == [written]
+    assert (await store.get_versioned("incidents", "inc-x", ALL) or ({}, ""))[0] == incident(
+        "inc-x"
+    )
+    assert (await store.search("incidents", Query(scope=ALL))).items == [incident("inc-x")]
+
+
 async def test_events_are_never_replaced(store: Store) -> None:
     await store.write("events", [event(1)])
     with pytest.raises(QueryError):
