@@ -137,6 +137,8 @@ class PipelineConfig:
     bus_capacity: int = 20_000
     #: Partitions of each Kafka topic (the most consumers a stage's group can use).
     partitions: int = 4
+    #: How long a stage lets a batch smaller than `batch_size` wait for more records (ms).
+    linger_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -617,6 +619,8 @@ def _validate(config: Config) -> None:
         server_context(config.syslog)
     if config.pipeline.batch_size < 1:
         raise ConfigError("pipeline.batch_size: must be at least 1")
+    if not 0 <= config.pipeline.linger_ms <= 5000:
+        raise ConfigError("pipeline.linger_ms: must be between 0 and 5000")
     if config.pipeline.bus_capacity < config.pipeline.batch_size:
         raise ConfigError("pipeline.bus_capacity: must be at least pipeline.batch_size")
     _validate_retention(config.retention)

@@ -127,6 +127,7 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
     await bus.start()
     await store.open()
     batch = config.pipeline.batch_size
+    linger = config.pipeline.linger_ms / 1000
     drain = parts == PARTS
     layers: list[_Layer] = []
     detection_stages: list[DetectionStage | CorrelationStage] = []
@@ -167,7 +168,8 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
             for stage in layer.stages:
                 layer.tasks.append(
                     asyncio.create_task(
-                        run_stage(bus, stage, layer.stop, batch, drain=drain), name=stage.name
+                        run_stage(bus, stage, layer.stop, batch, drain=drain, linger=linger),
+                        name=stage.name,
                     )
                 )
     notifier = Notifier(config) if "notifier" in parts else None
@@ -176,7 +178,8 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
         notifier.start()
         layers.append(_Layer([notifier.stage]))
         layers[-1].tasks.append(asyncio.create_task(
-            run_stage(bus, notifier.stage, layers[-1].stop, batch, drain=drain), name="notify"
+            run_stage(bus, notifier.stage, layers[-1].stop, batch, drain=drain, linger=linger),
+            name="notify"
         ))  # fmt: skip
     api: _ApiServer | None = None
     api_task: asyncio.Task[None] | None = None

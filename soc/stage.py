@@ -9,7 +9,7 @@ import logging
 from typing import Protocol
 
 from soc import metrics
-from soc.bus.base import Bus, Delivered
+from soc.bus.base import Bus, Consumer, Delivered
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,14 @@ async def run_stage(
     poll_wait: float = 0.2,
     *,
     drain: bool = True,
+    linger: float = 0.0,
 ) -> None:
     """Run until `stop` is set. With `drain`, go on until a poll comes back empty, i.e. the input
     is drained (the caller stops upstream stages first); without, stop after the batch in hand
-    is handled and committed (upstream runs elsewhere and never stops)."""
+    is handled and committed (upstream runs elsewhere and never stops).
+
+    `linger` (seconds): how long a batch smaller than `batch_size` waits for more records before
+    it is handled (see `_gather`)."""
     while True:
         try:
             consumer = await bus.subscribe(stage.topic, stage.name)
@@ -52,6 +56,8 @@ async def run_stage(
         while True:
             try:
                 batch = await consumer.poll(batch_size, poll_wait)
+                if batch and linger > 0 and len(batch) < batch_size and not stop.is_set():
+                    batch = await _gather(consumer, batch, batch_size, linger)
             except Exception:
                 # The bus is unwell: nothing was taken, so nothing is lost; try again shortly.
                 metrics.STAGE_ERRORS.labels(stage.name).inc()
@@ -90,3 +96,30 @@ async def run_stage(
                 return
     finally:
         await consumer.close()
+
+
+async def _gather(
+    consumer: Consumer, batch: list[Delivered], batch_size: int, linger: float
+) -> list[Delivered]:
+    """More records for a batch until it is full or `linger` has passed since its first.
+
+    A stage's cost is largely per batch (a poll, a commit, a bulk write, the incident lookups)
+    and a stream that trickles in hands each stage batches of a few dozen records: the engine
+    spent twice the CPU an event at 3.2k events/s that it spent on a backlog (bench/distributed).
+    Records already polled are kept whatever happens next: a poll that fails returns what was
+    gathered, and the caller's commit covers exactly what `poll` returned."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + linger
+    while len(batch) < batch_size:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        try:
+            more = await consumer.poll(batch_size - len(batch), remaining)
+        except Exception:
+            log.warning("poll while gathering a batch failed; handling what was gathered")
+            break
+        if not more:
+            break
+        batch += more
+    return batch
