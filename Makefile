@@ -62,6 +62,7 @@ bench: $(STAMP) services console
 	$(BIN)/python bench/kafka_codecs.py
 	$(BIN)/python bench/incidents.py
 	$(BIN)/python bench/retention.py
+	$(BIN)/python bench/store_es.py
 	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/console.py
 
