@@ -139,7 +139,10 @@ def test_language_switch_changes_every_string_and_is_remembered(console: Console
     page.get_by_role("heading", name="Hàng đợi sự cố").wait_for()
     page.get_by_label("Ngôn ngữ").select_option("en")
     page.get_by_role("heading", name="Incident queue").wait_for()
-    assert page.title() == "Incidents · Provincial SOC"
+    # The title follows the page a frame after it renders (an effect): waited for, not raced.
+    page.wait_for_function(
+        "title => document.title === title", arg="Incidents · Provincial SOC", timeout=10_000
+    )
     nav = page.get_by_role("navigation", name="Main navigation")
     for name in ("Incidents", "Dashboard", "Search", "Rules", "Administration"):
         assert nav.get_by_role("link", name=name).count() == 1, name
