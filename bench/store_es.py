@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import copy
 import sys
 import time
 import uuid
@@ -52,7 +51,7 @@ def documents(count: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 
 def template(prefix: str, kind: Kind, baseline: bool) -> dict[str, Any]:
-    body = copy.deepcopy(es._template(prefix, kind))
+    body = es._template(prefix, kind)  # a new dict each call
     if baseline:
         body["template"]["mappings"]["_source"] = {"excludes": [es.TEXT_FIELD]}
     return body

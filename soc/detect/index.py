@@ -518,9 +518,7 @@ class KeywordScan:
         if self._automaton is None:
             return NO_HITS
         if self._json_set is not None:
-            json = (
-                event_json_caseless(event) if self._json_set.caseless else event_json_folded(event)
-            )
+            json = self._json_view(event)
             if json:
                 numbers = self._json_set.numbers(json)
                 if numbers is not None:
