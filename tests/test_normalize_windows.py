@@ -735,3 +735,52 @@ def test_a_non_mapping_record_becomes_a_failure_event() -> None:
 )
 def test_is_windows_event(record: dict[str, Any], expected: bool) -> None:
     assert is_windows_event(record) is expected
+
+
+def test_events_of_one_shape_fill_from_their_own_values() -> None:
+    """The ECS fields an event fills are worked out once per set of event-data keys: a second
+    event with the same keys fills from its own values, and a value that does not fit (null,
+    "-" for a port, a bad address) leaves the field to the other sources or absent."""
+    keys = ("SourceIp", "SourcePort", "SubjectDomainName", "TargetDomainName", "Image")
+    first = normalize_windows(
+        evtx_event(dict(zip(keys, ["10.0.0.5", "445", "TINH", "SO", r"C:\a.exe"], strict=True)))
+    )
+    second = normalize_windows(
+        evtx_event(dict(zip(keys, ["-", "-", None, "SO2", None], strict=True)))
+    )
+    assert_fields(
+        first,
+        {
+            "source.ip": "10.0.0.5",
+            "source.port": 445,
+            "user.domain": ["TINH", "SO"],
+            "process.executable": r"C:\a.exe",
+        },
+    )
+    assert_fields(
+        second,
+        {
+            "source.ip": ABSENT,
+            "source.port": ABSENT,
+            "user.domain": "SO2",
+            "process.executable": ABSENT,
+        },
+    )
+
+
+def test_more_event_shapes_than_the_plans_kept_still_normalize() -> None:
+    """Agents send event data of any keys: plans are bounded, and an event whose plan was
+    dropped is planned again, with the same result."""
+    from soc.normalize import windows
+
+    shapes = windows._PLANS_KEPT + 50
+    events = [
+        normalize_windows(evtx_event({f"Extra{n}": "x", "Image": f"C:\\{n}.exe"}))
+        for n in range(shapes)
+    ]
+    assert len(windows._PLANS) <= windows._PLANS_KEPT
+    assert [event["process"]["executable"] for event in events] == [
+        f"C:\\{n}.exe" for n in range(shapes)
+    ]
+    again = normalize_windows(evtx_event({"Extra0": "x", "Image": "C:\\0.exe"}))
+    assert again["process"]["executable"] == "C:\\0.exe"

@@ -627,25 +627,63 @@ def _plain(value: object) -> object:
 # --- the reverse mapping, applied -----------------------------------------------------------
 
 
+class _Source(NamedTuple):
+    """One event-data key feeding one ECS field. `plain`: a field whose type takes any text and
+    whose values the pipeline never rewrites, so a string goes in as it is."""
+
+    key: str
+    target: _Target
+    plain: bool
+
+
+#: The ECS fields an event of a given set of event-data keys fills, each with its sources in
+#: key order, the fields in the order their first source comes: worked out once per set of keys
+#: (events of one provider and id share one), not per event and key. Bounded: cleared when full.
+_PLANS: dict[tuple[str, ...], tuple[tuple[tuple[str, ...], tuple[_Source, ...]], ...]] = {}
+_PLANS_KEPT: Final = 4096
+
+
+def _plan(keys: tuple[str, ...]) -> tuple[tuple[tuple[str, ...], tuple[_Source, ...]], ...]:
+    fields: dict[str, list[_Source]] = {}
+    for key in keys:
+        for target in _REVERSE.get(key, ()):
+            plain = target.kind == "any" and not target.aliases
+            fields.setdefault(target.name, []).append(_Source(key, target, plain))
+    return tuple((sources[0].target.path, tuple(sources)) for sources in fields.values())
+
+
 def _apply_reverse_mapping(event: dict[str, Any], data: Mapping[str, Any]) -> None:
     """Fill the ECS fields the pipeline maps Sigma fields to; never overwrite a field the event
     already has (from System, or from a Winlogbeat document)."""
-    found: dict[str, list[tuple[_Target, Any]]] = {}
-    for key, value in data.items():
-        targets = _REVERSE.get(key)
-        if targets is None or value is None:
+    keys = tuple(data)
+    plan = _PLANS.get(keys)
+    if plan is None:
+        if len(_PLANS) >= _PLANS_KEPT:
+            _PLANS.clear()
+        plan = _PLANS[keys] = _plan(keys)
+    for path, sources in plan:
+        if len(sources) == 1:
+            key, target, plain = sources[0]
+            value = data[key]
+            if value is None:
+                continue
+            if plain and type(value) is str:
+                _fill(event, path, value)
+                continue
+            converted = _ecs_values(target, value)
+            if len(converted) == 1:
+                _fill(event, path, converted[0])
+            elif converted:
+                _fill(event, path, _combined([(target, each) for each in converted]))
             continue
-        for target in targets:
-            for converted in _ecs_values(target, value):
-                entries = found.get(target.name)
-                if entries is None:
-                    found[target.name] = [(target, converted)]
-                else:
-                    entries.append((target, converted))
-    for entries in found.values():
-        path = entries[0][0].path
-        if not _present(event, path):
-            _put(event, path, entries[0][1] if len(entries) == 1 else _combined(entries))
+        entries = [
+            (target, converted)
+            for key, target, _plain in sources
+            if (value := data[key]) is not None
+            for converted in _ecs_values(target, value)
+        ]
+        if entries:
+            _fill(event, path, entries[0][1] if len(entries) == 1 else _combined(entries))
 
 
 def _ecs_values(target: _Target, value: object) -> tuple[Any, ...]:
@@ -685,24 +723,20 @@ def _ip(text: str) -> str | None:
     return address
 
 
-def _present(event: dict[str, Any], path: tuple[str, ...]) -> bool:
-    node: Any = event
-    for part in path:
-        if not isinstance(node, dict):
-            return False
-        node = node.get(part)
-    return node is not None
-
-
-def _put(event: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
-    """Set a nested field; a scalar in the way (an odd Winlogbeat document) keeps its place."""
+def _fill(event: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    """Set a nested field unless the event has a value there (null is none); a scalar in the
+    way (an odd Winlogbeat document) keeps its place, and so does the field."""
     node = event
     for part in path[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            return
+        if part in node:
+            child = node[part]
+            if not isinstance(child, dict):
+                return
+        else:
+            child = node[part] = {}
         node = child
-    node[path[-1]] = value
+    if node.get(path[-1]) is None:
+        node[path[-1]] = value
 
 
 def _merge(ours: dict[str, Any], theirs: Mapping[str, Any]) -> dict[str, Any]:
