@@ -416,6 +416,36 @@ def test_symlinked_directory_loop_does_not_trap_the_walk(tmp_path: Path) -> None
     assert len(events_of(scan(tmp_path))) == 3
 
 
+def test_files_are_named_by_their_real_path_through_links_and_relative_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """log.file.path (and so the events' ids) is the file's real absolute path, whichever way
+    the scan reached it: a relative path, a symlinked directory, a symlinked file."""
+    real = write(tmp_path / "real/dir/auth.log", lines(AUTH_LOG[0]))
+    other = write(tmp_path / "real/other.log", lines(AUTH_LOG[0]))
+    (tmp_path / "via").symlink_to(tmp_path / "real/dir", target_is_directory=True)
+    (tmp_path / "real/dir/link.log").symlink_to(other)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "real/dir/deeper").mkdir()
+    given = [
+        Path("via/auth.log"),
+        Path("via/link.log"),
+        Path("real/dir/auth.log"),
+        Path("via/deeper/../auth.log"),
+        Path("via"),
+    ]
+    named = [item.path for item in scan(*given)]
+    assert named == [
+        str(real.resolve()),
+        str(other.resolve()),
+        str(real.resolve()),
+        str(real.resolve()),
+        str(real.resolve()),
+        str(other.resolve()),
+    ]
+    assert named == [str(path.resolve()) for path in [*given[:4], real, other]]
+
+
 def test_unreadable_file_is_a_problem(tmp_path: Path) -> None:
     if os.geteuid() == 0:
         pytest.skip("root reads files whatever their mode")
