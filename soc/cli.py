@@ -18,6 +18,16 @@ from soc.config import Config, ConfigError, load_config
 from soc.logs import setup_logging
 
 
+def _positive_int(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return number
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="soc", description="Provincial SOC platform.")
     parser.add_argument("--version", action="version", version=f"soc {__version__}")
@@ -103,6 +113,12 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--rules", metavar="PATH", type=Path, action="append", help="rule path")
     scan.add_argument("--output", "-o", type=Path, help="alerts as JSON lines (default: stdout)")
     scan.add_argument("--summary-json", type=Path, help="also write the summary as JSON here")
+    scan.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive_int,
+        help="worker processes reading and matching files (default: one per CPU, at most 8)",
+    )
     return parser
 
 
@@ -272,7 +288,7 @@ def _rules_convert(config: Config, args: argparse.Namespace) -> int:
 
 
 def _scan(config: Config, args: argparse.Namespace) -> int:
-    from soc.scan.run import print_summary, scan
+    from soc.scan.run import ScanError, default_jobs, print_summary, scan
 
     ruleset = _load(config, args.rules or [])
     output = args.output.open("wb") if args.output else sys.stdout.buffer
@@ -285,7 +301,11 @@ def _scan(config: Config, args: argparse.Namespace) -> int:
             output,
             timezone=ZoneInfo(config.syslog.timezone),
             progress=progress,
+            jobs=args.jobs or default_jobs(),
         )
+    except ScanError as exc:
+        print(f"soc scan: {exc}", file=sys.stderr)
+        return 1
     finally:
         heap.release()
         if args.output:

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -52,7 +52,16 @@ from soc.normalize.web import W3CLog, normalize_access_log, parse_access_log
 from soc.normalize.windows import is_windows_event, normalize_windows
 from soc.normalize.zeek import is_zeek, log_from_path, normalize_zeek
 
-__all__ = ["FORMATS", "ReadProblem", "ScannedEvent", "detect_format", "read_events"]
+__all__ = [
+    "FORMATS",
+    "ReadProblem",
+    "ScannedEvent",
+    "FoundFile",
+    "detect_format",
+    "list_files",
+    "read_events",
+    "read_file",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -108,12 +117,32 @@ def read_events(
     """Every event of every file under ``paths`` (directories walked recursively, in sorted
     order). ``timezone`` is the zone of syslog timestamps, which carry none."""
     options = NormalizeOptions(timezone=timezone)
-    names = _RealNames()
-    for path in _files(paths):
-        if isinstance(path, ReadProblem):
-            yield path
+    for found in list_files(paths):
+        if isinstance(found, ReadProblem):
+            yield found
         else:
-            yield from _read_file(path, names(path), options)
+            yield from read_file(found.path, found.name, options)
+
+
+class FoundFile(NamedTuple):
+    """A regular file to read: its path as given or walked, the name its events carry (its
+    real absolute path), its size when listed."""
+
+    path: Path
+    name: str
+    size: int
+
+
+def list_files(paths: Sequence[Path]) -> Iterator[FoundFile | ReadProblem]:
+    """The files `read_events` reads, in its order, and the problems met listing them, in
+    place."""
+    names = _RealNames()
+    for found in _files(paths):
+        if isinstance(found, ReadProblem):
+            yield found
+        else:
+            path, size = found
+            yield FoundFile(path, names(path), size)
 
 
 def detect_format(path: Path) -> str:
@@ -137,7 +166,7 @@ def detect_format(path: Path) -> str:
 # --- files --------------------------------------------------------------------------------
 
 
-def _files(paths: Sequence[Path]) -> Iterator[Path | ReadProblem]:
+def _files(paths: Sequence[Path]) -> Iterator[tuple[Path, int] | ReadProblem]:
     for path in paths:
         try:
             is_directory = stat.S_ISDIR(path.stat().st_mode)
@@ -149,7 +178,7 @@ def _files(paths: Sequence[Path]) -> Iterator[Path | ReadProblem]:
             yield _regular_file(path)
 
 
-def _walk(directory: Path) -> Iterator[Path | ReadProblem]:
+def _walk(directory: Path) -> Iterator[tuple[Path, int] | ReadProblem]:
     """Files under ``directory`` in sorted order; symlinked directories are not followed, so a
     link loop on a seized disk cannot trap the scan. A directory that cannot be listed is
     reported, not skipped in silence."""
@@ -168,16 +197,16 @@ def _listing_problems(errors: list[OSError]) -> Iterator[ReadProblem]:
         yield ReadProblem(str(error.filename), 0, f"cannot list directory: {error.strerror}")
 
 
-def _regular_file(path: Path) -> Path | ReadProblem:
+def _regular_file(path: Path) -> tuple[Path, int] | ReadProblem:
     """Only regular files are read: opening a FIFO or a device found on a seized disk would
-    block the scan or read forever."""
+    block the scan or read forever. With the file's size."""
     try:
-        mode = path.stat().st_mode
+        status = path.stat()
     except OSError as exc:
         return ReadProblem(str(path), 0, f"cannot read: {exc.strerror or exc}")
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(status.st_mode):
         return ReadProblem(str(path), 0, "not a regular file (device, FIFO or socket): not read")
-    return path
+    return path, status.st_size
 
 
 def _open(path: Path) -> io.BufferedIOBase:
@@ -233,7 +262,7 @@ class _RealNames:
 _DIRECTORIES_KEPT: Final = 4096
 
 
-def _read_file(path: Path, name: str, options: NormalizeOptions) -> Iterator[Item]:
+def read_file(path: Path, name: str, options: NormalizeOptions) -> Iterator[Item]:
     """One file's events, named `name`; whatever goes wrong ends this file with a ReadProblem,
     never the scan. The record of the problem is the one after the last read (0: nothing was
     read)."""

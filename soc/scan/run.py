@@ -4,22 +4,31 @@ alerts go out as JSON lines, a summary at the end."""
 
 from __future__ import annotations
 
+import io
+import multiprocessing
+import os
+import shutil
 import sys
+import tempfile
 import time
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
 import orjson
 
 from soc.detect.alerts import build_alert, build_correlation_alert
-from soc.detect.correlation import CorrelationHit, Match
+from soc.detect.correlation import CorrelationEngine, Match
 from soc.detect.rules import RuleSet
 from soc.detect.stage import Detection, event_time
-from soc.scan.readers import ReadProblem, ScannedEvent, read_events
+from soc.normalize import NormalizeOptions
+from soc.scan.readers import FoundFile, ReadProblem, ScannedEvent, list_files, read_file
 
 #: Progress is redrawn at most this often (seconds).
 _PROGRESS_EVERY = 0.5
@@ -37,6 +46,11 @@ class ScanSummary:
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
+    def by_rule(self) -> list[tuple[tuple[str, str, str], int]]:
+        """Alerts per rule, most first, ties by name and id: the same order however the
+        scan's files were shared out."""
+        return sorted(self.alerts.items(), key=lambda item: (-item[1], item[0][1], item[0][0]))
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "files": len(self.files),
@@ -46,7 +60,7 @@ class ScanSummary:
             "alerts": sum(self.alerts.values()),
             "alerts_by_rule": [
                 {"id": rule_id, "name": name, "level": level, "count": count}
-                for (rule_id, name, level), count in self.alerts.most_common()
+                for (rule_id, name, level), count in self.by_rule()
             ],
             "problems": [
                 {"path": p.path, "record": p.record, "reason": p.reason} for p in self.problems
@@ -55,10 +69,35 @@ class ScanSummary:
 
 
 def _located(alert: dict[str, Any], scanned: ScannedEvent | None) -> dict[str, Any]:
-    """Where the alert came from: the file and the record number within it."""
     if scanned is not None:
         alert["log"] = {"file": {"path": scanned.path, "record": scanned.record}}
     return alert
+
+
+def _outcomes(
+    ruleset: RuleSet, engine: CorrelationEngine, item: ScannedEvent
+) -> Iterator[Match | dict[str, Any]]:
+    """What the event's matches make, in order: a Match for each rule a correlation counts,
+    an alert for each rule that still raises its own."""
+    event = item.event
+    for rule in ruleset.match(event):
+        if engine.wants(rule.id, rule.name):
+            yield Match(rule.id, rule.name, event_time(event), event, event["event"]["id"])
+        if engine.generate(rule.id, rule.name):
+            yield _located(build_alert(rule, event), item)
+
+
+def default_jobs() -> int:
+    """Worker processes when the caller names none: one per CPU this process may use, at most
+    eight (each holds a copy of what the rules touch: memory, not speed, is the bound)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, _MAX_DEFAULT_JOBS))
+
+
+_MAX_DEFAULT_JOBS = 8
 
 
 def scan(
@@ -68,64 +107,240 @@ def scan(
     *,
     timezone: tzinfo,
     progress: IO[str] | None = None,
+    jobs: int = 1,
 ) -> ScanSummary:
-    summary = ScanSummary()
-    # Files are read one after another, not in time order: allow any disorder within a month.
-    detection = Detection.from_rules(ruleset, allowed_lateness=30 * 86400.0)
-    engine = detection.correlations
-    started = last_drawn = time.perf_counter()
-    latest = 0.0
+    """Every event of the files under `paths` through the rules; alerts to `output` as JSON
+    lines. `jobs` > 1: files are read, normalized and matched in that many worker processes,
+    forked once the rules are loaded, while this process keeps the correlations (they see
+    the matches of every file in file order, as one process would) and writes the alerts,
+    each file's after the one before. The alerts are the same as with one job; within a
+    file, its correlations' alerts come after its single-event ones."""
+    run = _Run(ruleset, output, progress)
+    files = list(list_files(paths))
+    workers = min(jobs, sum(1 for found in files if not isinstance(found, ReadProblem)))
+    if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
+        _scan_in_workers(run, files, workers, timezone)
+    else:
+        options = NormalizeOptions(timezone=timezone)
+        for found in files:
+            if isinstance(found, ReadProblem):
+                run.summary.problems.append(found)
+                continue
+            for item in read_file(found.path, found.name, options):
+                run.item(item)
+            run.draw()
+    return run.finish()
 
-    def emit(alert: dict[str, Any]) -> None:
+
+class _Run:
+    """One scan's correlations, alert output and summary."""
+
+    def __init__(self, ruleset: RuleSet, output: IO[bytes], progress: IO[str] | None) -> None:
+        self.ruleset = ruleset
+        self.output = output
+        self.progress = progress
+        self.summary = ScanSummary()
+        # Files are read one after another, not in time order: allow any disorder in a month.
+        self.engine = Detection.from_rules(ruleset, allowed_lateness=30 * 86400.0).correlations
+        self.started = self.last_drawn = time.perf_counter()
+        self.latest = 0.0
+
+    def emit(self, alert: dict[str, Any]) -> None:
         rule = alert["rule"]
-        summary.alerts[rule["id"], rule["name"], rule["level"]] += 1
-        output.write(orjson.dumps(alert) + b"\n")
+        self.summary.alerts[rule["id"], rule["name"], rule["level"]] += 1
+        self.output.write(orjson.dumps(alert) + b"\n")
 
-    def emit_hits(hits: list[CorrelationHit]) -> None:
-        for hit in hits:
+    def correlate(self, match: Match) -> None:
+        self.latest = max(self.latest, match.timestamp)
+        for hit in self.engine.process(match):
             if hit.raise_alert:
-                emit(build_correlation_alert(hit))
+                self.emit(build_correlation_alert(hit))
 
-    for item in read_events(paths, timezone=timezone):
+    def item(self, item: ScannedEvent | ReadProblem) -> None:
+        """One event (or problem) read in this process: matched, correlated, alerted."""
         if isinstance(item, ReadProblem):
-            summary.problems.append(item)
+            self.summary.problems.append(item)
+            return
+        self.summary.events += 1
+        self.summary.files.add(item.path)
+        for outcome in _outcomes(self.ruleset, self.engine, item):
+            if isinstance(outcome, Match):
+                self.correlate(outcome)
+            else:
+                self.emit(outcome)
+        if self.summary.events % 256 == 0:
+            self.draw()
+
+    def draw(self) -> None:
+        if self.progress is None or time.perf_counter() - self.last_drawn <= _PROGRESS_EVERY:
+            return
+        self.last_drawn = time.perf_counter()
+        rate = self.summary.events / (self.last_drawn - self.started)
+        self.progress.write(
+            f"\r{self.summary.events:,} events, {sum(self.summary.alerts.values()):,} alerts, "
+            f"{len(self.summary.files)} files, {rate:,.0f} events/s"
+        )
+        self.progress.flush()
+
+    def finish(self) -> ScanSummary:
+        # Files are not in time order across each other: close every window at the end.
+        for hit in self.engine.advance(self.latest + 10 * 365 * 86400.0):
+            if hit.raise_alert:
+                self.emit(build_correlation_alert(hit))
+        self.summary.seconds = time.perf_counter() - self.started
+        if self.progress is not None:
+            self.progress.write("\n")
+        return self.summary
+
+
+# --- worker processes -------------------------------------------------------------------------
+
+
+@dataclass
+class _FileResult:
+    """What a worker found in one file, for the scanning process to take in file order."""
+
+    path: str
+    events: int = 0
+    problems: list[ReadProblem] = field(default_factory=list)
+    alerts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    #: The file's single-event alerts as JSON lines: in memory, or in a spill file when large.
+    lines: bytes = b""
+    spilled: str | None = None
+    #: Matches of rules correlations reference, in the file's order.
+    matches: list[Match] = field(default_factory=list)
+
+
+#: What workers inherit from the scanning process when they are forked: the rules (loaded
+#: once, shared copy-on-write), which rules feed correlations, the syslog zone, the spill dir.
+_WORKER: tuple[RuleSet, CorrelationEngine, NormalizeOptions, str] | None = None
+
+#: A file's alerts beyond this many bytes go to a spill file, not through the result pipe.
+_SPILL_BYTES = 8 << 20
+
+
+#: Files go to workers in batches of about this many bytes (or this many files): one file of a
+#: record or two per task spent more in passing tasks and results than in reading the file.
+_BATCH_BYTES = 4 << 20
+_BATCH_FILES = 64
+
+
+def _batches(files: list[FoundFile]) -> Iterator[list[FoundFile]]:
+    batch: list[FoundFile] = []
+    size = 0
+    for found in files:
+        batch.append(found)
+        size += found.size
+        if size >= _BATCH_BYTES or len(batch) >= _BATCH_FILES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def _scan_files(batch: list[FoundFile]) -> list[_FileResult]:
+    return [_scan_file(task) for task in batch]
+
+
+def _scan_file(found: FoundFile) -> _FileResult:
+    assert _WORKER is not None, "scan worker not forked from a scan"
+    ruleset, engine, options, spill_dir = _WORKER
+    path, name, _size = found
+    result = _FileResult(name)
+    buffer = io.BytesIO()
+    spill: IO[bytes] | None = None
+    for item in read_file(path, name, options):
+        if isinstance(item, ReadProblem):
+            result.problems.append(item)
             continue
-        summary.events += 1
-        summary.files.add(item.path)
-        event = item.event
-        for rule in ruleset.match(event):
-            if engine.wants(rule.id, rule.name):
-                timestamp = event_time(event)
-                latest = max(latest, timestamp)
-                emit_hits(
-                    engine.process(
-                        Match(rule.id, rule.name, timestamp, event, event["event"]["id"])
-                    )
-                )
-            if engine.generate(rule.id, rule.name):
-                emit(_located(build_alert(rule, event), item))
-        if progress is not None and time.perf_counter() - last_drawn > _PROGRESS_EVERY:
-            last_drawn = time.perf_counter()
-            rate = summary.events / (last_drawn - started)
-            progress.write(
-                f"\r{summary.events:,} events, {sum(summary.alerts.values()):,} alerts, "
-                f"{len(summary.files)} files, {rate:,.0f} events/s"
+        result.events += 1
+        for outcome in _outcomes(ruleset, engine, item):
+            if isinstance(outcome, Match):
+                result.matches.append(outcome)
+            else:
+                rule = outcome["rule"]
+                result.alerts[rule["id"], rule["name"], rule["level"]] += 1
+                (spill or buffer).write(orjson.dumps(outcome) + b"\n")
+        if spill is None and buffer.tell() > _SPILL_BYTES:
+            spill = tempfile.NamedTemporaryFile(dir=spill_dir, delete=False)  # noqa: SIM115
+            spill.write(buffer.getvalue())
+            buffer = io.BytesIO()
+    if spill is not None:
+        spill.close()
+        result.spilled = spill.name
+    else:
+        result.lines = buffer.getvalue()
+    return result
+
+
+def _scan_in_workers(
+    run: _Run,
+    files: list[FoundFile | ReadProblem],
+    workers: int,
+    timezone: tzinfo,
+) -> None:
+    global _WORKER
+    spill_dir = tempfile.mkdtemp(prefix="soc-scan-")
+    _WORKER = (run.ruleset, run.engine, NormalizeOptions(timezone=timezone), spill_dir)
+    batches = iter(_batches([found for found in files if not isinstance(found, ReadProblem)]))
+    taken: deque[_FileResult] = deque()
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            # A few batches ahead of the one being taken, not all: results wait here in memory.
+            pending = deque(
+                pool.submit(_scan_files, batch) for batch in islice(batches, workers * 3)
             )
-            progress.flush()
-    # Files are not in time order across each other: close every window at the end.
-    emit_hits(engine.advance(latest + 10 * 365 * 86400.0))
-    summary.seconds = time.perf_counter() - started
-    if progress is not None:
-        progress.write("\n")
-    return summary
+            for found in files:
+                if isinstance(found, ReadProblem):
+                    run.summary.problems.append(found)
+                    continue
+                if not taken:
+                    future = pending.popleft()
+                    batch = next(batches, None)
+                    if batch is not None:
+                        pending.append(pool.submit(_scan_files, batch))
+                    try:
+                        taken.extend(future.result())
+                    except BrokenProcessPool:
+                        raise ScanError(
+                            "a scan worker process died (out of memory?): scan again with --jobs 1"
+                        ) from None
+                _take(run, taken.popleft())
+                run.draw()
+    finally:
+        _WORKER = None
+        shutil.rmtree(spill_dir, ignore_errors=True)
 
 
-def print_summary(summary: ScanSummary, stream: IO[str] = sys.stderr) -> None:
+def _take(run: _Run, result: _FileResult) -> None:
+    summary = run.summary
+    summary.events += result.events
+    if result.events:
+        summary.files.add(result.path)
+    summary.problems.extend(result.problems)
+    summary.alerts.update(result.alerts)
+    if result.spilled is not None:
+        with open(result.spilled, "rb") as spilled:
+            shutil.copyfileobj(spilled, run.output)
+        os.unlink(result.spilled)
+    else:
+        run.output.write(result.lines)
+    for match in result.matches:
+        run.correlate(match)
+
+
+class ScanError(RuntimeError):
+    """The scan could not go on (not a problem with one file: those are in the summary)."""
+
+
+def print_summary(summary: ScanSummary, stream: IO[str] | None = None) -> None:
+    """The summary for a reader: to `stream`, or to stderr as it is at the call."""
+    stream = stream if stream is not None else sys.stderr
     stream.write(
         f"{summary.events:,} events from {len(summary.files)} files in {summary.seconds:.2f} s "
         f"({summary.rate:,.0f} events/s); {sum(summary.alerts.values()):,} alerts\n"
     )
-    for (_, name, level), count in summary.alerts.most_common():
+    for (_, name, level), count in summary.by_rule():
         stream.write(f"  {count:>7,}  {level:<13} {name}\n")
     for problem in summary.problems:
         stream.write(f"  problem: {problem.path} record {problem.record}: {problem.reason}\n")

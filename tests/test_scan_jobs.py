@@ -1,0 +1,166 @@
+"""`soc scan --jobs N`: files read and matched in worker processes give the alerts and the
+summary one process gives, correlations included when their matches come from files that
+different workers read."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from soc.cli import main
+from soc.detect.rules import RuleSet, load_rules
+from soc.scan import run as scan_run
+from soc.scan.run import ScanError, ScanSummary, scan
+
+ROOT = Path(__file__).resolve().parents[1]
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+
+pytestmark = pytest.mark.skipif(
+    "fork" not in __import__("multiprocessing").get_all_start_methods(),
+    reason="worker processes are forked: this platform cannot fork",
+)
+
+
+@pytest.fixture(scope="module")
+def ruleset() -> RuleSet:
+    return load_rules([ROOT / "rules"])
+
+
+def failed_logins(first: int, count: int) -> str:
+    return "".join(
+        f"Nov 28 10:{(first + i) // 60:02d}:{(first + i) % 60:02d} web01 sshd[42]: Failed "
+        f"password for root from 203.0.113.7 port {5000 + first + i} ssh2\n"
+        for i in range(count)
+    )
+
+
+def evidence(root: Path) -> Path:
+    """Many small files in nested folders: a brute force split over four of them (no file
+    alone holds enough failures), its success in a fifth, web attacks, a file that is not
+    valid data and a FIFO (reported, not read)."""
+    for part in range(4):
+        write(root / f"srv{part}/auth.log", failed_logins(part * 3, 3))
+    write(
+        root / "srv9/auth.log",
+        "Nov 28 10:02:00 web01 sshd[43]: Accepted password for root from 203.0.113.7 "
+        "port 6000 ssh2\n",
+    )
+    for n in range(30):
+        write(
+            root / f"web/{n:02d}/access.log",
+            f'198.51.100.{n} - - [28/Nov/2026:10:00:{n:02d} +0700] "GET /?id=1%27%20or%201=1 '
+            f'HTTP/1.1" 200 812 "-" "sqlmap/1.8"\n'
+            f'10.0.0.{n} - - [28/Nov/2026:10:00:{n:02d} +0700] "GET /index.html HTTP/1.1" '
+            f'200 99 "-" "Mozilla/5.0"\n',
+        )
+    write(root / "broken/events.json", '[{"a": 1}, {"b": ')
+    os.mkfifo(root / "broken/pipe")
+    return root
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def comparable(output: bytes) -> list[bytes]:
+    """Alert lines without the time each was made, in a stable order."""
+    lines = []
+    for line in output.splitlines():
+        alert = orjson.loads(line)
+        del alert["event"]["created"]
+        lines.append(orjson.dumps(alert, option=orjson.OPT_SORT_KEYS))
+    return sorted(lines)
+
+
+def scanned(paths: list[Path], ruleset: RuleSet, jobs: int) -> tuple[ScanSummary, bytes]:
+    output = io.BytesIO()
+    summary = scan(paths, ruleset, output, timezone=ZONE, jobs=jobs)
+    return summary, output.getvalue()
+
+
+def summary_of(summary: ScanSummary) -> dict[str, Any]:
+    shown = summary.as_dict()
+    del shown["seconds"], shown["events_per_second"]
+    return shown
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of two files: the scan's files spread over many tasks and both workers."""
+    monkeypatch.setattr(scan_run, "_BATCH_FILES", 2)
+
+
+def test_workers_give_the_alerts_and_summary_of_one_process(
+    tmp_path: Path, ruleset: RuleSet, small_batches: None
+) -> None:
+    root = evidence(tmp_path / "evidence")
+    alone, alone_output = scanned([root], ruleset, jobs=1)
+    shared, shared_output = scanned([root], ruleset, jobs=2)
+    assert summary_of(shared) == summary_of(alone)
+    assert comparable(shared_output) == comparable(alone_output)
+    names = {orjson.loads(line)["rule"]["name"] for line in shared_output.splitlines()}
+    # The correlations saw matches from files read by different workers.
+    assert {"SSH Brute Force From One Address", "SSH Login Succeeded After Brute Force"} <= names
+    assert shared.events == 4 * 3 + 1 + 30 * 2 + 1  # and the object before the cut JSON
+    assert [Path(problem.path).name for problem in shared.problems] == ["events.json", "pipe"]
+
+
+def test_a_file_with_many_alerts_goes_through_a_spill_file(
+    tmp_path: Path, ruleset: RuleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scan_run, "_SPILL_BYTES", 1000)
+    root = evidence(tmp_path / "evidence")
+    spills: list[str] = []
+    taken = scan_run._take
+
+    def take(run: Any, result: Any) -> None:
+        if result.spilled is not None:
+            spills.append(result.spilled)
+        taken(run, result)
+
+    monkeypatch.setattr(scan_run, "_take", take)
+    _, alone_output = scanned([root], ruleset, jobs=1)
+    _, shared_output = scanned([root], ruleset, jobs=2)
+    assert spills, "no file's alerts went through a spill file"
+    assert comparable(shared_output) == comparable(alone_output)
+    assert not any(Path(path).exists() for path in spills)
+    assert not any(Path(path).parent.exists() for path in spills)
+
+
+def test_a_worker_that_dies_stops_the_scan_with_a_clear_error(
+    tmp_path: Path, ruleset: RuleSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def die(_task: Any) -> Any:
+        os._exit(9)
+
+    monkeypatch.setattr(scan_run, "_scan_file", die)
+    root = evidence(tmp_path / "evidence")
+    with pytest.raises(ScanError, match="--jobs 1"):
+        scanned([root], ruleset, jobs=2)
+
+
+def test_cli_scans_with_jobs_and_refuses_a_count_below_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = evidence(tmp_path / "evidence")
+    outputs = []
+    for jobs in ("1", "2"):
+        target = tmp_path / f"alerts-{jobs}.jsonl"
+        code = main(
+            ["scan", str(root), "--rules", str(ROOT / "rules"), "-o", str(target), "-j", jobs]
+        )
+        assert code == 0
+        outputs.append(comparable(target.read_bytes()))
+    assert outputs[0] == outputs[1] and outputs[0]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["scan", str(root), "--jobs", "0"])
+    assert exit_info.value.code == 2
+    assert "'0' is not a whole number of at least 1" in capsys.readouterr().err
