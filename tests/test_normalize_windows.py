@@ -784,3 +784,90 @@ def test_more_event_shapes_than_the_plans_kept_still_normalize() -> None:
     ]
     again = normalize_windows(evtx_event({"Extra0": "x", "Image": "C:\\0.exe"}))
     assert again["process"]["executable"] == "C:\\0.exe"
+
+
+# --- log sources that name fields otherwise (SigmaHQ tests/thor.yml fieldmappings) -------------
+
+SIGMA_RULES = SIGMA / "rules"
+needs_sigma_rules = pytest.mark.skipif(
+    not SIGMA_RULES.is_dir(), reason=f"SigmaHQ rules not found at {SIGMA_RULES}"
+)
+OFFICE_CHILD = "windows/process_creation/proc_creation_win_office_susp_child_processes.yml"
+WINWORD = r"C:\Program Files\Microsoft Office\root\Office16\WINWORD.EXE"
+
+
+def process_4688(new_process: str, parent: str) -> dict[str, Any]:
+    return security_event(
+        4688,
+        {
+            "SubjectUserName": "bob",
+            "NewProcessName": new_process,
+            "CommandLine": f'"{new_process}" /c whoami',
+            "ParentProcessName": parent,
+        },
+        "0x8020000000000000",
+    )
+
+
+def defender_detection(event_id: int, threat: str, path: str) -> dict[str, Any]:
+    """A Defender event as real ones name their fields (with spaces)."""
+    return evtx_event(
+        {"Threat Name": threat, "Path": path, "Severity Name": "High", "Detection User": "bob"},
+        event_id=event_id,
+        channel="Microsoft-Windows-Windows Defender/Operational",
+        provider="Microsoft-Windows-Windows Defender",
+    )
+
+
+def test_security_4688_fills_the_process_fields_rules_name_image_and_parent_image() -> None:
+    event = normalize_windows(process_4688(r"C:\Windows\System32\cmd.exe", WINWORD))
+    assert_fields(
+        event,
+        {
+            "process.executable": r"C:\Windows\System32\cmd.exe",
+            "process.parent.executable": WINWORD,
+            "winlog.event_data.ParentProcessName": WINWORD,
+            "winlog.event_data.ParentImage": ABSENT,  # mapped to ECS: not added as event data
+        },
+    )
+
+
+@needs_sigma_rules
+def test_process_creation_rules_fire_on_security_4688_as_on_sysmon_1() -> None:
+    from soc.detect.rules import load_rules
+
+    ruleset = load_rules([SIGMA_RULES / OFFICE_CHILD])
+    sysmon = evtx_event(
+        {"Image": r"C:\Windows\System32\cmd.exe", "ParentImage": WINWORD, "CommandLine": "cmd"}
+    )
+    for record in (sysmon, process_4688(r"C:\Windows\System32\cmd.exe", WINWORD)):
+        assert [rule.title for rule in ruleset.match(normalize_windows(record))] == [
+            "Suspicious Microsoft Office Child Process"
+        ]
+    benign = process_4688(r"C:\Windows\System32\cmd.exe", r"C:\Windows\explorer.exe")
+    assert ruleset.match(normalize_windows(benign)) == []
+
+
+@needs_sigma_rules
+def test_antivirus_rules_fire_on_defender_detections() -> None:
+    from soc.detect.rules import load_rules
+
+    # SigmaHQ's folder alone: the platform's own pipelines apply without rules/ being given.
+    ruleset = load_rules([SIGMA_RULES / "category/antivirus"])
+    titles = {
+        rule.title
+        for rule in ruleset.match(
+            normalize_windows(defender_detection(1116, "HackTool:Win32/Mimikatz", r"C:\t\m.exe"))
+        )
+    }
+    assert "Antivirus - Hacktool Signature" in titles
+    clean = normalize_windows(defender_detection(1116, "Trojan:Win32/Nothing", r"D:\x.txt"))
+    assert "Antivirus - Hacktool Signature" not in {r.title for r in ruleset.match(clean)}
+    # A file in a place the relevant-files rule names, through Defender's Path.
+    relevant = normalize_windows(defender_detection(1116, "Trojan:Win32/X", r"C:\PerfLogs\x.exe"))
+    assert "Antivirus - Relevant File Paths Alerts Signature" in {
+        r.title for r in ruleset.match(relevant)
+    }
+    # Defender events that are not detections are not antivirus events.
+    status = normalize_windows(defender_detection(5007, "HackTool:Win32/Mimikatz", r"C:\t\m.exe"))
+    assert ruleset.match(status) == []

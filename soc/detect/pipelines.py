@@ -32,8 +32,15 @@ def _resolver() -> ProcessingPipelineResolver:
 def resolve_pipeline(specs: Sequence[str]) -> ProcessingPipeline:
     """One pipeline from names and YAML paths, in priority order."""
     pipeline = ProcessingPipeline()
+    seen: set[str] = set()
     for spec in specs:
         path = Path(spec)
+        # The same file named twice (the shipped pipelines and a rules/ directory given too)
+        # is applied once.
+        key = str(path.resolve()) if path.suffix in {".yml", ".yaml"} else spec
+        if key in seen:
+            continue
+        seen.add(key)
         try:
             if path.suffix in {".yml", ".yaml"}:
                 if not path.is_file():

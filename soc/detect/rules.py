@@ -176,8 +176,17 @@ def rule_files(paths: Iterable[Path]) -> Iterator[Path]:
             yield candidate
 
 
+#: The platform's own pipelines: the field mapping of its normalizers (Linux, web, network,
+#: antivirus), shipped in rules/pipelines/ beside the package. Every load applies them,
+#: whichever rule directories it reads: `soc scan --rules <SigmaHQ>/rules` alone must map
+#: SigmaHQ's Linux and web fields as the engine does.
+SHIPPED_PIPELINES = Path(__file__).resolve().parents[2] / "rules" / "pipelines"
+
+
 def pipeline_files(paths: Iterable[Path]) -> list[str]:
-    return [str(p) for path in paths if path.is_dir() for p in sorted(path.glob("pipelines/*.yml"))]
+    """The shipped pipelines, then `pipelines/*.yml` inside each rule directory given."""
+    folders = [SHIPPED_PIPELINES.parent, *(path for path in paths if path.is_dir())]
+    return [str(p) for folder in folders for p in sorted(folder.glob("pipelines/*.yml"))]
 
 
 def _parse(
