@@ -471,13 +471,24 @@ def test_userdata_channel_never_replaces_the_system_channel() -> None:
     [
         pytest.param(
             {"Data": {"#text": ["Windows Update", "running"]}, "Binary": "770075006100"},
-            {"param1": "Windows Update", "param2": "running", "Binary": "770075006100"},
+            {
+                "param1": "Windows Update",
+                "param2": "running",
+                "Binary": "770075006100",
+                "Data": ["Windows Update", "running"],
+            },
             id="unnamed-text-list",
         ),
         pytest.param(
-            {"Data": {"#text": "Service started"}}, {"param1": "Service started"}, id="unnamed-text"
+            {"Data": {"#text": "Service started"}},
+            {"param1": "Service started", "Data": "Service started"},
+            id="unnamed-text",
         ),
-        pytest.param({"Data": "bare value"}, {"param1": "bare value"}, id="unnamed-bare"),
+        pytest.param(
+            {"Data": "bare value"},
+            {"param1": "bare value", "Data": "bare value"},
+            id="unnamed-bare",
+        ),
         pytest.param(
             {
                 "Data": [
@@ -492,6 +503,7 @@ def test_userdata_channel_never_replaces_the_system_channel() -> None:
                 "ImagePath": "%SystemRoot%\\PSEXESVC.exe",
                 "StartType": None,
                 "param1": "extra",
+                "Data": "extra",
             },
             id="named-list",
         ),
@@ -871,3 +883,48 @@ def test_antivirus_rules_fire_on_defender_detections() -> None:
     # Defender events that are not detections are not antivirus events.
     status = normalize_windows(defender_detection(5007, "HackTool:Win32/Mimikatz", r"C:\t\m.exe"))
     assert ruleset.match(status) == []
+
+
+ENGINE_STATE = (
+    "\tNewEngineState=Available\r\n\tPreviousEngineState=None\r\n\r\n\tSequenceNumber=13\r\n\r\n"
+    "\tHostName=ConsoleHost\r\n\tHostVersion=5.1.19041.1\r\n\tHostId=1b4a5f2e\r\n"
+    "\tHostApplication=powershell.exe -version 2 -nop -w hidden -enc SQBFAFgA\r\n"
+    "\tEngineVersion={engine}\r\n\tRunspaceId=0d6b\r\n\tPipelineId=\r\n\tCommandName=\r\n"
+)
+
+
+def classic_powershell_400(engine: str) -> dict[str, Any]:
+    """Event 400 of the classic "Windows PowerShell" log: its three values carry no names."""
+    return evtx_event(
+        {"Data": {"#text": ["Available", "None", ENGINE_STATE.format(engine=engine)]}},
+        event_id=400,
+        channel="Windows PowerShell",
+        provider="PowerShell",
+    )
+
+
+def test_unnamed_values_of_a_winlogbeat_document_are_data_too() -> None:
+    document = {
+        "@timestamp": "2026-11-28T03:00:00Z",
+        "winlog": {
+            "channel": "Windows PowerShell",
+            "event_id": "400",
+            "event_data": {"param1": "Available", "param2": "None", "param3": "EngineVersion=2.0"},
+        },
+    }
+    data = normalize_windows(document)["winlog"]["event_data"]
+    assert data["Data"] == ["Available", "None", "EngineVersion=2.0"]
+    assert data["param3"] == "EngineVersion=2.0"
+
+
+@needs_sigma_rules
+def test_classic_powershell_rules_read_the_unnamed_values_as_data() -> None:
+    from soc.detect.rules import load_rules
+
+    ruleset = load_rules([SIGMA_RULES / "windows/powershell/powershell_classic"])
+    downgrade = normalize_windows(classic_powershell_400("2.0"))
+    assert "PowerShell Downgrade Attack - PowerShell" in {r.title for r in ruleset.match(downgrade)}
+    current = normalize_windows(classic_powershell_400("5.1.19041.1"))
+    assert "PowerShell Downgrade Attack - PowerShell" not in {
+        r.title for r in ruleset.match(current)
+    }

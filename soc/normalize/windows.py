@@ -298,6 +298,11 @@ def _from_winlogbeat(record: Mapping[str, Any], winlog: Mapping[str, Any]) -> _P
     process = _mapping(winlog.get("process"))
     data_node = winlog.get("event_data")
     data = dict(data_node) if _is_mapping(data_node) else {}
+    # Winlogbeat's names for unnamed values: param1, param2... in order, without a gap.
+    unnamed: list[Any] = []
+    while f"param{len(unnamed) + 1}" in data:
+        unnamed.append(data[f"param{len(unnamed) + 1}"])
+    _unnamed_as_data(data, unnamed)
     user_data = winlog.get("user_data")
     if _is_mapping(user_data):
         for key, value in _leaves(user_data):
@@ -344,7 +349,8 @@ def _attribute(node: object, name: str) -> object:
 
 
 def _event_data(node: object) -> dict[str, Any]:
-    """EventData -> {name: value}. Unnamed values become param1, param2... as in Winlogbeat."""
+    """EventData -> {name: value}. Unnamed values become param1, param2... as in Winlogbeat,
+    and `Data` too (`_unnamed_as_data`)."""
     data: dict[str, Any] = {}
     unnamed: list[Any] = []
     if _is_mapping(node):
@@ -357,6 +363,16 @@ def _event_data(node: object) -> dict[str, Any]:
         _data_elements(node, data, unnamed)
     for index, value in enumerate(unnamed, start=1):
         data.setdefault(f"param{index}", value)
+    return _unnamed_as_data(data, unnamed)
+
+
+def _unnamed_as_data(data: dict[str, Any], unnamed: list[Any]) -> dict[str, Any]:
+    """The unnamed values also as `Data` (a list when there are several), the name Sigma rules
+    give them: every classic PowerShell rule (events 400, 600, 800 of "Windows PowerShell",
+    whose values carry no names) reads `Data|contains`, as Hayabusa and Chainsaw read the
+    record's Data element. Winlogbeat's param1, param2... alone left those rules blind."""
+    if unnamed and "Data" not in data:
+        data["Data"] = unnamed[0] if len(unnamed) == 1 else list(unnamed)
     return data
 
 
