@@ -333,10 +333,12 @@ def test_security_4688_maps_new_process_and_parent_name() -> None:
             "process.executable": "C:\\Windows\\System32\\whoami.exe",
             "process.command_line": "whoami /all",
             "process.parent.name": "C:\\Windows\\System32\\cmd.exe",
+            "process.parent.executable": "C:\\Windows\\System32\\cmd.exe",
             "user.name": "nguyenvana",
             "user.id": "S-1-5-21-1-2-3-1001",
-            # ProcessId (the creator) and NewProcessId both map to process.pid.
-            "process.pid": [0x9F0, 0x1A2C],
+            # ProcessId is the creator's (as Winlogbeat reads it): the parent's pid.
+            "process.pid": 0x1A2C,
+            "process.parent.pid": 0x9F0,
             "winlog.event_data.NewProcessId": "0x1a2c",
             "winlog.event_data.TargetUserName": "-",
         },
@@ -813,8 +815,10 @@ def process_4688(new_process: str, parent: str) -> dict[str, Any]:
         4688,
         {
             "SubjectUserName": "bob",
+            "NewProcessId": "0x1234",
             "NewProcessName": new_process,
             "CommandLine": f'"{new_process}" /c whoami',
+            "ProcessId": "0x99",
             "ParentProcessName": parent,
         },
         "0x8020000000000000",
@@ -838,8 +842,12 @@ def test_security_4688_fills_the_process_fields_rules_name_image_and_parent_imag
         {
             "process.executable": r"C:\Windows\System32\cmd.exe",
             "process.parent.executable": WINWORD,
+            # ProcessId is the creator's: the parent's pid, not the new process's.
+            "process.pid": 0x1234,
+            "process.parent.pid": 0x99,
             "winlog.event_data.ParentProcessName": WINWORD,
-            "winlog.event_data.ParentImage": ABSENT,  # mapped to ECS: not added as event data
+            "winlog.event_data.ProcessId": "0x99",
+            "winlog.event_data.ParentImage": ABSENT,  # the event data stays as the event has it
         },
     )
 

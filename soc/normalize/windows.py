@@ -430,31 +430,32 @@ def _with_aliases(data: dict[str, Any]) -> dict[str, Any]:
 #: Log sources that name a field otherwise than the generic category their events are routed
 #: to, as SigmaHQ's tests/thor.yml maps them (its `fieldmappings`): a Security 4688 is a
 #: process_creation event whose Image is NewProcessName and whose ParentImage is
-#: ParentProcessName (Winlogbeat fills process.parent.executable from it too). Both names are
-#: ones the pipeline maps to ECS fields: the renamed values fill those fields, and the event
-#: data stays as the event has it. (Defender's Signature and Filename, the other mapping in
-#: thor.yml, are rule fields of no product: rules/pipelines/antivirus.yml maps them.)
-#: (channel folded, event id) -> (the rules' field, the event's own).
+#: ParentProcessName. Its ProcessId is the creator's: the new process's is NewProcessId (what
+#: Winlogbeat puts in process.pid and process.parent.pid). All are names the pipeline maps to
+#: ECS fields: the renamed values fill those fields, and the event data stays as the event has
+#: it. (Defender's Signature and Filename, the other mapping in thor.yml, are rule fields of no
+#: product: rules/pipelines/antivirus.yml maps them.)
+#: (channel folded, event id) -> (the rules' name, the event's own).
 _LOGSOURCE_FIELDS: Final[dict[tuple[str, str], tuple[tuple[str, str], ...]]] = {
-    ("security", "4688"): (("Image", "NewProcessName"), ("ParentImage", "ParentProcessName")),
+    ("security", "4688"): (
+        ("Image", "NewProcessName"),
+        ("ParentImage", "ParentProcessName"),
+        ("ProcessId", "NewProcessId"),
+        ("ParentProcessId", "ProcessId"),
+    ),
 }
 
 
 def _with_logsource_fields(
     data: dict[str, Any], channel: str | None, event_id: str | None
 ) -> dict[str, Any]:
-    """The event data as the reverse mapping reads it: with the rules' names of fields this
-    log source names otherwise (`_LOGSOURCE_FIELDS`), where the event has no field of that
-    name."""
+    """The event data as the reverse mapping reads it: named as the rules name this log
+    source's fields (`_LOGSOURCE_FIELDS`), each renamed value read from the event as it came
+    (a name the event lacks reads as absent)."""
     renamed = _LOGSOURCE_FIELDS.get(((channel or "").casefold(), event_id or ""))
     if renamed is None:
         return data
-    extra = {
-        sigma: data[own]
-        for sigma, own in renamed
-        if data.get(own) is not None and sigma not in data
-    }
-    return {**data, **extra} if extra else data
+    return {**data, **{sigma: data.get(own) for sigma, own in renamed}}
 
 
 # --- building the ECS event -----------------------------------------------------------------
