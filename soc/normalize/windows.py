@@ -25,6 +25,12 @@ Conventions:
 - When two event-data fields map to one ECS field with different values (``SubjectDomainName``
   and ``TargetDomainName`` both map to ``user.domain``), the ECS field holds both, as a list in
   pipeline order: a list matches when any element does, so a rule on either field still fires.
+- Unnamed event-data values are ``param1``, ``param2``... (Winlogbeat) and also ``Data`` (a list
+  when several), the name Sigma rules give them (classic PowerShell events).
+- A log source that names a field otherwise than its category's rules fills the ECS fields of
+  the rules' names (SigmaHQ's ``tests/thor.yml``): a Security 4688's NewProcessName and
+  ParentProcessName are Image and ParentImage, its NewProcessId and ProcessId the new process's
+  and the parent's pids.
 """
 
 from __future__ import annotations
