@@ -4,6 +4,7 @@ Never fails on a time."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -82,6 +83,22 @@ def _winlogbeat(n: int) -> str:
     return orjson.dumps(body).decode()
 
 
+def _evtx_records() -> list[str]:
+    """The EVTX records of SigmaHQ's regression data, as the evtx package gives them (the form
+    `soc scan` and the Windows agent read): real Sysmon, Security, PowerShell... events."""
+    from evtx import PyEvtxParser
+
+    sigma = Path(os.environ.get("SOC_SIGMA_PATH", ROOT.parent / "shared" / "sigma"))
+    return [
+        record["data"]
+        for path in sorted((sigma / "regression_data").rglob("*.evtx"))
+        for record in PyEvtxParser(str(path)).records_json()
+    ]
+
+
+_EVTX = _evtx_records()
+
+
 GENERATORS: dict[str, tuple[str | None, Any]] = {
     "syslog sshd (baseline)": (
         None,
@@ -147,6 +164,7 @@ GENERATORS: dict[str, tuple[str | None, Any]] = {
     "suricata eve": ("suricata", _eve),
     "zeek json": ("zeek", _zeek),
     "windows (winlogbeat json)": ("windows", _winlogbeat),
+    **({"windows (evtx json)": ("windows", lambda n: _EVTX[n % len(_EVTX)])} if _EVTX else {}),
     "json (auto-detect: eve)": ("json", _eve),
     "ecs": (
         "ecs",
