@@ -715,19 +715,9 @@ def _apply_reverse_mapping(event: dict[str, Any], data: Mapping[str, Any]) -> No
             _PLANS.clear()
         plan = _PLANS[keys] = _plan(keys)
     for path, sources in plan:
-        if len(sources) == 1:
-            key, target, plain = sources[0]
-            value = data[key]
-            if value is None:
-                continue
-            if plain and type(value) is str:
-                _fill(event, path, value)
-                continue
-            converted = _ecs_values(target, value)
-            if len(converted) == 1:
-                _fill(event, path, converted[0])
-            elif converted:
-                _fill(event, path, _combined([(target, each) for each in converted]))
+        first = sources[0]
+        if first.plain and len(sources) == 1 and type(value := data[first.key]) is str:
+            _fill(event, path, value)  # most fields: one source, a string taken as it is
             continue
         entries = [
             (target, converted)

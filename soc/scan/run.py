@@ -69,6 +69,7 @@ class ScanSummary:
 
 
 def _located(alert: dict[str, Any], scanned: ScannedEvent | None) -> dict[str, Any]:
+    """Where the alert came from: the file and the record number within it."""
     if scanned is not None:
         alert["log"] = {"file": {"path": scanned.path, "record": scanned.record}}
     return alert
