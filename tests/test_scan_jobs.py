@@ -140,7 +140,7 @@ def test_a_worker_that_dies_stops_the_scan_with_a_clear_error(
     def die(_task: Any) -> Any:
         os._exit(9)
 
-    monkeypatch.setattr(scan_run, "_scan_file", die)
+    monkeypatch.setattr(scan_run, "_scan_task", die)
     root = evidence(tmp_path / "evidence")
     with pytest.raises(ScanError, match="--jobs 1"):
         scanned([root], ruleset, jobs=2)

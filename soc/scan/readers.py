@@ -14,6 +14,8 @@ Conventions (the scan command prints them with each alert):
   ordinal of the value for a JSON array or JSON texts back to back, and the ordinal of the item
   the EVTX parser returns (a corrupt chunk takes one number) for EVTX. The EVTX EventRecordID
   stays in ``winlog.record_id``.
+- A large file may be read in parts (`split_file`), each by its own worker: a part's records
+  carry the numbers they carry when the file is read whole.
 - ``event.id``: ``stable_id("scan", path, record)``, so scanning the same file again gives the
   same ids and the store overwrites instead of duplicating. A JSON event that has its own
   ``event.id`` keeps it.
@@ -33,7 +35,9 @@ import json
 import logging
 import lzma
 import os
+import re
 import stat
+import struct
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
@@ -57,10 +61,12 @@ __all__ = [
     "ReadProblem",
     "ScannedEvent",
     "FoundFile",
+    "Span",
     "detect_format",
     "list_files",
     "read_events",
     "read_file",
+    "split_file",
 ]
 
 _log = logging.getLogger(__name__)
@@ -75,6 +81,7 @@ _PCAP_MAGICS: Final = (
 )  # fmt: skip
 _EVTX_HEADER_SIZE: Final = 4096
 _EVTX_CHUNK_SIZE: Final = 65536
+_EVTX_CHUNK_MAGIC: Final = b"ElfChnk\x00"
 _GZIP_MAGIC: Final = b"\x1f\x8b"
 _BZIP2_MAGIC: Final = b"BZh"
 _XZ_MAGIC: Final = b"\xfd7zXZ\x00"
@@ -106,6 +113,29 @@ class ReadProblem:
     path: str
     record: int  # 1-based record/line number, or 0 for the file as a whole
     reason: str
+    #: Reading the file stopped here (an error the reader could not step over).
+    ends_file: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A part of a large file, read alone: the bytes from `start` to `stop` (None: to the
+    end), its records numbered from `base` + 1. `index` counts the file's parts from 0."""
+
+    file_format: str
+    index: int
+    start: int
+    stop: int | None
+    base: int
+    #: Whether `base` was counted (the lines before the part), not predicted (an EVTX file's
+    #: records, from its chunk headers, which a damaged chunk can belie: the scan checks a
+    #: predicted base against what the parts before it read, and reads the part again when
+    #: they differ).
+    counted: bool
+
+    @property
+    def size(self) -> int | None:
+        return None if self.stop is None else self.stop - self.start
 
 
 Item = ScannedEvent | ReadProblem
@@ -262,20 +292,130 @@ class _RealNames:
 _DIRECTORIES_KEPT: Final = 4096
 
 
-def read_file(path: Path, name: str, options: NormalizeOptions) -> Iterator[Item]:
-    """One file's events, named `name`; whatever goes wrong ends this file with a ReadProblem,
-    never the scan. The record of the problem is the one after the last read (0: nothing was
-    read)."""
-    last = 0
+def read_file(
+    path: Path, name: str, options: NormalizeOptions, span: Span | None = None
+) -> Iterator[Item]:
+    """One file's events (or those of one part of it, `split_file`), named `name`; whatever
+    goes wrong ends this file with a ReadProblem, never the scan. The record of the problem is
+    the one after the last read (0: nothing was read)."""
+    last = 0 if span is None else span.base
     try:
-        file_format = detect_format(path)
-        for item in _READERS[file_format](path, name, options):
+        file_format = detect_format(path) if span is None else span.file_format
+        for item in _READERS[file_format](path, name, options, span):
             last = item.record
             yield item
     except Exception as exc:  # a corrupt or unreadable file must not end the scan
         record = last + 1 if last else 0
         _log.warning("cannot read file path=%s record=%d error=%s", name, record, exc)
-        yield ReadProblem(name, record, f"{type(exc).__name__}: {exc}")
+        yield ReadProblem(name, record, f"{type(exc).__name__}: {exc}", ends_file=True)
+
+
+# --- parts of large files -----------------------------------------------------------------
+
+
+#: Formats whose records stand alone, one per line: a part of the file reads as well as all
+#: of it. (W3C lines need the #Fields directive before them, a JSON array its brackets.)
+_SPLIT_LINES: Final = frozenset({"syslog", "access", "jsonl"})
+
+
+def split_file(path: Path, size: int, part_bytes: int) -> Iterator[Span] | None:
+    """The parts of about `part_bytes` that a file of `size` bytes is read in, planned as they
+    are asked for (the lines before a part are counted as it is planned, a read of the file at
+    the speed of the disk); None when the file is read whole: smaller than two parts,
+    compressed, unreadable (the reader reports it), or of a format whose records need what
+    came before them. EVTX files split between chunks (each holds its own templates and
+    strings), line formats after a newline."""
+    if size < 2 * part_bytes:
+        return None
+    try:
+        with path.open("rb") as raw:
+            if _compression(raw.read(len(_XZ_MAGIC))) is not None:
+                return None
+        file_format = detect_format(path)
+    except OSError:
+        return None
+    if file_format == "evtx":
+        return _evtx_spans(path, part_bytes)
+    if file_format in _SPLIT_LINES:
+        return _line_spans(path, file_format, part_bytes)
+    return None
+
+
+_COUNT_BLOCK: Final = 1 << 20
+
+
+def _line_spans(path: Path, file_format: str, part_bytes: int) -> Iterator[Span]:
+    """Parts that end just after a newline, each numbered after the lines before it; the last
+    runs to the end of the file (a tail under half a part joins it). A file that cannot be
+    read on gives one last part from where planning stopped: its reader reports why."""
+    start = base = index = 0
+    try:
+        with path.open("rb") as raw:
+            while True:
+                stop = _after_newline(raw, start + part_bytes)
+                if stop is None or _tail(raw, stop) <= part_bytes // 2:
+                    break
+                yield Span(file_format, index, start, stop, base, counted=True)
+                raw.seek(start)
+                for _ in range(0, stop - start, _COUNT_BLOCK):
+                    base += raw.read(min(_COUNT_BLOCK, stop - raw.tell())).count(b"\n")
+                start, index = stop, index + 1
+    except OSError:
+        pass
+    yield Span(file_format, index, start, None, base, counted=True)
+
+
+def _after_newline(raw: io.BufferedReader, offset: int) -> int | None:
+    """The offset just after the first newline at or after `offset`; None when the file ends
+    first."""
+    raw.seek(offset)
+    while True:
+        block = raw.read(_SNIFF_BYTES)
+        if not block:
+            return None
+        found = block.find(b"\n")
+        if found >= 0:
+            return offset + found + 1
+        offset += len(block)
+
+
+def _tail(raw: io.BufferedReader, offset: int) -> int:
+    return raw.seek(0, io.SEEK_END) - offset
+
+
+def _evtx_spans(path: Path, part_bytes: int) -> Iterator[Span]:
+    """Parts of whole chunks after the file header, each numbered after the records the
+    chunk headers before it announce (`_chunk_records`); the last runs to the end of the
+    file, a cut chunk included, as the whole file would be read."""
+    per_part = max(1, part_bytes // _EVTX_CHUNK_SIZE)
+    start = _EVTX_HEADER_SIZE
+    base = index = 0
+    try:
+        with path.open("rb") as raw:
+            while True:
+                stop = start + per_part * _EVTX_CHUNK_SIZE
+                if _tail(raw, stop) < max(1, per_part // 2) * _EVTX_CHUNK_SIZE:
+                    break
+                yield Span("evtx", index, start, stop, base, counted=False)
+                for chunk in range(start, stop, _EVTX_CHUNK_SIZE):
+                    raw.seek(chunk)
+                    base += _chunk_records(raw.read(24))
+                start, index = stop, index + 1
+    except OSError:
+        pass
+    yield Span("evtx", index, start, None, base, counted=False)
+
+
+def _chunk_records(header: bytes) -> int:
+    """How many items the EVTX parser gives for a chunk with this header: its records, from
+    the first and last record numbers it announces; none for a chunk never written (zeros,
+    which the parser passes over); one (the error) for a chunk that is not one."""
+    if header.startswith(_EVTX_CHUNK_MAGIC) and len(header) >= 24:
+        first, last = struct.unpack_from("<QQ", header, 8)
+        if first <= last and last - first < _EVTX_CHUNK_SIZE:
+            return int(last - first + 1)
+        return 1
+    return 0 if not any(header[:8]) else 1
 
 
 def _sample_lines(head: bytes, *, complete: bool) -> list[str]:
@@ -318,11 +458,21 @@ class _Line:
     raw: bytes | None  # the undecodable bytes, when the line was not valid UTF-8
 
 
-def _lines(path: Path) -> Iterator[_Line]:
-    """Non-blank lines, numbered from 1; invalid UTF-8 is decoded with backslash escapes and
-    its bytes kept, so nothing in the line is lost."""
-    with _open(path) as stream:
-        for number, data in enumerate(stream, start=1):
+def _lines(path: Path, span: Span | None = None) -> Iterator[_Line]:
+    """Non-blank lines (of the file, or of a part of it), numbered from 1 in the file; invalid
+    UTF-8 is decoded with backslash escapes and its bytes kept, so nothing in the line is
+    lost."""
+    if span is None:
+        stream, first, left = _open(path), 1, None
+    else:
+        stream, first, left = path.open("rb"), span.base + 1, span.size
+        stream.seek(span.start)
+    with stream:
+        for number, data in enumerate(stream, start=first):
+            if left is not None:
+                if left <= 0:
+                    break
+                left -= len(data)
             line = data.rstrip(b"\n").rstrip(b"\r")
             if number == 1:
                 line = line.removeprefix(_BOM)
@@ -343,9 +493,11 @@ def _mtime(path: Path) -> str:
     return format_utc(datetime.fromtimestamp(path.stat().st_mtime, UTC))
 
 
-def _read_syslog(path: Path, name: str, options: NormalizeOptions) -> Iterator[Item]:
+def _read_syslog(
+    path: Path, name: str, options: NormalizeOptions, span: Span | None
+) -> Iterator[Item]:
     received_at = _mtime(path)
-    for line in _lines(path):
+    for line in _lines(path, span):
         record: dict[str, Any] = {
             "id": _scan_id(name, line.number),
             "received_at": received_at,
@@ -358,10 +510,12 @@ def _read_syslog(path: Path, name: str, options: NormalizeOptions) -> Iterator[I
         yield _scanned(normalize(record, options), name, line.number)
 
 
-def _read_access(path: Path, name: str, _options: NormalizeOptions) -> Iterator[Item]:
+def _read_access(
+    path: Path, name: str, _options: NormalizeOptions, span: Span | None
+) -> Iterator[Item]:
     received_at = _mtime(path)
     module = _server_software(path)
-    for line in _lines(path):
+    for line in _lines(path, span):
         event = normalize_access_log(
             line.text, event_id=_scan_id(name, line.number), received_at=received_at, module=module
         )
@@ -377,7 +531,9 @@ def _server_software(path: Path) -> str | None:
     return None
 
 
-def _read_w3c(path: Path, name: str, _options: NormalizeOptions) -> Iterator[Item]:
+def _read_w3c(
+    path: Path, name: str, _options: NormalizeOptions, _span: Span | None
+) -> Iterator[Item]:
     received_at = _mtime(path)
     log = W3CLog()
     for line in _lines(path):
@@ -399,8 +555,10 @@ def _flag_invalid(event: dict[str, Any], line: _Line) -> dict[str, Any]:
 # --- JSON ---------------------------------------------------------------------------------
 
 
-def _read_jsonl(path: Path, name: str, _options: NormalizeOptions) -> Iterator[Item]:
-    for line in _lines(path):
+def _read_jsonl(
+    path: Path, name: str, _options: NormalizeOptions, span: Span | None
+) -> Iterator[Item]:
+    for line in _lines(path, span):
         try:
             value = _loads(line.text)
         except ValueError as exc:
@@ -409,7 +567,9 @@ def _read_jsonl(path: Path, name: str, _options: NormalizeOptions) -> Iterator[I
         yield _from_json(value, name, line.number, line)
 
 
-def _read_json(path: Path, name: str, _options: NormalizeOptions) -> Iterator[Item]:
+def _read_json(
+    path: Path, name: str, _options: NormalizeOptions, _span: Span | None
+) -> Iterator[Item]:
     decoder = codecs.getincrementaldecoder("utf-8-sig")("backslashreplace")
     with _open(path) as raw:
 
@@ -506,12 +666,25 @@ def _normalized(
 # --- EVTX ---------------------------------------------------------------------------------
 
 
-def _read_evtx(path: Path, name: str, _options: NormalizeOptions) -> Iterator[Item]:
+def _read_evtx(
+    path: Path, name: str, _options: NormalizeOptions, span: Span | None
+) -> Iterator[Item]:
     """Records in file order (one parser thread keeps the order, and so the numbers, stable);
-    a corrupt chunk or record is reported and the parser goes on with the next one."""
-    with _open(path) as stream:
+    a corrupt chunk or record is reported and the parser goes on with the next one. A part
+    of the file is read as a file of its own: the file's header, then the part's chunks (the
+    parser reads the chunks there are, whatever the header counts)."""
+    header = 0
+    if span is None:
+        stream, number = _open(path), 0
+    else:
+        with path.open("rb") as raw:
+            data = raw.read(_EVTX_HEADER_SIZE)
+            header = len(data)
+            raw.seek(span.start)
+            data += raw.read(-1 if span.size is None else span.size)
+        stream, number = io.BytesIO(data), span.base
+    with stream:
         records = PyEvtxParser(stream, number_of_threads=1).records_json()
-        number = 0
         while True:
             number += 1
             try:
@@ -519,13 +692,28 @@ def _read_evtx(path: Path, name: str, _options: NormalizeOptions) -> Iterator[It
             except StopIteration:
                 break
             except Exception as exc:  # the parser's error for one chunk; the next may be fine
-                yield ReadProblem(name, number, f"corrupt EVTX data: {exc}")
+                yield ReadProblem(name, number, f"corrupt EVTX data: {_in_file(exc, span)}")
                 continue
             yield _evtx_event(record, name, number)
         size = stream.seek(0, io.SEEK_END)
+    if span is not None:
+        if span.stop is not None:
+            return  # not the end of the file: its length is the last part's to judge
+        size += span.start - header
     problem = _truncation(size, name, number)
     if problem is not None:
         yield problem
+
+
+_CHUNK_NUMBER: Final = re.compile(r"\bchunk number (\d+)")
+
+
+def _in_file(error: Exception, span: Span | None) -> str:
+    """The parser's message, the chunk it names numbered in the file, not in the part."""
+    if span is None:
+        return str(error)
+    first = (span.start - _EVTX_HEADER_SIZE) // _EVTX_CHUNK_SIZE
+    return _CHUNK_NUMBER.sub(lambda found: f"chunk number {int(found[1]) + first}", str(error))
 
 
 def _evtx_event(record: object, name: str, number: int) -> Item:
@@ -552,7 +740,9 @@ def _truncation(size: int, name: str, number: int) -> ReadProblem | None:
     return ReadProblem(name, number, reason)
 
 
-def _read_pcap(path: Path, name: str, options: NormalizeOptions) -> Iterator[Item]:
+def _read_pcap(
+    path: Path, name: str, options: NormalizeOptions, _span: Span | None
+) -> Iterator[Item]:
     """The packet-metadata sensor's records (flows, DNS, HTTP, TLS), normalized as the stream
     normalizes them; the record number is the ordinal of the record, in the order the sensor
     produced it (replaying the same file gives the same records)."""
@@ -581,7 +771,8 @@ def _scanned(event: dict[str, Any], name: str, record: int) -> ScannedEvent:
     return ScannedEvent(event, name, record)
 
 
-_READERS: Final[dict[str, Callable[[Path, str, NormalizeOptions], Iterator[Item]]]] = {
+_Reader = Callable[[Path, str, NormalizeOptions, Span | None], Iterator[Item]]
+_READERS: Final[dict[str, _Reader]] = {
     "evtx": _read_evtx,
     "jsonl": _read_jsonl,
     "json": _read_json,

@@ -13,9 +13,9 @@ import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import tzinfo
 from itertools import islice
 from pathlib import Path
@@ -28,7 +28,15 @@ from soc.detect.correlation import CorrelationEngine, Match
 from soc.detect.rules import RuleSet
 from soc.detect.stage import Detection, event_time
 from soc.normalize import NormalizeOptions
-from soc.scan.readers import FoundFile, ReadProblem, ScannedEvent, list_files, read_file
+from soc.scan.readers import (
+    FoundFile,
+    ReadProblem,
+    ScannedEvent,
+    Span,
+    list_files,
+    read_file,
+    split_file,
+)
 
 #: Progress is redrawn at most this often (seconds).
 _PROGRESS_EVERY = 0.5
@@ -114,11 +122,16 @@ def scan(
     lines. `jobs` > 1: files are read, normalized and matched in that many worker processes,
     forked once the rules are loaded, while this process keeps the correlations (they see
     the matches of every file in file order, as one process would) and writes the alerts,
-    each file's after the one before. The alerts are the same as with one job; within a
-    file, its correlations' alerts come after its single-event ones."""
+    each file's after the one before. A large file is read in parts by several workers
+    (`split_file`), its records numbered as one process numbers them. The alerts are the same
+    as with one job; within a file (or part), its correlations' alerts come after its
+    single-event ones."""
     run = _Run(ruleset, output, progress)
     files = list(list_files(paths))
-    workers = min(jobs, sum(1 for found in files if not isinstance(found, ReadProblem)))
+    tasks = sum(
+        max(1, found.size // _PART_BYTES) for found in files if not isinstance(found, ReadProblem)
+    )
+    workers = min(jobs, tasks)
     if workers > 1 and "fork" in multiprocessing.get_all_start_methods():
         _scan_in_workers(run, files, workers, timezone)
     else:
@@ -197,9 +210,25 @@ class _Run:
 # --- worker processes -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Task:
+    """What a worker reads: a whole file, or one part of a large one."""
+
+    found: FoundFile
+    span: Span | None = None
+
+    @property
+    def size(self) -> int:
+        if self.span is None:
+            return self.found.size
+        size = self.span.size
+        return self.found.size - self.span.start if size is None else size
+
+
 @dataclass
 class _FileResult:
-    """What a worker found in one file, for the scanning process to take in file order."""
+    """What a worker found in one file (or part of one), for the scanning process to take in
+    file order."""
 
     path: str
     events: int = 0
@@ -210,6 +239,10 @@ class _FileResult:
     spilled: str | None = None
     #: Matches of rules correlations reference, in the file's order.
     matches: list[Match] = field(default_factory=list)
+    #: The number of the last record read (the next part's records come after it).
+    last_record: int = 0
+    #: Whether reading stopped on an error that ends the file (its later parts are not read).
+    ended: bool = False
 
 
 #: What workers inherit from the scanning process when they are forked: the rules (loaded
@@ -225,34 +258,62 @@ _SPILL_BYTES = 8 << 20
 _BATCH_BYTES = 4 << 20
 _BATCH_FILES = 64
 
+#: A file of at least twice this many bytes is read in parts of about this size, each by the
+#: next free worker: one large EVTX or access log would otherwise keep one CPU busy and the
+#: rest idle. A part is a second or a few of work (40k syslog lines, 3k Windows events):
+#: enough parts to spread, each long enough that passing it costs nothing.
+_PART_BYTES = 4 << 20
 
-def _batches(files: list[FoundFile]) -> Iterator[list[FoundFile]]:
-    batch: list[FoundFile] = []
-    size = 0
+_Entry = _Task | ReadProblem
+
+
+def _plan(files: list[FoundFile | ReadProblem]) -> Iterator[_Entry]:
+    """The files as tasks, large ones split into parts (planned as they are reached), with
+    the problems met listing them in their place."""
     for found in files:
-        batch.append(found)
-        size += found.size
-        if size >= _BATCH_BYTES or len(batch) >= _BATCH_FILES:
-            yield batch
-            batch, size = [], 0
+        if isinstance(found, ReadProblem):
+            yield found
+            continue
+        spans = split_file(found.path, found.size, _PART_BYTES)
+        if spans is None:
+            yield _Task(found)
+        else:
+            yield from (_Task(found, span) for span in spans)
+
+
+def _batches(entries: Iterator[_Entry]) -> Iterator[list[_Entry]]:
+    batch: list[_Entry] = []
+    size = tasks = 0
+    for entry in entries:
+        batch.append(entry)
+        if isinstance(entry, _Task):
+            size += entry.size
+            tasks += 1
+            if size >= _BATCH_BYTES or tasks >= _BATCH_FILES:
+                yield batch
+                batch, size, tasks = [], 0, 0
     if batch:
         yield batch
 
 
-def _scan_files(batch: list[FoundFile]) -> list[_FileResult]:
-    return [_scan_file(task) for task in batch]
+def _scan_tasks(tasks: list[_Task]) -> list[_FileResult]:
+    return [_scan_task(task) for task in tasks]
 
 
-def _scan_file(found: FoundFile) -> _FileResult:
+def _scan_task(task: _Task) -> _FileResult:
     assert _WORKER is not None, "scan worker not forked from a scan"
     ruleset, engine, options, spill_dir = _WORKER
-    path, name, _size = found
+    path, name, _size = task.found
     result = _FileResult(name)
+    if task.span is not None:
+        result.last_record = task.span.base
     buffer = io.BytesIO()
     spill: IO[bytes] | None = None
-    for item in read_file(path, name, options):
+    for item in read_file(path, name, options, task.span):
+        result.last_record = item.record
         if isinstance(item, ReadProblem):
             result.problems.append(item)
+            result.ended = result.ended or item.ends_file
             continue
         result.events += 1
         for outcome in _outcomes(ruleset, engine, item):
@@ -283,34 +344,73 @@ def _scan_in_workers(
     global _WORKER
     spill_dir = tempfile.mkdtemp(prefix="soc-scan-")
     _WORKER = (run.ruleset, run.engine, NormalizeOptions(timezone=timezone), spill_dir)
-    batches = iter(_batches([found for found in files if not isinstance(found, ReadProblem)]))
-    taken: deque[_FileResult] = deque()
+    batches = _batches(_plan(files))
+    parts = _Parts()
     try:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+
+            def submit(batch: list[_Entry]) -> tuple[list[_Entry], Future[list[_FileResult]]]:
+                tasks = [entry for entry in batch if isinstance(entry, _Task)]
+                return batch, pool.submit(_scan_tasks, tasks)
+
             # A few batches ahead of the one being taken, not all: results wait here in memory.
-            pending = deque(
-                pool.submit(_scan_files, batch) for batch in islice(batches, workers * 3)
-            )
-            for found in files:
-                if isinstance(found, ReadProblem):
-                    run.summary.problems.append(found)
-                    continue
-                if not taken:
-                    future = pending.popleft()
-                    batch = next(batches, None)
-                    if batch is not None:
-                        pending.append(pool.submit(_scan_files, batch))
-                    try:
-                        taken.extend(future.result())
-                    except BrokenProcessPool:
-                        raise ScanError(
-                            "a scan worker process died (out of memory?): scan again with --jobs 1"
-                        ) from None
-                _take(run, taken.popleft())
-                run.draw()
+            pending = deque(submit(batch) for batch in islice(batches, workers * 3))
+            while pending:
+                batch, future = pending.popleft()
+                following = next(batches, None)
+                if following is not None:
+                    pending.append(submit(following))
+                try:
+                    results = iter(future.result())
+                except BrokenProcessPool:
+                    raise ScanError(
+                        "a scan worker process died (out of memory?): scan again with --jobs 1"
+                    ) from None
+                for entry in batch:
+                    if isinstance(entry, ReadProblem):
+                        run.summary.problems.append(entry)
+                        continue
+                    result = parts.checked(entry, next(results))
+                    if result is not None:
+                        _take(run, result)
+                    run.draw()
     finally:
         _WORKER = None
         shutil.rmtree(spill_dir, ignore_errors=True)
+
+
+class _Parts:
+    """The parts of the split file being taken, in order: each part's records must be numbered
+    on from the last record of the part before it, and a part that ended the file (an error
+    the reader could not step over) ends it for the parts after it, as reading it whole
+    would."""
+
+    def __init__(self) -> None:
+        self.last_record = 0
+        self.ended = False
+
+    def checked(self, task: _Task, result: _FileResult) -> _FileResult | None:
+        """The result to take for this task (read again here, in this process, when its
+        predicted numbering proved wrong); None when the file ended before it."""
+        span = task.span
+        if span is None:
+            return result
+        if span.index == 0:
+            self.last_record, self.ended = 0, False
+        if self.ended:
+            _discard(result)
+            return None
+        if not span.counted and span.base != self.last_record:
+            _discard(result)
+            result = _scan_task(replace(task, span=replace(span, base=self.last_record)))
+        self.last_record = result.last_record
+        self.ended = result.ended
+        return result
+
+
+def _discard(result: _FileResult) -> None:
+    if result.spilled is not None:
+        os.unlink(result.spilled)
 
 
 def _take(run: _Run, result: _FileResult) -> None:
