@@ -868,6 +868,53 @@ def test_process_creation_rules_fire_on_security_4688_as_on_sysmon_1() -> None:
     assert ruleset.match(normalize_windows(benign)) == []
 
 
+SPOOLER_CHILD = "windows/process_creation/proc_creation_win_spoolsv_susp_child_processes.yml"
+SPOOLSV = r"C:\Windows\System32\spoolsv.exe"
+SYSTEM_LOGON_RULE = """
+title: Process started in the SYSTEM logon session
+id: 3b8f6a0e-5d1c-4e27-9f43-8a6c2d1e7b90
+status: test
+logsource: {product: windows, category: process_creation}
+detection:
+  selection: {LogonId: '0x3e7', Image|endswith: '\\whoami.exe'}
+  condition: selection
+level: low
+"""
+
+
+@needs_sigma_rules
+def test_process_creation_rules_on_integrity_level_and_logon_id_fire_on_security_4688(
+    tmp_path: Path,
+) -> None:
+    """A 4688 names the integrity level MandatoryLabel (a SID) and the creator's logon
+    SubjectLogonId (rules/pipelines/windows_security.yml): the rules' IntegrityLevel and
+    LogonId read them, and Sysmon's own fields as before."""
+    from soc.detect.rules import load_rules
+
+    (tmp_path / "system_logon.yml").write_text(SYSTEM_LOGON_RULE)
+    ruleset = load_rules([SIGMA_RULES / SPOOLER_CHILD, tmp_path / "system_logon.yml"])
+    whoami = r"C:\Windows\System32\whoami.exe"
+
+    def security(label: str, logon: str) -> dict[str, Any]:
+        record = process_4688(whoami, SPOOLSV)
+        data = record["Event"]["EventData"]
+        data.update(MandatoryLabel=label, SubjectLogonId=logon)
+        return record
+
+    def titles(record: dict[str, Any]) -> set[str]:
+        return {rule.title for rule in ruleset.match(normalize_windows(record))}
+
+    both = {"Suspicious Spool Service Child Process", "Process started in the SYSTEM logon session"}
+    assert titles(security("S-1-16-16384", "0x3e7")) == both
+    assert titles(security("S-1-16-8192", "0x3e7")) == {
+        "Process started in the SYSTEM logon session"
+    }
+    assert titles(security("S-1-16-8192", "0x5a1f2")) == set()
+    sysmon = {"Image": whoami, "ParentImage": SPOOLSV, "CommandLine": "whoami", "LogonId": "0x3e7"}
+    assert titles(evtx_event({**sysmon, "IntegrityLevel": "System"})) == both
+    assert titles(evtx_event({**sysmon, "IntegrityLevel": "Medium", "LogonId": "0x1"})) == set()
+
+
 @needs_sigma_rules
 def test_antivirus_rules_fire_on_defender_detections() -> None:
     from soc.detect.rules import load_rules

@@ -30,6 +30,7 @@ def test_the_shipped_pipelines_come_first_whatever_the_rule_paths(tmp_path: Path
         "web.yml",
         "network.yml",
         "antivirus.yml",
+        "windows_security.yml",
     }
     assert pipeline_files([tmp_path]) == shipped
     (tmp_path / "pipelines").mkdir()
@@ -61,3 +62,33 @@ def test_rules_outside_rules_dir_get_the_platform_mapping(tmp_path: Path) -> Non
     event = {"event": routed, "process": {"executable": "/usr/bin/nc"}}
     assert ruleset.match(event) == [rule]
     assert ruleset.match({"event": routed, "Image": "/usr/bin/nc"}) == []
+
+
+def test_pipelines_apply_in_priority_order_whatever_order_they_are_named(tmp_path: Path) -> None:
+    """A pipeline that renames a rule field before ecs_windows prefixes it (priority under 20)
+    must run first even when named after it, as pySigma's resolver orders pipelines."""
+    early = tmp_path / "early.yml"
+    early.write_text(
+        "name: early\npriority: 10\ntransformations:\n  - id: early_rename\n"
+        "    type: field_name_mapping\n    mapping: {Foo: winlog.event_data.Bar}\n"
+    )
+    pipeline = resolve_pipeline(["ecs_windows", str(early)])
+    identifiers = [item.identifier for item in pipeline.items]
+    assert identifiers.index("early_rename") < identifiers.index("ecs_windows_field_mapping")
+    rule = tmp_path / "rules" / "foo.yml"
+    rule.parent.mkdir()
+    rule.write_text(
+        "title: Foo\nid: 0e7c51d2-3f35-4a52-9c6b-2d7e0c4b8a11\nstatus: test\n"
+        "logsource: {product: windows, service: security}\n"
+        "detection:\n  selection: {Foo: x}\n  condition: selection\nlevel: low\n"
+    )
+    from soc.detect.rules import LoadOptions
+
+    (compiled,) = load_rules([rule], LoadOptions(pipelines=("ecs_windows", str(early)))).rules
+    security = {"winlog": {"channel": "Security"}, "event": {"code": "4624"}}
+    assert compiled.matches(
+        {**security, "winlog": {"channel": "Security", "event_data": {"Bar": "x"}}}
+    )
+    assert not compiled.matches(
+        {**security, "winlog": {"channel": "Security", "event_data": {"Foo": "x"}}}
+    )

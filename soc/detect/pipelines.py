@@ -30,8 +30,10 @@ def _resolver() -> ProcessingPipelineResolver:
 
 
 def resolve_pipeline(specs: Sequence[str]) -> ProcessingPipeline:
-    """One pipeline from names and YAML paths, in priority order."""
-    pipeline = ProcessingPipeline()
+    """One pipeline from names and YAML paths, in priority order (as pySigma's resolver
+    orders them; the order given among equal priorities): a pipeline that renames rule fields
+    before ecs_windows (priority 20) prefixes them must run first wherever it is named."""
+    pipelines: list[ProcessingPipeline] = []
     seen: set[str] = set()
     for spec in specs:
         path = Path(spec)
@@ -45,11 +47,14 @@ def resolve_pipeline(specs: Sequence[str]) -> ProcessingPipeline:
             if path.suffix in {".yml", ".yaml"}:
                 if not path.is_file():
                     raise PipelineError(f"pipeline file {spec} does not exist")
-                pipeline += ProcessingPipeline.from_yaml(path.read_text("utf-8"))
+                pipelines.append(ProcessingPipeline.from_yaml(path.read_text("utf-8")))
             else:
-                pipeline += _resolver().resolve_pipeline(spec)
+                pipelines.append(_resolver().resolve_pipeline(spec))
         except (SigmaError, ValueError, KeyError) as exc:
             if isinstance(exc, PipelineError):
                 raise
             raise PipelineError(f"pipeline {spec}: {exc}") from None
+    pipeline = ProcessingPipeline()
+    for each in sorted(pipelines, key=lambda found: found.priority):
+        pipeline += each
     return pipeline
