@@ -315,7 +315,7 @@ def _scan(config: Config, args: argparse.Namespace) -> int:
     print_summary(summary)
     if args.summary_json:
         args.summary_json.write_text(json.dumps(summary.as_dict(), ensure_ascii=False, indent=2))
-    return 0
+    return 130 if summary.interrupted else 0  # 128 + SIGINT, as a shell reports it
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -360,9 +360,14 @@ def _netmeta(config: Config, args: argparse.Namespace) -> int:
 def entry() -> int:
     """The `soc` command. Output piped into `head` ends quietly, as command-line tools do; only
     the program itself changes that signal, never a caller of `main` (a test process would die
-    of the next write to a closed pipe)."""
+    of the next write to a closed pipe). Ctrl-C ends it with status 130 and no traceback
+    (`soc scan` reports what it read first)."""
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    return main()
+    try:
+        return main()
+    except KeyboardInterrupt:
+        print("soc: interrupted", file=sys.stderr)
+        return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:

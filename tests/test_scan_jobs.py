@@ -164,3 +164,66 @@ def test_cli_scans_with_jobs_and_refuses_a_count_below_one(
         main(["scan", str(root), "--jobs", "0"])
     assert exit_info.value.code == 2
     assert "'0' is not a whole number of at least 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_interrupted_scan_reports_what_it_read_and_leaves_no_worker(
+    tmp_path: Path, ruleset: RuleSet, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    """Ctrl-C: the scan stops, its summary says so and counts what was read, correlation
+    windows stay open (their decision would rest on part of the evidence), and no worker
+    process is left running."""
+    root = evidence(tmp_path / "evidence")
+    taken = {"files": 0}
+    hook = "_take" if jobs > 1 else "_Run.item"
+    original = scan_run._take if jobs > 1 else scan_run._Run.item
+
+    def interrupting(*args: Any) -> None:
+        taken["files"] += 1
+        if taken["files"] == 5:
+            raise KeyboardInterrupt
+        original(*args)
+
+    if jobs > 1:
+        monkeypatch.setattr(scan_run, "_take", interrupting)
+    else:
+        monkeypatch.setattr(scan_run._Run, "item", interrupting)
+    summary, output = scanned([root], ruleset, jobs=jobs)
+    assert summary.interrupted, hook
+    assert summary.as_dict()["interrupted"] is True
+    assert 0 < summary.events < 4 * 3 + 1 + 30 * 2 + 1
+    names = {orjson.loads(line)["rule"]["name"] for line in output.splitlines()}
+    assert "SSH Brute Force From One Address" not in names  # its window was not closed
+    assert __import__("multiprocessing").active_children() == []
+
+
+def test_ctrl_c_stops_soc_scan_with_its_summary_and_status_130(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log = tmp_path / "auth.log"
+    log.write_text(failed_logins(0, 60) * 8000)  # far more than a few seconds of scanning
+    alerts = tmp_path / "alerts.jsonl"
+    command = [sys.executable, "-m", "soc", "scan", str(log), "--rules", str(ROOT / "rules")]
+    process = subprocess.Popen(
+        [*command, "-o", str(alerts), "--jobs", "2"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 120
+    while not (alerts.exists() and alerts.stat().st_size) and process.poll() is None:
+        assert time.monotonic() < deadline, "no alert written in two minutes"
+        time.sleep(0.05)  # until the workers' first results are written: scanning is under way
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err.decode()[-2000:]
+    text = err.decode()
+    assert "interrupted:" in text and "Traceback" not in text
+    read = int(text.split(" events from")[0].replace(",", "").split()[-1])
+    assert read < 60 * 8000
+    leftover = subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True)
+    assert leftover.stdout == b""

@@ -8,11 +8,12 @@ import io
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -49,6 +50,10 @@ class ScanSummary:
     alerts: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     problems: list[ReadProblem] = field(default_factory=list)
     seconds: float = 0.0
+    #: Stopped by an interrupt (Ctrl-C): the counts are of what was read until then, and the
+    #: correlations' open windows were not closed (a count or an absence decided on part of
+    #: the evidence would be wrong).
+    interrupted: bool = False
 
     @property
     def rate(self) -> float:
@@ -65,6 +70,7 @@ class ScanSummary:
             "events": self.events,
             "seconds": round(self.seconds, 3),
             "events_per_second": round(self.rate, 1),
+            "interrupted": self.interrupted,
             "alerts": sum(self.alerts.values()),
             "alerts_by_rule": [
                 {"id": rule_id, "name": name, "level": level, "count": count}
@@ -127,6 +133,14 @@ def scan(
     as with one job; within a file (or part), its correlations' alerts come after its
     single-event ones."""
     run = _Run(ruleset, output, progress)
+    try:
+        _scan(run, paths, timezone, jobs)
+    except KeyboardInterrupt:
+        run.summary.interrupted = True
+    return run.finish()
+
+
+def _scan(run: _Run, paths: Sequence[Path], timezone: tzinfo, jobs: int) -> None:
     files = list(list_files(paths))
     tasks = sum(
         max(1, found.size // _PART_BYTES) for found in files if not isinstance(found, ReadProblem)
@@ -143,7 +157,6 @@ def scan(
             for item in read_file(found.path, found.name, options):
                 run.item(item)
             run.draw()
-    return run.finish()
 
 
 class _Run:
@@ -198,9 +211,10 @@ class _Run:
 
     def finish(self) -> ScanSummary:
         # Files are not in time order across each other: close every window at the end.
-        for hit in self.engine.advance(self.latest + 10 * 365 * 86400.0):
-            if hit.raise_alert:
-                self.emit(build_correlation_alert(hit))
+        if not self.summary.interrupted:
+            for hit in self.engine.advance(self.latest + 10 * 365 * 86400.0):
+                if hit.raise_alert:
+                    self.emit(build_correlation_alert(hit))
         self.summary.seconds = time.perf_counter() - self.started
         if self.progress is not None:
             self.progress.write("\n")
@@ -246,8 +260,12 @@ class _FileResult:
 
 
 #: What workers inherit from the scanning process when they are forked: the rules (loaded
-#: once, shared copy-on-write), which rules feed correlations, the syslog zone, the spill dir.
-_WORKER: tuple[RuleSet, CorrelationEngine, NormalizeOptions, str] | None = None
+#: once, shared copy-on-write), which rules feed correlations, the syslog zone, the spill dir,
+#: and the flag that tells them to stop (the scan was interrupted).
+_WORKER: tuple[RuleSet, CorrelationEngine, NormalizeOptions, str, Any] | None = None
+
+#: Workers look at the stop flag every this many records.
+_STOP_EVERY = 64
 
 #: A file's alerts beyond this many bytes go to a spill file, not through the result pipe.
 _SPILL_BYTES = 8 << 20
@@ -302,14 +320,17 @@ def _scan_tasks(tasks: list[_Task]) -> list[_FileResult]:
 
 def _scan_task(task: _Task) -> _FileResult:
     assert _WORKER is not None, "scan worker not forked from a scan"
-    ruleset, engine, options, spill_dir = _WORKER
+    ruleset, engine, options, spill_dir, stop = _WORKER
     path, name, _size = task.found
     result = _FileResult(name)
     if task.span is not None:
         result.last_record = task.span.base
     buffer = io.BytesIO()
     spill: IO[bytes] | None = None
-    for item in read_file(path, name, options, task.span):
+    for read, item in enumerate(read_file(path, name, options, task.span), 1):
+        if read % _STOP_EVERY == 0 and stop.is_set():
+            result.ended = True
+            break
         result.last_record = item.record
         if isinstance(item, ReadProblem):
             result.problems.append(item)
@@ -343,11 +364,13 @@ def _scan_in_workers(
 ) -> None:
     global _WORKER
     spill_dir = tempfile.mkdtemp(prefix="soc-scan-")
-    _WORKER = (run.ruleset, run.engine, NormalizeOptions(timezone=timezone), spill_dir)
+    fork = multiprocessing.get_context("fork")
+    stop = fork.Event()
+    _WORKER = (run.ruleset, run.engine, NormalizeOptions(timezone=timezone), spill_dir, stop)
     batches = _batches(_plan(files))
     parts = _Parts()
     try:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=fork, initializer=_worker_start) as pool:
 
             def submit(batch: list[_Entry]) -> tuple[list[_Entry], Future[list[_FileResult]]]:
                 tasks = [entry for entry in batch if isinstance(entry, _Task)]
@@ -355,28 +378,52 @@ def _scan_in_workers(
 
             # A few batches ahead of the one being taken, not all: results wait here in memory.
             pending = deque(submit(batch) for batch in islice(batches, workers * 3))
-            while pending:
-                batch, future = pending.popleft()
-                following = next(batches, None)
-                if following is not None:
-                    pending.append(submit(following))
-                try:
-                    results = iter(future.result())
-                except BrokenProcessPool:
-                    raise ScanError(
-                        "a scan worker process died (out of memory?): scan again with --jobs 1"
-                    ) from None
-                for entry in batch:
-                    if isinstance(entry, ReadProblem):
-                        run.summary.problems.append(entry)
-                        continue
-                    result = parts.checked(entry, next(results))
-                    if result is not None:
-                        _take(run, result)
-                    run.draw()
+            try:
+                _take_in_order(run, pending, batches, submit, parts)
+            except KeyboardInterrupt:
+                # Tasks not started are dropped, the workers' current ones end at their next
+                # look at the flag. (Terminating the workers instead could cut a result in the
+                # middle of the pipe, and the executor would wait for the rest of it forever.)
+                stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     finally:
         _WORKER = None
         shutil.rmtree(spill_dir, ignore_errors=True)
+
+
+def _worker_start() -> None:
+    """Workers leave an interrupt (Ctrl-C reaches the whole process group) to the scanning
+    process, which tells them to stop: none prints a traceback or dies mid-result."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _take_in_order(
+    run: _Run,
+    pending: deque[tuple[list[_Entry], Future[list[_FileResult]]]],
+    batches: Iterator[list[_Entry]],
+    submit: Callable[[list[_Entry]], tuple[list[_Entry], Future[list[_FileResult]]]],
+    parts: _Parts,
+) -> None:
+    while pending:
+        batch, future = pending.popleft()
+        following = next(batches, None)
+        if following is not None:
+            pending.append(submit(following))
+        try:
+            results = iter(future.result())
+        except BrokenProcessPool:
+            raise ScanError(
+                "a scan worker process died (out of memory?): scan again with --jobs 1"
+            ) from None
+        for entry in batch:
+            if isinstance(entry, ReadProblem):
+                run.summary.problems.append(entry)
+                continue
+            result = parts.checked(entry, next(results))
+            if result is not None:
+                _take(run, result)
+            run.draw()
 
 
 class _Parts:
@@ -445,3 +492,8 @@ def print_summary(summary: ScanSummary, stream: IO[str] | None = None) -> None:
         stream.write(f"  {count:>7,}  {level:<13} {name}\n")
     for problem in summary.problems:
         stream.write(f"  problem: {problem.path} record {problem.record}: {problem.reason}\n")
+    if summary.interrupted:
+        stream.write(
+            "interrupted: the counts and alerts are of what was read until then; correlation "
+            "windows still open were not closed\n"
+        )
