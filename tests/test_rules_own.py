@@ -65,7 +65,7 @@ def test_rules_are_switched_off_by_id_path_status_and_level() -> None:
 
     def enabled(rule_filter: RuleFilter) -> set[str]:
         loaded = load_rules([RULES], LoadOptions(filter=rule_filter))
-        assert len(loaded.rules) + len(loaded.disabled) == 15
+        assert len(loaded.rules) + len(loaded.disabled) == 16
         return {rule.title for rule in loaded.rules}
 
     everything = enabled(RuleFilter())

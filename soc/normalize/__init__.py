@@ -16,6 +16,7 @@ from typing import Any, Final
 from soc import metrics
 from soc.normalize.ecs import Event, format_utc
 from soc.normalize.formats import FORMATS, unknown_format
+from soc.normalize.fortigate import is_fortigate, normalize_fortigate
 from soc.normalize.programs import PROGRAMS, ProgramParser
 from soc.normalize.record import (
     ECS_VERSION,
@@ -82,7 +83,12 @@ def _normalize(record: Mapping[str, Any], options: NormalizeOptions) -> Event:
     _set_record_extras(event, record, tags)
     if parsed.error is not None:
         event["error"] = {"message": parsed.error}
-    _apply_program(event, parsed)
+    if is_fortigate(parsed.message):
+        normalize_fortigate(
+            event, parsed.message, options.timezone, header_host=bool(parsed.hostname)
+        )
+    else:
+        _apply_program(event, parsed)
     merge_vouched(event, record, tags)
     return event
 
