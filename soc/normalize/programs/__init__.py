@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from soc.normalize.programs import cron, dovecot, postfix, sshd, su, sudo, sysmon
+from soc.normalize.programs import cron, dovecot, netfilter, postfix, sshd, su, sudo, sysmon
 
 __all__ = ["PROGRAMS", "ProgramParser"]
 
@@ -30,6 +30,9 @@ _CRON: Final = ProgramParser("system", "system.cron", cron.parse)
 _POSTFIX: Final = ProgramParser("system", "system.mail", postfix.parse)
 _DOVECOT: Final = ProgramParser("system", "system.mail", dovecot.parse)
 _SYSMON: Final = ProgramParser("sysmon", "sysmon.linux", sysmon.parse)
+#: Kernel lines stay generic syslog; the netfilter LOG lines among them (UFW, firewalld,
+#: iptables) become firewall events of dataset iptables.log.
+_KERNEL: Final = ProgramParser("syslog", "syslog", netfilter.parse)
 
 PROGRAMS: Final[dict[str, ProgramParser]] = {
     "sshd": _SSHD,
@@ -50,4 +53,5 @@ PROGRAMS: Final[dict[str, ProgramParser]] = {
     "submission-login": _DOVECOT,
     "managesieve-login": _DOVECOT,
     "sysmon": _SYSMON,  # Sysmon for Linux: the Windows event XML, in the message
+    "kernel": _KERNEL,
 }

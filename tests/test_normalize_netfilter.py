@@ -1,0 +1,122 @@
+"""The kernel's netfilter LOG lines (UFW, firewalld, iptables) -> ECS firewall events: what the
+rule did, from its log prefix; the addresses, ports and protocol; and a server's own refusals
+counted by the port-scan correlation."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from soc.detect.rules import load_rules
+from soc.normalize import NormalizeOptions, normalize
+from soc.scan.run import scan
+from tests.ecs_fields import ABSENT, assert_fields
+
+ROOT = Path(__file__).resolve().parents[1]
+ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
+UFW_BLOCK = (
+    "<4>Nov 28 10:20:01 web01 kernel: [123456.789012] [UFW BLOCK] IN=eth0 OUT= "
+    "MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC=203.0.113.9 DST=10.0.0.5 LEN=44 "
+    "TOS=0x00 PREC=0x00 TTL=241 ID=54321 PROTO=TCP SPT=45678 DPT={port} WINDOW=1024 RES=0x00 "
+    "SYN URGP=0"
+)
+
+
+def syslog(line: str) -> dict[str, Any]:
+    record = {
+        "id": "k1",
+        "received_at": "2026-11-28T03:20:02Z",
+        "source": {"type": "syslog", "peer": "10.0.0.5"},
+        "data": line,
+    }
+    return normalize(record, NormalizeOptions(timezone=ZONE))
+
+
+def test_a_ufw_block_is_a_denied_connection_with_its_endpoints() -> None:
+    event = syslog(UFW_BLOCK.format(port=3389))
+    assert_fields(
+        event,
+        {
+            "event.dataset": "iptables.log",
+            "event.category": ["network"],
+            "event.type": ["connection", "denied"],
+            "event.outcome": "failure",
+            "event.action": "ufw_block",
+            "host.name": "web01",
+            "process.name": "kernel",
+            "source.ip": "203.0.113.9",
+            "source.port": 45678,
+            "destination.ip": "10.0.0.5",
+            "destination.port": 3389,
+            "network.transport": "tcp",
+            "observer.ingress.interface.name": "eth0",
+            "observer.egress": ABSENT,
+            "iptables.ttl": "241",
+            "iptables.tcp.flags": ["SYN"],
+            "iptables.prefix": "[UFW BLOCK]",
+        },
+    )
+
+
+def test_firewalld_rejects_and_accepting_rules_are_told_apart() -> None:
+    rejected = syslog(
+        "<4>Nov 28 10:20:01 db01 kernel: filter_IN_public_REJECT: IN=ens3 OUT= "
+        "MAC=00:16:3e:aa:bb:cc:00:16:3e:dd:ee:ff:86:dd SRC=2001:db8::7 DST=2001:db8::5 LEN=72 "
+        "TC=0 HOPLIMIT=64 FLOWLBL=0 PROTO=ICMPv6 TYPE=128 CODE=0 ID=1 SEQ=1"
+    )
+    assert_fields(
+        rejected,
+        {
+            "event.type": ["connection", "denied"],
+            "event.action": "filter_in_public_reject",
+            "source.ip": "2001:db8::7",
+            "network.transport": "ipv6-icmp",
+            "destination.port": ABSENT,
+        },
+    )
+    accepted = syslog(
+        "<4>Nov 28 10:20:01 db01 kernel: IPTABLES-ACCEPT: IN=ens3 OUT=ens4 SRC=10.0.0.9 "
+        "DST=10.1.0.2 LEN=60 PROTO=UDP SPT=5353 DPT=53 LEN=40"
+    )
+    assert_fields(
+        accepted,
+        {
+            "event.type": ["connection", "allowed"],
+            "event.outcome": ABSENT,
+            "observer.egress.interface.name": "ens4",
+            "destination.port": 53,
+            "network.transport": "udp",
+        },
+    )
+    logged = syslog(
+        "<4>Nov 28 10:20:01 db01 kernel: IN=ens3 OUT= SRC=10.0.0.9 DST=10.1.0.2 PROTO=TCP "
+        "SPT=1 DPT=2"
+    )
+    assert_fields(logged, {"event.type": ["connection"], "event.action": ABSENT})
+
+
+def test_other_kernel_lines_stay_as_they_are() -> None:
+    event = syslog("<3>Nov 28 10:20:01 web01 kernel: Out of memory: Killed process 4242 (java)")
+    assert_fields(
+        event,
+        {"event.dataset": "syslog", "iptables": ABSENT, "event.category": ABSENT},
+    )
+    assert event["message"] == "Out of memory: Killed process 4242 (java)"
+
+
+def test_a_port_scan_refused_by_a_servers_own_firewall_is_found(tmp_path: Path) -> None:
+    lines = [
+        UFW_BLOCK.format(port=1000 + n).replace("10:20:01", f"10:20:{n:02d}") for n in range(25)
+    ]
+    log = tmp_path / "kern.log"
+    log.write_text("\n".join(lines) + "\n")
+    output = io.BytesIO()
+    summary = scan([log], load_rules([ROOT / "rules"]), output, timezone=ZONE)
+    assert summary.events == 25
+    alerts = [orjson.loads(line) for line in output.getvalue().splitlines()]
+    (found,) = [alert for alert in alerts if alert["rule"]["name"] == "Port Scan From One Address"]
+    assert found["correlation"]["group"] == {"source.ip": "203.0.113.9"}
