@@ -14,6 +14,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
 from soc import metrics
+from soc.normalize.cisco import cisco_tag, normalize_cisco
 from soc.normalize.ecs import Event, format_utc
 from soc.normalize.formats import FORMATS, unknown_format
 from soc.normalize.fortigate import is_fortigate, normalize_fortigate
@@ -87,6 +88,8 @@ def _normalize(record: Mapping[str, Any], options: NormalizeOptions) -> Event:
         normalize_fortigate(
             event, parsed.message, options.timezone, header_host=bool(parsed.hostname)
         )
+    elif (tag := cisco_tag(parsed.appname, parsed.message)) is not None:
+        normalize_cisco(event, tag, header_host=bool(parsed.hostname))
     else:
         _apply_program(event, parsed)
     merge_vouched(event, record, tags)
