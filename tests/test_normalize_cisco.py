@@ -5,24 +5,18 @@ Cisco AAA rules, the port-scan correlation)."""
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import orjson
 import pytest
 
 from soc.detect.rules import load_rules
-from soc.normalize import NormalizeOptions, normalize
-from soc.scan.run import scan
-from tests.ecs_fields import ABSENT, assert_fields
+from tests.ecs_fields import ABSENT, assert_fields, port_scans, syslog_event
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGMA = Path(os.environ.get("SOC_SIGMA_PATH", ROOT.parent / "shared" / "sigma"))
 CISCO_AAA = SIGMA / "rules" / "network" / "cisco" / "aaa"
-ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 DENY = (
     "<164>Nov 28 2026 10:20:{s:02d} asa01 : %ASA-4-106023: Deny tcp src "
     'outside:203.0.113.9/45678 dst inside:10.0.0.5/{port} by access-group "outside_access_in" '
@@ -30,14 +24,7 @@ DENY = (
 )
 
 
-def syslog(line: str) -> dict[str, Any]:
-    record = {
-        "id": "c1",
-        "received_at": "2026-11-28T03:20:02Z",
-        "source": {"type": "syslog", "peer": "10.0.0.1"},
-        "data": line,
-    }
-    return normalize(record, NormalizeOptions(timezone=ZONE))
+syslog = syslog_event
 
 
 CASES = [
@@ -171,11 +158,6 @@ def test_sigmahq_cisco_aaa_rules_fire_on_commands_only() -> None:
 
 
 def test_a_port_scan_denied_by_an_asa_is_found(tmp_path: Path) -> None:
-    log = tmp_path / "asa.log"
-    log.write_text("\n".join(DENY.format(s=n, port=1000 + n) for n in range(25)) + "\n")
-    output = io.BytesIO()
-    summary = scan([log], load_rules([ROOT / "rules"]), output, timezone=ZONE)
-    assert summary.events == 25
-    alerts = [orjson.loads(line) for line in output.getvalue().splitlines()]
-    (found,) = [alert for alert in alerts if alert["rule"]["name"] == "Port Scan From One Address"]
+    lines = [DENY.format(s=n, port=1000 + n) for n in range(25)]
+    (found,) = port_scans(tmp_path, "asa.log", lines)
     assert found["correlation"]["group"] == {"source.ip": "203.0.113.9"}

@@ -4,20 +4,17 @@ firewall category, the port-scan correlation through `soc scan`)."""
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import orjson
 import pytest
 
 from soc.detect.rules import load_rules
 from soc.normalize import NormalizeOptions, normalize
 from soc.normalize.fortigate import is_fortigate, pairs
-from soc.scan.run import scan
-from tests.ecs_fields import ABSENT, assert_fields
+from tests.ecs_fields import ABSENT, assert_fields, port_scans
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGMA = Path(os.environ.get("SOC_SIGMA_PATH", ROOT.parent / "shared" / "sigma"))
@@ -233,13 +230,6 @@ def test_a_port_scan_against_the_firewall_is_found_in_its_logs(tmp_path: Path) -
                 f"srcip={source} srcport={40000 + n} dstip=10.0.0.5 dstport={2000 + n} proto=6 "
                 f'action="{action}" policyid=0'
             )
-    log = tmp_path / "fortigate.log"
-    log.write_text("\n".join(lines) + "\n")
-    output = io.BytesIO()
-    summary = scan([log], load_rules([ROOT / "rules"]), output, timezone=ZONE)
-    assert summary.events == 60
-    alerts = [orjson.loads(line) for line in output.getvalue().splitlines()]
-    scans = [alert for alert in alerts if alert["rule"]["name"] == "Port Scan From One Address"]
-    assert len(scans) == 1
-    assert scans[0]["correlation"]["group"] == {"source.ip": "198.51.100.23"}
-    assert scans[0]["correlation"]["value"] >= 20
+    (found,) = port_scans(tmp_path, "fortigate.log", lines)
+    assert found["correlation"]["group"] == {"source.ip": "198.51.100.23"}
+    assert found["correlation"]["value"] >= 20

@@ -4,20 +4,12 @@ counted by the port-scan correlation."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
-import orjson
-
-from soc.detect.rules import load_rules
-from soc.normalize import NormalizeOptions, normalize
-from soc.scan.run import scan
-from tests.ecs_fields import ABSENT, assert_fields
+from tests.ecs_fields import ABSENT, assert_fields, port_scans, syslog_event
 
 ROOT = Path(__file__).resolve().parents[1]
-ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 UFW_BLOCK = (
     "<4>Nov 28 10:20:01 web01 kernel: [123456.789012] [UFW BLOCK] IN=eth0 OUT= "
     "MAC=52:54:00:12:34:56:52:54:00:65:43:21:08:00 SRC=203.0.113.9 DST=10.0.0.5 LEN=44 "
@@ -27,13 +19,7 @@ UFW_BLOCK = (
 
 
 def syslog(line: str) -> dict[str, Any]:
-    record = {
-        "id": "k1",
-        "received_at": "2026-11-28T03:20:02Z",
-        "source": {"type": "syslog", "peer": "10.0.0.5"},
-        "data": line,
-    }
-    return normalize(record, NormalizeOptions(timezone=ZONE))
+    return syslog_event(line, peer="10.0.0.5")
 
 
 def test_a_ufw_block_is_a_denied_connection_with_its_endpoints() -> None:
@@ -112,11 +98,5 @@ def test_a_port_scan_refused_by_a_servers_own_firewall_is_found(tmp_path: Path) 
     lines = [
         UFW_BLOCK.format(port=1000 + n).replace("10:20:01", f"10:20:{n:02d}") for n in range(25)
     ]
-    log = tmp_path / "kern.log"
-    log.write_text("\n".join(lines) + "\n")
-    output = io.BytesIO()
-    summary = scan([log], load_rules([ROOT / "rules"]), output, timezone=ZONE)
-    assert summary.events == 25
-    alerts = [orjson.loads(line) for line in output.getvalue().splitlines()]
-    (found,) = [alert for alert in alerts if alert["rule"]["name"] == "Port Scan From One Address"]
+    (found,) = port_scans(tmp_path, "kern.log", lines)
     assert found["correlation"]["group"] == {"source.ip": "203.0.113.9"}

@@ -130,20 +130,15 @@ _IOS_ACL: Final = re.compile(
     r"list \S+ (?P<verdict>denied|permitted) (?P<proto>\w+) (?P<src_ip>[0-9A-Fa-f:.]+)"
     r"(?:\((?P<src_port>\d+)\))?.*? -> (?P<dst_ip>[0-9A-Fa-f:.]+)(?:\((?P<dst_port>\d+)\))?"
 )
+_IOS_LOGIN: Final = re.compile(r"\[user: (?P<user>[^\]]*)\] \[Source: (?P<src_ip>[0-9A-Fa-f:.]+)\]")
 #: IOS mnemonics -> (pattern, what the message is).
 _IOS: Final[dict[str, tuple[re.Pattern[str], str]]] = {
     "IPACCESSLOGP": (_IOS_ACL, "acl"),
     "IPACCESSLOGDP": (_IOS_ACL, "acl"),
     "IPACCESSLOGNP": (_IOS_ACL, "acl"),
     "IPACCESSLOGS": (_IOS_ACL, "acl"),
-    "LOGIN_FAILED": (
-        re.compile(r"\[user: (?P<user>[^\]]*)\] \[Source: (?P<src_ip>[0-9A-Fa-f:.]+)\]"),
-        "login_failed",
-    ),
-    "LOGIN_SUCCESS": (
-        re.compile(r"\[user: (?P<user>[^\]]*)\] \[Source: (?P<src_ip>[0-9A-Fa-f:.]+)\]"),
-        "login",
-    ),
+    "LOGIN_FAILED": (_IOS_LOGIN, "login_failed"),
+    "LOGIN_SUCCESS": (_IOS_LOGIN, "login"),
     "CFGLOG_LOGGEDCMD": (
         re.compile(r"User:(?P<user>\S+)\s+logged command:(?P<command>.*)$"),
         "command",
