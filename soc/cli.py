@@ -111,7 +111,13 @@ def _parser() -> argparse.ArgumentParser:
     scan = commands.add_parser("scan", help="detection over files (EVTX, JSON, syslog, web logs)")
     scan.add_argument("paths", nargs="+", type=Path, help="files or directories")
     scan.add_argument("--rules", metavar="PATH", type=Path, action="append", help="rule path")
-    scan.add_argument("--output", "-o", type=Path, help="alerts as JSON lines (default: stdout)")
+    scan.add_argument("--output", "-o", type=Path, help="where alerts go (default: stdout)")
+    scan.add_argument(
+        "--format",
+        choices=("jsonl", "csv"),
+        default="jsonl",
+        help="alerts as JSON lines (every field) or a CSV timeline for a spreadsheet",
+    )
     scan.add_argument("--summary-json", type=Path, help="also write the summary as JSON here")
     scan.add_argument(
         "--jobs",
@@ -302,6 +308,7 @@ def _scan(config: Config, args: argparse.Namespace) -> int:
             timezone=ZoneInfo(config.syslog.timezone),
             progress=progress,
             jobs=args.jobs or default_jobs(),
+            output_format=args.format,
         )
     except ScanError as exc:
         print(f"soc scan: {exc}", file=sys.stderr)

@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
@@ -21,8 +21,6 @@ from datetime import tzinfo
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
-
-import orjson
 
 from soc.detect.alerts import build_alert, build_correlation_alert
 from soc.detect.correlation import CorrelationEngine, Match
@@ -38,6 +36,7 @@ from soc.scan.readers import (
     read_file,
     split_file,
 )
+from soc.scan.timeline import header, renderer
 
 #: Progress is redrawn at most this often (seconds).
 _PROGRESS_EVERY = 0.5
@@ -123,6 +122,7 @@ def scan(
     timezone: tzinfo,
     progress: IO[str] | None = None,
     jobs: int = 1,
+    output_format: str = "jsonl",
 ) -> ScanSummary:
     """Every event of the files under `paths` through the rules; alerts to `output` as JSON
     lines. `jobs` > 1: files are read, normalized and matched in that many worker processes,
@@ -132,7 +132,8 @@ def scan(
     (`split_file`), its records numbered as one process numbers them. The alerts are the same
     as with one job; within a file (or part), its correlations' alerts come after its
     single-event ones."""
-    run = _Run(ruleset, output, progress)
+    output.write(header(output_format))
+    run = _Run(ruleset, output, progress, renderer(output_format))
     try:
         _scan(run, paths, timezone, jobs)
     except KeyboardInterrupt:
@@ -162,10 +163,18 @@ def _scan(run: _Run, paths: Sequence[Path], timezone: tzinfo, jobs: int) -> None
 class _Run:
     """One scan's correlations, alert output and summary."""
 
-    def __init__(self, ruleset: RuleSet, output: IO[bytes], progress: IO[str] | None) -> None:
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        output: IO[bytes],
+        progress: IO[str] | None,
+        render: Callable[[Mapping[str, Any]], bytes],
+    ) -> None:
         self.ruleset = ruleset
         self.output = output
         self.progress = progress
+        #: One alert as the output's format writes it (`soc.scan.timeline`).
+        self.render = render
         self.summary = ScanSummary()
         # Files are read one after another, not in time order: allow any disorder in a month.
         self.engine = Detection.from_rules(ruleset, allowed_lateness=30 * 86400.0).correlations
@@ -175,7 +184,7 @@ class _Run:
     def emit(self, alert: dict[str, Any]) -> None:
         rule = alert["rule"]
         self.summary.alerts[rule["id"], rule["name"], rule["level"]] += 1
-        self.output.write(orjson.dumps(alert) + b"\n")
+        self.output.write(self.render(alert))
 
     def correlate(self, match: Match) -> None:
         self.latest = max(self.latest, match.timestamp)
@@ -259,10 +268,12 @@ class _FileResult:
     ended: bool = False
 
 
+_Render = Callable[[Mapping[str, Any]], bytes]
+
 #: What workers inherit from the scanning process when they are forked: the rules (loaded
 #: once, shared copy-on-write), which rules feed correlations, the syslog zone, the spill dir,
-#: and the flag that tells them to stop (the scan was interrupted).
-_WORKER: tuple[RuleSet, CorrelationEngine, NormalizeOptions, str, Any] | None = None
+#: the flag that tells them to stop (the scan was interrupted), and how alerts are written.
+_WORKER: tuple[RuleSet, CorrelationEngine, NormalizeOptions, str, Any, _Render] | None = None
 
 #: Workers look at the stop flag every this many records.
 _STOP_EVERY = 64
@@ -320,7 +331,7 @@ def _scan_tasks(tasks: list[_Task]) -> list[_FileResult]:
 
 def _scan_task(task: _Task) -> _FileResult:
     assert _WORKER is not None, "scan worker not forked from a scan"
-    ruleset, engine, options, spill_dir, stop = _WORKER
+    ruleset, engine, options, spill_dir, stop, render = _WORKER
     path, name, _size = task.found
     result = _FileResult(name)
     if task.span is not None:
@@ -343,7 +354,7 @@ def _scan_task(task: _Task) -> _FileResult:
             else:
                 rule = outcome["rule"]
                 result.alerts[rule["id"], rule["name"], rule["level"]] += 1
-                (spill or buffer).write(orjson.dumps(outcome) + b"\n")
+                (spill or buffer).write(render(outcome))
         if spill is None and buffer.tell() > _SPILL_BYTES:
             spill = tempfile.NamedTemporaryFile(dir=spill_dir, delete=False)  # noqa: SIM115
             spill.write(buffer.getvalue())
@@ -366,7 +377,8 @@ def _scan_in_workers(
     spill_dir = tempfile.mkdtemp(prefix="soc-scan-")
     fork = multiprocessing.get_context("fork")
     stop = fork.Event()
-    _WORKER = (run.ruleset, run.engine, NormalizeOptions(timezone=timezone), spill_dir, stop)
+    options = NormalizeOptions(timezone=timezone)
+    _WORKER = (run.ruleset, run.engine, options, spill_dir, stop, run.render)
     batches = _batches(_plan(files))
     parts = _Parts()
     try:
