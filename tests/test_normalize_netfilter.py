@@ -1,6 +1,6 @@
-"""The kernel's netfilter LOG lines (UFW, firewalld, iptables) -> ECS firewall events: what the
-rule did, from its log prefix; the addresses, ports and protocol; and a server's own refusals
-counted by the port-scan correlation."""
+"""Host and small-site firewalls -> ECS firewall events: the kernel's netfilter LOG lines (UFW,
+firewalld, iptables; what the rule did, from its log prefix) and pfSense/OPNsense filterlog CSV;
+the addresses, ports and protocol; and their refusals counted by the port-scan correlation."""
 
 from __future__ import annotations
 
@@ -99,4 +99,62 @@ def test_a_port_scan_refused_by_a_servers_own_firewall_is_found(tmp_path: Path) 
         UFW_BLOCK.format(port=1000 + n).replace("10:20:01", f"10:20:{n:02d}") for n in range(25)
     ]
     (found,) = port_scans(tmp_path, "kern.log", lines)
+    assert found["correlation"]["group"] == {"source.ip": "203.0.113.9"}
+
+
+# --- pfSense and OPNsense (filterlog) -----------------------------------------------------------
+
+PF_BLOCK = (
+    "<134>Nov 28 10:20:{s:02d} fw01 filterlog[12345]: 5,,,1000000103,em0,match,block,in,4,0x0,,64,"
+    "0,0,DF,6,tcp,60,203.0.113.9,10.0.0.5,45678,{port},0,S,12345,,64240,,mss;sackOK"
+)
+
+
+def test_a_pfsense_block_is_a_denied_connection_with_its_endpoints() -> None:
+    assert_fields(
+        syslog(PF_BLOCK.format(s=1, port=22)),
+        {
+            "event.module": "pfsense",
+            "event.dataset": "pfsense.log",
+            "event.type": ["connection", "denied"],
+            "event.action": "block",
+            "source.ip": "203.0.113.9",
+            "source.port": 45678,
+            "destination.ip": "10.0.0.5",
+            "destination.port": 22,
+            "network.transport": "tcp",
+            "observer.ingress.interface.name": "em0",
+            "pfsense.tcp_flags": "S",
+            "pfsense.tracker": "1000000103",
+        },
+    )
+
+
+def test_pfsense_ipv6_and_passed_packets_and_other_lines() -> None:
+    passed = syslog(
+        "<134>Nov 28 10:20:01 fw01 filterlog[1]: 77,,,1770001234,igb1,match,pass,out,6,0x00,"
+        "0x00000,64,udp,17,72,2001:db8::5,2001:db8::53,5353,53,72"
+    )
+    assert_fields(
+        passed,
+        {
+            "event.type": ["connection", "allowed"],
+            "source.ip": "2001:db8::5",
+            "destination.port": 53,
+            "network.transport": "udp",
+            "observer.egress.interface.name": "igb1",
+        },
+    )
+    icmp = syslog(
+        "<134>Nov 28 10:20:01 fw01 filterlog[1]: 5,,,1000000103,em0,match,block,in,4,0x0,,64,"
+        "0,0,none,1,icmp,84,203.0.113.9,10.0.0.5,request,4242,1"
+    )
+    assert_fields(icmp, {"network.transport": "icmp", "destination.port": ABSENT})
+    other = syslog("<134>Nov 28 10:20:01 fw01 filterlog[1]: not,a,packet")
+    assert_fields(other, {"event.dataset": "pfsense.log", "event.category": ABSENT})
+
+
+def test_a_port_scan_blocked_by_pfsense_is_found(tmp_path: Path) -> None:
+    lines = [PF_BLOCK.format(s=n, port=1000 + n) for n in range(25)]
+    (found,) = port_scans(tmp_path, "filter.log", lines)
     assert found["correlation"]["group"] == {"source.ip": "203.0.113.9"}

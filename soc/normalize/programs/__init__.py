@@ -8,7 +8,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from soc.normalize.programs import cron, dovecot, netfilter, postfix, sshd, su, sudo, sysmon
+from soc.normalize.programs import (
+    cron,
+    dovecot,
+    filterlog,
+    netfilter,
+    postfix,
+    sshd,
+    su,
+    sudo,
+    sysmon,
+)
 
 __all__ = ["PROGRAMS", "ProgramParser"]
 
@@ -33,6 +43,8 @@ _SYSMON: Final = ProgramParser("sysmon", "sysmon.linux", sysmon.parse)
 #: Kernel lines stay generic syslog; the netfilter LOG lines among them (UFW, firewalld,
 #: iptables) become firewall events of dataset iptables.log.
 _KERNEL: Final = ProgramParser("syslog", "syslog", netfilter.parse)
+#: pfSense and OPNsense: every packet their rules log, one CSV line.
+_FILTERLOG: Final = ProgramParser("pfsense", "pfsense.log", filterlog.parse)
 
 PROGRAMS: Final[dict[str, ProgramParser]] = {
     "sshd": _SSHD,
@@ -54,4 +66,5 @@ PROGRAMS: Final[dict[str, ProgramParser]] = {
     "managesieve-login": _DOVECOT,
     "sysmon": _SYSMON,  # Sysmon for Linux: the Windows event XML, in the message
     "kernel": _KERNEL,
+    "filterlog": _FILTERLOG,
 }
