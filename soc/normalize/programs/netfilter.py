@@ -33,18 +33,22 @@ _MAX_PORT: Final = 65535
 
 def parse(message: str, event: Event) -> None:
     """Fill the firewall fields when the kernel line is a netfilter log; else do nothing."""
-    text = _UPTIME.sub("", message, count=1)
-    start = text.find("IN=")
-    if start < 0 or " SRC=" not in text or " PROTO=" not in text:
+    start = message.find("IN=")
+    if start < 0 or " SRC=" not in message or " PROTO=" not in message:
+        return  # most kernel lines: not a packet log
+    if start and not message[start - 1].isspace():
         return
-    if start and not text[start - 1].isspace():
-        return
-    prefix = text[:start].strip()
-    pairs = dict(_PAIR.findall(text[start:]))
+    text = message[start:]
+    prefix = message[:start]
+    if prefix.startswith("["):
+        prefix = _UPTIME.sub("", prefix, count=1)
+    prefix = prefix.strip()
+    pairs = dict(_PAIR.findall(text))
     fields: dict[str, Any] = {key.lower(): value for key, value in pairs.items()}
-    flags = _FLAG.findall(text[start:])
-    if flags:
-        fields["tcp"] = {"flags": flags}
+    if pairs.get("PROTO") == "TCP":
+        flags = _FLAG.findall(text)
+        if flags:
+            fields["tcp"] = {"flags": flags}
     if prefix:
         fields["prefix"] = prefix
     event["iptables"] = fields
