@@ -138,6 +138,41 @@ GENERATORS: dict[str, tuple[str | None, Any]] = {
             f" lip=10.0.0.2, TLS, session=<s{n}>"
         ),
     ),
+    "fortigate traffic": (
+        None,
+        lambda n: (
+            f'<189>date=2026-11-28 time=10:00:{n % 60:02d} devname="FGT-SO" devid="FG100F" '
+            f'eventtime=17958360{n % 100:02d}123456789 tz="+0700" logid="0000000013" '
+            f'type="traffic" subtype="forward" level="notice" vd="root" srcip=10.1.{n % 250}.5 '
+            f'srcport={40000 + n % 20000} srcintf="port1" dstip=203.0.113.{n % 250} dstport=443 '
+            f'dstintf="wan1" sessionid={n} proto=6 action="close" policyid=1 service="HTTPS" '
+            "duration=12 sentbyte=1200 rcvdbyte=5400 sentpkt=10 rcvdpkt=9"
+        ),
+    ),
+    "cisco asa deny": (
+        None,
+        lambda n: (
+            f"<164>Nov 28 2026 10:00:{n % 60:02d} asa01 : %ASA-4-106023: Deny tcp src "
+            f"outside:203.0.113.{n % 250}/{40000 + n % 20000} dst inside:10.0.0.5/{n % 1024} "
+            'by access-group "outside_access_in" [0x0, 0x0]'
+        ),
+    ),
+    "ufw block (kernel)": (
+        None,
+        lambda n: (
+            f"<4>Nov 28 10:00:{n % 60:02d} web01 kernel: [UFW BLOCK] IN=eth0 OUT= "
+            f"SRC=203.0.113.{n % 250} DST=10.0.0.5 LEN=44 TTL=241 ID={n} PROTO=TCP "
+            f"SPT={40000 + n % 20000} DPT={n % 1024} WINDOW=1024 RES=0x00 SYN URGP=0"
+        ),
+    ),
+    "pfsense filterlog": (
+        None,
+        lambda n: (
+            f"<134>Nov 28 10:00:{n % 60:02d} fw01 filterlog[1]: 5,,,1000000103,em0,match,block,"
+            f"in,4,0x0,,64,{n},0,DF,6,tcp,60,203.0.113.{n % 250},10.0.0.5,"
+            f"{40000 + n % 20000},{n % 1024},0,S,{n},,64240,,mss"
+        ),
+    ),
     "nginx": (
         "nginx",
         lambda n: (

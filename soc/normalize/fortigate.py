@@ -37,8 +37,9 @@ from soc.normalize.network import set_endpoint, set_url
 
 __all__ = ["is_fortigate", "normalize_fortigate"]
 
-#: key=value or key="value" (FortiOS escapes a quote inside a value with a backslash).
-_PAIR: Final = re.compile(r'([A-Za-z_][\w-]*)=("(?:[^"\\]|\\.)*"|[^\s"]*)')
+#: key=value or key="value" (FortiOS escapes a quote inside a value with a backslash): the
+#: key, the quoted value's inside, the bare value.
+_PAIR: Final = re.compile(r'([A-Za-z_][\w-]*)=(?:"([^"\\]*(?:\\.[^"\\]*)*)"|([^\s"]*))')
 #: Every FortiOS log has a ten-digit logid; with a type and the device, it is FortiGate's.
 _LOGID: Final = re.compile(r'(?:^|\s)logid="?\d{10}"?(?:\s|$)')
 _ESCAPE: Final = re.compile(r"\\(.)")
@@ -82,16 +83,15 @@ def is_fortigate(message: str) -> bool:
 
 def pairs(message: str) -> dict[str, str]:
     """The message's pairs, quotes and escapes removed; the first of a repeated key wins."""
-    found: dict[str, str] = {}
-    for key, raw in _PAIR.findall(message):
-        if key in found:
-            continue
-        if raw.startswith('"') and raw.endswith('"') and len(raw) >= 2:
-            raw = raw[1:-1]
-            if "\\" in raw:
-                raw = _ESCAPE.sub(r"\1", raw)
-        found[key] = raw
-    return found
+    found = _PAIR.findall(message)
+    # Built from the last pair to the first, so that the first of a repeated key stays, then
+    # put back in the log's order.
+    values = dict(reversed({key: quoted or bare for key, quoted, bare in reversed(found)}.items()))
+    if "\\" in message:
+        for key, value in values.items():
+            if "\\" in value:
+                values[key] = _ESCAPE.sub(r"\1", value)
+    return values
 
 
 def normalize_fortigate(event: Event, message: str, zone: tzinfo, *, header_host: bool) -> None:
