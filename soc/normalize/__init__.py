@@ -84,14 +84,15 @@ def _normalize(record: Mapping[str, Any], options: NormalizeOptions) -> Event:
     _set_record_extras(event, record, tags)
     if parsed.error is not None:
         event["error"] = {"message": parsed.error}
-    if is_fortigate(parsed.message):
+    program = _program(parsed.appname) if parsed.appname is not None else None
+    if program is None and is_fortigate(parsed.message):
         normalize_fortigate(
             event, parsed.message, options.timezone, header_host=bool(parsed.hostname)
         )
-    elif (tag := cisco_tag(parsed.appname, parsed.message)) is not None:
+    elif program is None and (tag := cisco_tag(parsed.appname, parsed.message)) is not None:
         normalize_cisco(event, tag, header_host=bool(parsed.hostname))
     else:
-        _apply_program(event, parsed)
+        _apply_program(event, parsed, program)
     merge_vouched(event, record, tags)
     return event
 
@@ -171,10 +172,10 @@ def _set_record_extras(event: Event, record: Mapping[str, Any], tags: list[str])
         event["soc"] = {"original_b64": original_b64}
 
 
-def _apply_program(event: Event, parsed: SyslogMessage) -> None:
-    """Set process.* and module/dataset, then let the program's parser add its fields."""
+def _apply_program(event: Event, parsed: SyslogMessage, program: ProgramParser | None) -> None:
+    """Set process.* and module/dataset, then let the program's parser (the app name's, if
+    it has one) add its fields."""
     app = parsed.appname
-    program = _program(app) if app is not None else None
     module, dataset = (program.module, program.dataset) if program is not None else _GENERIC
     event["event"]["module"] = module
     event["event"]["dataset"] = dataset

@@ -29,7 +29,7 @@ import re
 from typing import Any, Final
 
 from soc.normalize.ecs import Event, add_related, branch
-from soc.normalize.network import set_endpoint
+from soc.normalize.network import port_number, set_endpoint
 
 __all__ = ["cisco_tag", "normalize_cisco"]
 
@@ -156,7 +156,6 @@ _TRANSPORTS: Final = {
     "icmp6": "ipv6-icmp",
     "gre": "gre",
 }
-_MAX_PORT: Final = 65535
 
 
 def cisco_tag(appname: str | None, message: str) -> tuple[str, str, str, str] | None:
@@ -242,7 +241,7 @@ def _apply(event: Event, kind: str, groups: dict[str, str], details: dict[str, A
     for side, prefix in (("source", "src"), ("destination", "dst")):
         address = groups.get(f"{prefix}_ip")
         if address:
-            set_endpoint(event, side, address, _port(groups.get(f"{prefix}_port")))
+            set_endpoint(event, side, address, port_number(groups.get(f"{prefix}_port")))
         interface = groups.get(f"{prefix}_if")
         if interface:
             direction = "ingress" if side == "source" else "egress"
@@ -264,10 +263,3 @@ def _swapped(groups: dict[str, str]) -> dict[str, str]:
         if source is not None:
             swapped[f"dst_{part}"] = source
     return swapped
-
-
-def _port(value: str | None) -> int | None:
-    if value is None or not value.isdigit():
-        return None
-    number = int(value)
-    return number if number <= _MAX_PORT else None

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any, Final
 
 from soc.normalize.ecs import Event, add_related, branch, canonical_ip, format_utc
-from soc.normalize.network import set_endpoint, set_url
+from soc.normalize.network import digits, port_number, set_endpoint, set_url
 
 __all__ = ["is_fortigate", "normalize_fortigate"]
 
@@ -67,7 +67,6 @@ _UTM: Final = {
 }
 #: FortiOS's status values -> event.outcome.
 _OUTCOMES: Final = {"success": "success", "failed": "failure", "failure": "failure"}
-_MAX_PORT: Final = 65535
 _MAX_LONG: Final = 2**63 - 1
 
 
@@ -131,8 +130,7 @@ def _moment(fields: dict[str, str], zone: tzinfo) -> datetime | None:
     """``eventtime`` (its length tells the unit), else ``date`` ``time`` in ``tz``."""
     stamp = fields.get("eventtime", "")
     if stamp.isascii() and stamp.isdigit():
-        digits = len(stamp)
-        scale = {10: 1, 13: 10**3, 16: 10**6, 19: 10**9}.get(digits)
+        scale = {10: 1, 13: 10**3, 16: 10**6, 19: 10**9}.get(len(stamp))
         if scale is not None:
             whole, part = divmod(int(stamp), scale)
             try:
@@ -179,11 +177,11 @@ def _endpoints(event: Event, fields: dict[str, str]) -> None:
         ("destination", "dstip", "dstport"),
     ):
         if fields.get(address):
-            set_endpoint(event, side, fields[address], _port(fields.get(port)))
+            set_endpoint(event, side, fields[address], port_number(fields.get(port)))
     nat = canonical_ip(fields.get("transip") or "")
     if nat is not None and "source" in event:
         node: dict[str, Any] = {"ip": nat}
-        nat_port = _port(fields.get("transport"))
+        nat_port = port_number(fields.get("transport"))
         if nat_port is not None:
             node["port"] = nat_port
         event["source"]["nat"] = node
@@ -192,7 +190,7 @@ def _endpoints(event: Event, fields: dict[str, str]) -> None:
         ("destination", "rcvdbyte", "rcvdpkt"),
     ):
         for key, target in ((octets, "bytes"), (packets, "packets")):
-            number = _count(fields.get(key))
+            number = digits(fields.get(key))
             if number is not None:
                 branch(event, side)[target] = number
 
@@ -207,14 +205,14 @@ def _network(event: Event, fields: dict[str, str]) -> None:
             network["transport"] = transport
     total = sum(
         number
-        for number in (_count(fields.get("sentbyte")), _count(fields.get("rcvdbyte")))
+        for number in (digits(fields.get("sentbyte")), digits(fields.get("rcvdbyte")))
         if number is not None
     )
     if total:
         network["bytes"] = total
     if network:
         event["network"] = network
-    duration = _count(fields.get("duration"))
+    duration = digits(fields.get("duration"))
     if duration is not None and duration * 10**9 <= _MAX_LONG:
         event["event"]["duration"] = duration * 10**9
 
@@ -249,15 +247,3 @@ def _categorize(event: Event, fields: dict[str, str]) -> None:
         meta["outcome"] = outcome
     elif denied:
         meta["outcome"] = "failure"
-
-
-def _port(value: str | None) -> int | None:
-    number = _count(value)
-    return number if number is not None and number <= _MAX_PORT else None
-
-
-def _count(value: str | None) -> int | None:
-    if value is None or not value.isascii() or not value.isdigit():
-        return None
-    number = int(value)
-    return number if number <= _MAX_LONG else None

@@ -16,6 +16,8 @@ from soc.normalize.ecs import Event, add_related, branch, canonical_ip, format_u
 __all__ = [
     "as_int",
     "as_str",
+    "digits",
+    "port_number",
     "epoch_time",
     "iso_time",
     "set_endpoint",
@@ -35,6 +37,21 @@ def as_int(value: object) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int):
         return None
     return value if -_MAX_LONG - 1 <= value <= _MAX_LONG else None
+
+
+def digits(text: str | None) -> int | None:
+    """A count written in ASCII digits (a port, bytes, a duration in a text log), when it fits
+    Elasticsearch's long; None for anything else."""
+    if text is None or not text.isascii() or not text.isdigit():
+        return None
+    number = int(text)
+    return number if number <= _MAX_LONG else None
+
+
+def port_number(text: str | None) -> int | None:
+    """A port written in a text log: digits up to 65535; None for anything else."""
+    number = digits(text)
+    return number if number is not None and number <= _MAX_PORT else None
 
 
 def set_endpoint(event: Event, side: str, address: object, port: object = None) -> None:

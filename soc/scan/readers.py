@@ -183,6 +183,11 @@ def detect_format(path: Path) -> str:
     if _compression(head) is not None:
         with _open(path) as stream:
             head = stream.read(_SNIFF_BYTES)
+    return _format_of(path, head)
+
+
+def _format_of(path: Path, head: bytes) -> str:
+    """`detect_format` from the file's first (decompressed) bytes."""
     if head.startswith(_EVTX_MAGIC):
         return "evtx"
     if head.startswith(_PCAP_MAGICS):
@@ -329,11 +334,12 @@ def split_file(path: Path, size: int, part_bytes: int) -> Iterator[Span] | None:
         return None
     try:
         with path.open("rb") as raw:
-            if _compression(raw.read(len(_XZ_MAGIC))) is not None:
-                return None
-        file_format = detect_format(path)
+            head = raw.read(_SNIFF_BYTES)
     except OSError:
         return None
+    if _compression(head) is not None:
+        return None
+    file_format = _format_of(path, head)
     if file_format == "evtx":
         return _evtx_spans(path, part_bytes)
     if file_format in _SPLIT_LINES:

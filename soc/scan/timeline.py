@@ -19,6 +19,8 @@ from typing import Any, Final
 
 import orjson
 
+from soc.store.documents import lookup
+
 __all__ = ["FORMATS", "header", "renderer"]
 
 FORMATS: Final = ("jsonl", "csv")
@@ -111,18 +113,11 @@ def _details(event: Mapping[str, Any]) -> str:
 
 
 def _get(node: Any, dotted: str) -> Any:
-    """The value at a dotted path (nested, or under the dotted key itself); None when absent.
-    A list is shown as its items joined."""
-    if isinstance(node, Mapping) and dotted in node:
-        node = node[dotted]
-    else:
-        for key in dotted.split("."):
-            if not isinstance(node, Mapping) or key not in node:
-                return None
-            node = node[key]
-    if isinstance(node, list):
-        return ", ".join(str(item) for item in node)
-    return node
+    """The value at a dotted path as the stores read it (`lookup`); a list as its items joined."""
+    value = lookup(node, dotted) if isinstance(node, Mapping) else None
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return value
 
 
 def _cell(value: Any) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Final
 
 from soc.normalize.ecs import Event, branch
-from soc.normalize.network import set_endpoint
+from soc.normalize.network import port_number, set_endpoint
 
 __all__ = ["parse"]
 
@@ -26,7 +26,6 @@ __all__ = ["parse"]
 _LAYOUT: Final = {"4": (16, 18), "6": (12, 15)}
 _ACTIONS: Final = {"block": "denied", "reject": "denied", "pass": "allowed"}
 _TRANSPORTS: Final = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "ipv6-icmp": "ipv6-icmp"}
-_MAX_PORT: Final = 65535
 
 
 def parse(message: str, event: Event) -> None:
@@ -48,7 +47,7 @@ def parse(message: str, event: Event) -> None:
     protocol = fields[proto_at].lower()
     ports = protocol in {"tcp", "udp"} and len(fields) > source_at + 3
     for side, offset in (("source", 0), ("destination", 1)):
-        port = _port(fields[source_at + 2 + offset]) if ports else None
+        port = port_number(fields[source_at + 2 + offset]) if ports else None
         set_endpoint(event, side, fields[source_at + offset] or None, port)
     if protocol:
         branch(event, "network")["transport"] = _TRANSPORTS.get(protocol, protocol)
@@ -68,10 +67,3 @@ def parse(message: str, event: Event) -> None:
     }
     if protocol == "tcp" and len(fields) > source_at + 5 and fields[source_at + 5]:
         event["pfsense"]["tcp_flags"] = fields[source_at + 5]
-
-
-def _port(value: str) -> int | None:
-    if not value.isascii() or not value.isdigit():
-        return None
-    number = int(value)
-    return number if number <= _MAX_PORT else None

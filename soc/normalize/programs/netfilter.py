@@ -18,7 +18,7 @@ import re
 from typing import Any, Final
 
 from soc.normalize.ecs import Event, branch
-from soc.normalize.network import set_endpoint
+from soc.normalize.network import port_number, set_endpoint
 
 __all__ = ["parse"]
 
@@ -28,7 +28,6 @@ _PAIR: Final = re.compile(r"([A-Z][A-Z0-9_]*)=(\S*)")
 _FLAG: Final = re.compile(r"(?:^|\s)(CWR|ECE|URG|ACK|PSH|RST|SYN|FIN)(?=\s|$)")
 _DENIED_WORDS: Final = ("BLOCK", "DROP", "REJECT", "DENY", "DENIED")
 _ALLOWED_WORDS: Final = ("ALLOW", "ACCEPT")
-_MAX_PORT: Final = 65535
 
 
 def parse(message: str, event: Event) -> None:
@@ -61,8 +60,8 @@ def parse(message: str, event: Event) -> None:
         meta["outcome"] = "failure"
     if prefix:
         meta["action"] = prefix.strip("[]: ").lower().replace(" ", "_") or "logged"
-    set_endpoint(event, "source", pairs.get("SRC"), _port(pairs.get("SPT")))
-    set_endpoint(event, "destination", pairs.get("DST"), _port(pairs.get("DPT")))
+    set_endpoint(event, "source", pairs.get("SRC"), port_number(pairs.get("SPT")))
+    set_endpoint(event, "destination", pairs.get("DST"), port_number(pairs.get("DPT")))
     proto = pairs.get("PROTO", "")
     if proto:
         network = branch(event, "network")
@@ -84,10 +83,3 @@ def _verdict(prefix: str) -> str | None:
     if any(word in upper for word in _ALLOWED_WORDS):
         return "allowed"
     return None
-
-
-def _port(value: str | None) -> int | None:
-    if value is None or not value.isascii() or not value.isdigit():
-        return None
-    number = int(value)
-    return number if number <= _MAX_PORT else None
