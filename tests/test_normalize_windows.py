@@ -940,6 +940,108 @@ def test_antivirus_rules_fire_on_defender_detections() -> None:
     assert ruleset.match(status) == []
 
 
+def wfp_connection(
+    event_id: int, application: str, direction: str, local_port: str, remote_port: str
+) -> dict[str, Any]:
+    """A Windows Filtering Platform connection as the Security log writes it: the local end
+    is always the source, whatever the direction."""
+    return security_event(
+        event_id,
+        {
+            "ProcessID": 4556,
+            "Application": application,
+            "Direction": direction,
+            "SourceAddress": "10.0.0.10",
+            "SourcePort": local_port,
+            "DestAddress": "203.0.113.7",
+            "DestPort": remote_port,
+            "Protocol": 6,
+            "FilterRTID": 70201,
+            "LayerName": "%%14611",
+            "LayerRTID": 48,
+        },
+        "0x8020000000000000",
+    )
+
+
+FINGER = r"\device\harddiskvolume2\Windows\System32\finger.exe"
+ANYDESK = r"\device\harddiskvolume3\Program Files (x86)\AnyDesk\AnyDesk.exe"
+
+
+def test_wfp_connection_fills_the_fields_network_connection_rules_name() -> None:
+    """5156/5157: Direction is read as Sysmon's Initiated (network.direction carries both the
+    rules' "true" and the pipeline's egress), the protocol number as Sysmon's transport name,
+    ProcessID as the pid; the addresses stay as the event gives them."""
+    outbound = normalize_windows(wfp_connection(5156, FINGER, "%%14593", "50123", "79"))
+    assert_fields(
+        outbound,
+        {
+            "process.executable": FINGER,
+            "process.pid": 4556,
+            "network.direction": ["true", "egress"],
+            "network.transport": "tcp",
+            "network.iana_number": "6",
+            "event.category": ["network"],
+            "event.type": ["connection", "allowed"],
+            "source.ip": "10.0.0.10",
+            "source.port": 50123,
+            "destination.ip": "203.0.113.7",
+            "destination.port": 79,
+            "winlog.event_data.Direction": "%%14593",  # the event data stays as it came
+            "winlog.event_data.Protocol": 6,
+            "winlog.event_data.Initiated": ABSENT,
+        },
+    )
+    inbound = wfp_connection(5157, ANYDESK, "Inbound", "7070", "50999")  # rendered, blocked
+    inbound["Event"]["EventData"]["Protocol"] = "17"
+    assert_fields(
+        normalize_windows(inbound),
+        {
+            "network.direction": ["false", "ingress"],
+            "network.transport": "udp",
+            "event.type": ["connection", "denied"],
+        },
+    )
+    odd = wfp_connection(5156, FINGER, "%%99999", "1", "2")
+    odd["Event"]["EventData"]["Protocol"] = 253  # experimental: a number without a name
+    assert_fields(
+        normalize_windows(odd),
+        {"network.direction": ABSENT, "network.transport": ABSENT, "network.iana_number": "253"},
+    )
+    # Another Security event with a Direction and a Protocol is not read as a connection.
+    other = security_event(5031, {"Application": FINGER, "Direction": "%%14593"}, "0x0")
+    assert_fields(normalize_windows(other), {"network.direction": ABSENT, "event.type": ABSENT})
+
+
+@needs_sigma_rules
+def test_network_connection_rules_fire_on_security_5156_as_on_sysmon_3() -> None:
+    """A host without Sysmon: its Security log's allowed connections (5156) are
+    network_connection events, as Hayabusa converts them; blocked ones (5157) are not."""
+    from soc.detect.rules import load_rules
+
+    ruleset = load_rules(
+        [
+            SIGMA_RULES / "windows/network_connection/net_connection_win_finger.yml",
+            SIGMA_RULES
+            / "windows/network_connection"
+            / "net_connection_win_remote_access_tools_anydesk_incoming_connection.yml",
+        ]
+    )
+
+    def titles(record: dict[str, Any]) -> list[str]:
+        return [rule.title for rule in ruleset.match(normalize_windows(record))]
+
+    finger = "Network Connection Initiated via Finger.EXE"
+    anydesk = "Remote Access Tool - AnyDesk Incoming Connection"
+    sysmon = {"Image": r"C:\Windows\System32\finger.exe", "Initiated": "true", "Protocol": "tcp"}
+    assert titles(evtx_event(sysmon, event_id=3)) == [finger]
+    assert titles(wfp_connection(5156, FINGER, "%%14593", "50123", "79")) == [finger]
+    assert titles(wfp_connection(5156, FINGER, "%%14592", "79", "50123")) == []  # inbound
+    assert titles(wfp_connection(5157, FINGER, "%%14593", "50123", "79")) == []  # blocked
+    assert titles(wfp_connection(5156, ANYDESK, "%%14592", "7070", "50999")) == [anydesk]
+    assert titles(wfp_connection(5156, ANYDESK, "%%14593", "50999", "443")) == []
+
+
 ENGINE_STATE = (
     "\tNewEngineState=Available\r\n\tPreviousEngineState=None\r\n\r\n\tSequenceNumber=13\r\n\r\n"
     "\tHostName=ConsoleHost\r\n\tHostVersion=5.1.19041.1\r\n\tHostId=1b4a5f2e\r\n"

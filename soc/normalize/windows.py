@@ -39,7 +39,7 @@ import ipaddress
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -433,35 +433,93 @@ def _with_aliases(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-#: Log sources that name a field otherwise than the generic category their events are routed
-#: to, as SigmaHQ's tests/thor.yml maps them (its `fieldmappings`): a Security 4688 is a
-#: process_creation event whose Image is NewProcessName and whose ParentImage is
-#: ParentProcessName. Its ProcessId is the creator's: the new process's is NewProcessId (what
-#: Winlogbeat puts in process.pid and process.parent.pid). All are names the pipeline maps to
-#: ECS fields: the renamed values fill those fields, and the event data stays as the event has
-#: it. (Defender's Signature and Filename, the other mapping in thor.yml, are rule fields of no
-#: product: rules/pipelines/antivirus.yml maps them.)
-#: (channel folded, event id) -> (the rules' name, the event's own).
-_LOGSOURCE_FIELDS: Final[dict[tuple[str, str], tuple[tuple[str, str], ...]]] = {
-    ("security", "4688"): (
-        ("Image", "NewProcessName"),
-        ("ParentImage", "ParentProcessName"),
-        ("ProcessId", "NewProcessId"),
-        ("ParentProcessId", "ProcessId"),
-    ),
+def _initiated(value: object) -> str | None:
+    """A WFP Direction as Sysmon's Initiated: the message number (%%14593 outbound, %%14592
+    inbound) or the rendered word; None for anything else."""
+    return _WFP_DIRECTIONS.get(_as_text(value).strip().casefold())
+
+
+def _transport(value: object) -> str | None:
+    """An IANA protocol number as Sysmon names the transport (6: "tcp"); None when unknown."""
+    number = _integer(value, allow_hex=False)
+    return None if number is None else _TRANSPORTS.get(number)
+
+
+_WFP_DIRECTIONS: Final = {
+    "%%14593": "true",
+    "outbound": "true",
+    "%%14592": "false",
+    "inbound": "false",
 }
+_TRANSPORTS: Final = {
+    1: "icmp",
+    2: "igmp",
+    6: "tcp",
+    17: "udp",
+    47: "gre",
+    58: "ipv6-icmp",
+    132: "sctp",
+}
+_Rename = tuple[str, str, Callable[[object], object] | None]
+_WFP_CONNECTION: Final[tuple[_Rename, ...]] = (
+    ("Initiated", "Direction", _initiated),
+    ("Protocol", "Protocol", _transport),
+    ("ProcessId", "ProcessID", None),
+)
+
+
+#: Log sources that name a field otherwise than the generic category their events are routed
+#: to, as SigmaHQ's tests/thor.yml and Hayabusa map them: a Security 4688 is a process_creation
+#: event whose Image is NewProcessName and whose ParentImage is ParentProcessName. Its ProcessId
+#: is the creator's: the new process's is NewProcessId (what Winlogbeat puts in process.pid and
+#: process.parent.pid). A Windows Filtering Platform connection (5156 allowed, 5157 blocked) is
+#: a network_connection event whose Image is Application (already mapped), whose Initiated is its
+#: Direction (%%14593 outbound: "true") and whose Protocol is a number where Sysmon names it. All
+#: are names the pipeline maps to ECS fields: the renamed values fill those fields, and the event
+#: data stays as the event has it. (Defender's Signature and Filename, the other mapping in
+#: thor.yml, are rule fields of no product: rules/pipelines/antivirus.yml maps them.)
+#: (channel folded, event id) -> (the rules' name, the event's own, the conversion of its value).
+_LOGSOURCE_FIELDS: Final[dict[tuple[str, str], tuple[_Rename, ...]]] = {
+    ("security", "4688"): (
+        ("Image", "NewProcessName", None),
+        ("ParentImage", "ParentProcessName", None),
+        ("ProcessId", "NewProcessId", None),
+        ("ParentProcessId", "ProcessId", None),
+    ),
+    ("security", "5156"): _WFP_CONNECTION,
+    ("security", "5157"): _WFP_CONNECTION,
+}
+#: WFP events by id: ECS categorization (the connection allowed or blocked).
+_WFP_TYPES: Final = {"5156": "allowed", "5157": "denied"}
 
 
 def _with_logsource_fields(
     data: dict[str, Any], channel: str | None, event_id: str | None
 ) -> dict[str, Any]:
     """The event data as the reverse mapping reads it: named as the rules name this log
-    source's fields (`_LOGSOURCE_FIELDS`), each renamed value read from the event as it came
-    (a name the event lacks reads as absent)."""
+    source's fields (`_LOGSOURCE_FIELDS`), each renamed value read from the event as it came,
+    converted where the log source writes it otherwise (a name the event lacks, or a value
+    that does not convert, reads as absent)."""
     renamed = _LOGSOURCE_FIELDS.get(((channel or "").casefold(), event_id or ""))
     if renamed is None:
         return data
-    return {**data, **{sigma: data.get(own) for sigma, own in renamed}}
+    fields = dict(data)
+    for sigma, own, convert in renamed:
+        value = data.get(own)
+        fields[sigma] = value if convert is None or value is None else convert(value)
+    return fields
+
+
+def _categorize(event: dict[str, Any], channel: str | None, event_id: str | None) -> None:
+    """ECS categorization of the events the platform knows by id: a WFP connection is a
+    network connection, allowed (5156) or denied (5157), with its protocol's number."""
+    if (channel or "").casefold() != "security" or event_id not in _WFP_TYPES:
+        return
+    event["event"]["category"] = ["network"]
+    event["event"]["type"] = ["connection", _WFP_TYPES[event_id]]
+    protocol = _integer(event["winlog"]["event_data"].get("Protocol"), allow_hex=False)
+    if protocol is not None:
+        _fill(event, ("network", "iana_number"), str(protocol))
 
 
 # --- building the ECS event -----------------------------------------------------------------
@@ -486,6 +544,7 @@ def _build(parts: _Parts, record: Mapping[str, Any], record_id: str | None) -> d
         event["log"] = {"level": level}
     _set_outcome(event)
     _apply_reverse_mapping(event, _with_logsource_fields(parts.event_data, channel, event_id))
+    _categorize(event, channel, event_id)
     if tags:
         event["tags"] = tags
     return event
