@@ -173,6 +173,15 @@ GENERATORS: dict[str, tuple[str | None, Any]] = {
             f"{40000 + n % 20000},{n % 1024},0,S,{n},,64240,,mss"
         ),
     ),
+    "cef (deep security)": (
+        None,
+        lambda n: (
+            f"<134>Nov 28 10:00:{n % 60:02d} dsa01 CEF:0|Trend Micro|Deep Security Agent|20.0|"
+            f"4000010|Web Reputation|6|src=10.1.{n % 250}.3 spt={40000 + n % 20000} "
+            f"dst=203.0.113.{n % 250} dpt=80 act=Block request=http://bad.example/{n}.php?a=1 "
+            f"suser=bob msg=Blocked by WRS rt={1795836000000 + n} cs1Label=Policy cs1=Base"
+        ),
+    ),
     "nginx": (
         "nginx",
         lambda n: (

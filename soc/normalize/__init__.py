@@ -14,6 +14,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
 from soc import metrics
+from soc.normalize.cef import cef_start, normalize_cef
 from soc.normalize.cisco import cisco_tag, normalize_cisco
 from soc.normalize.ecs import Event, format_utc
 from soc.normalize.formats import FORMATS, unknown_format
@@ -43,6 +44,7 @@ __all__ = ["ECS_VERSION", "NormalizeOptions", "normalize"]
 _log = logging.getLogger(__name__)
 _GENERIC: Final = ("syslog", "syslog")  # event.module, event.dataset without a program parser
 _SYSLOG: Final = "syslog"
+_UNPARSED: Final = "syslog_unparsed"  # the tag of a line without a syslog header
 _UNKNOWN: Final = "unknown"  # the metric's label for any format we do not know (bounded labels)
 
 
@@ -85,16 +87,44 @@ def _normalize(record: Mapping[str, Any], options: NormalizeOptions) -> Event:
     if parsed.error is not None:
         event["error"] = {"message": parsed.error}
     program = _program(parsed.appname) if parsed.appname is not None else None
-    if program is None and is_fortigate(parsed.message):
-        normalize_fortigate(
-            event, parsed.message, options.timezone, header_host=bool(parsed.hostname)
-        )
-    elif program is None and (tag := cisco_tag(parsed.appname, parsed.message)) is not None:
-        normalize_cisco(event, tag, header_host=bool(parsed.hostname))
-    else:
+    if program is not None or not _apply_appliance(event, parsed, original, options):
         _apply_program(event, parsed, program)
     merge_vouched(event, record, tags)
     return event
+
+
+def _apply_appliance(
+    event: Event, parsed: SyslogMessage, line: str, options: NormalizeOptions
+) -> bool:
+    """Fill the event from a security appliance's own format in a line no program parser
+    claims (CEF, FortiGate's pairs, a Cisco message tag); False when the line has none."""
+    header_host = bool(parsed.hostname)
+    cef = cef_start(parsed.message, line)
+    if cef is not None:
+        eaten = parsed.hostname is not None and "CEF:" in parsed.hostname
+        if normalize_cef(event, cef, options.timezone, header_host=header_host and not eaten):
+            _cef_header(event, parsed, line, eaten)
+            return True
+    if is_fortigate(parsed.message):
+        normalize_fortigate(event, parsed.message, options.timezone, header_host=header_host)
+        return True
+    tag = cisco_tag(parsed.appname, parsed.message)
+    if tag is not None:
+        normalize_cisco(event, tag, header_host=header_host)
+        return True
+    return False
+
+
+def _cef_header(event: Event, parsed: SyslogMessage, line: str, eaten: bool) -> None:
+    """Undo what the syslog parser made of a CEF line's start: a host name taken from CEF's
+    header (a syslog header without one), the flags of a line that is CEF alone."""
+    if eaten:
+        syslog = event.get("log", {}).get("syslog")
+        if isinstance(syslog, dict):
+            syslog.pop("hostname", None)
+    if line.startswith("CEF:") and _UNPARSED in event["tags"]:
+        event["tags"].remove(_UNPARSED)
+        event.pop("error", None)
 
 
 def _timestamp(

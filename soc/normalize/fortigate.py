@@ -33,7 +33,14 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any, Final
 
 from soc.normalize.ecs import Event, add_related, branch, canonical_ip, format_utc
-from soc.normalize.network import digits, port_number, set_endpoint, set_url
+from soc.normalize.network import (
+    DENIED_ACTIONS,
+    IANA_TRANSPORTS,
+    digits,
+    port_number,
+    set_endpoint,
+    set_url,
+)
 
 __all__ = ["is_fortigate", "normalize_fortigate"]
 
@@ -45,15 +52,6 @@ _LOGID: Final = re.compile(r'(?:^|\s)logid="?\d{10}"?(?:\s|$)')
 _ESCAPE: Final = re.compile(r"\\(.)")
 _TZ: Final = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
 
-_TRANSPORTS: Final = {
-    "1": "icmp",
-    "6": "tcp",
-    "17": "udp",
-    "47": "gre",
-    "50": "esp",
-    "58": "ipv6-icmp",
-}
-_DENIED: Final = frozenset({"deny", "denied", "block", "blocked", "drop", "dropped", "reject"})
 #: utm subtypes -> ECS event.category.
 _UTM: Final = {
     "ips": "intrusion_detection",
@@ -200,7 +198,7 @@ def _network(event: Event, fields: dict[str, str]) -> None:
     network: dict[str, Any] = {}
     if proto.isascii() and proto.isdigit() and int(proto) <= 255:
         network["iana_number"] = proto
-        transport = _TRANSPORTS.get(proto)
+        transport = IANA_TRANSPORTS.get(proto)
         if transport is not None:
             network["transport"] = transport
     total = sum(
@@ -222,7 +220,7 @@ def _categorize(event: Event, fields: dict[str, str]) -> None:
     kind = fields.get("type", "")
     subtype = fields.get("subtype", "")
     action = fields.get("action", "").lower()
-    denied = action in _DENIED or fields.get("utmaction", "").lower() in _DENIED
+    denied = action in DENIED_ACTIONS or fields.get("utmaction", "").lower() in DENIED_ACTIONS
     if kind == "traffic":
         meta["category"] = ["network"]
         meta["type"] = ["connection", "denied" if denied else "allowed"]

@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 from soc.normalize.ecs import Event, add_related, branch, canonical_ip, format_utc
 
 __all__ = [
+    "DENIED_ACTIONS",
+    "IANA_TRANSPORTS",
     "as_int",
     "as_str",
     "digits",
@@ -25,6 +27,21 @@ __all__ = [
 ]
 
 _MAX_PORT: Final = 65535
+#: IANA protocol numbers, as logs write them, -> the transport names of ECS and Sigma's rules.
+IANA_TRANSPORTS: Final = {
+    "1": "icmp",
+    "2": "igmp",
+    "6": "tcp",
+    "17": "udp",
+    "47": "gre",
+    "50": "esp",
+    "58": "ipv6-icmp",
+    "132": "sctp",
+}
+#: What firewalls call refusing a connection (lower case).
+DENIED_ACTIONS: Final = frozenset(
+    {"deny", "denied", "block", "blocked", "drop", "dropped", "reject", "rejected"}
+)
 _MAX_LONG: Final = 2**63 - 1
 
 

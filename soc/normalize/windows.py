@@ -56,6 +56,7 @@ from sigma.processing.transformations import (
 
 from soc.ids import stable_id
 from soc.normalize.ecs import format_utc
+from soc.normalize.network import IANA_TRANSPORTS
 
 __all__ = ["is_windows_event", "normalize_windows"]
 
@@ -442,7 +443,7 @@ def _initiated(value: object) -> str | None:
 def _transport(value: object) -> str | None:
     """An IANA protocol number as Sysmon names the transport (6: "tcp"); None when unknown."""
     number = _integer(value, allow_hex=False)
-    return None if number is None else _TRANSPORTS.get(number)
+    return None if number is None else IANA_TRANSPORTS.get(str(number))
 
 
 _WFP_DIRECTIONS: Final = {
@@ -450,15 +451,6 @@ _WFP_DIRECTIONS: Final = {
     "outbound": "true",
     "%%14592": "false",
     "inbound": "false",
-}
-_TRANSPORTS: Final = {
-    1: "icmp",
-    2: "igmp",
-    6: "tcp",
-    17: "udp",
-    47: "gre",
-    58: "ipv6-icmp",
-    132: "sctp",
 }
 _Rename = tuple[str, str, Callable[[object], object] | None]
 _WFP_CONNECTION: Final[tuple[_Rename, ...]] = (
