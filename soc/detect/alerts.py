@@ -11,6 +11,7 @@ from typing import Any
 from soc.detect.correlation import CorrelationHit
 from soc.detect.rules import CompiledRule, rule_summary
 from soc.ids import stable_id
+from soc.store.documents import lookup
 from soc.timeutil import format_ts, utcnow
 
 #: Sigma levels -> ECS `event.severity` (the 0-100 scale Elastic Security uses).
@@ -19,6 +20,13 @@ SEVERITY = {"informational": 21, "low": 21, "medium": 47, "high": 73, "critical"
 #: Entity fields copied from the event to the alert top level, for filters and grouping.
 _ENTITIES = ("host", "source", "destination", "user", "process", "organization", "url")
 _TECHNIQUE = re.compile(r"attack\.t\d{4}(\.\d{3})?")
+#: A field in a rule's `details`: `%name%`.
+_PLACEHOLDER = re.compile(r"%([A-Za-z_@][\w.@-]*)%")
+#: What separates the segments of a rule's `details` (Hayabusa's separator).
+_SEGMENT = "¦"
+#: The most of one value, and of the whole, an alert's details show.
+_VALUE_CHARS = 300
+_DETAILS_CHARS = 1000
 
 
 def alert_id(rule_id: str, event_id: str) -> str:
@@ -42,7 +50,7 @@ def build_alert(rule: CompiledRule, event: Mapping[str, Any]) -> dict[str, Any]:
         },
         "rule": rule_summary(rule),
         "tags": list(rule.tags),
-        "message": rule.title,
+        "message": render_details(rule.details, event) if rule.details else rule.title,
         "events": [dict(event)],
     }
     if rule.techniques or rule.tactics:
@@ -55,6 +63,47 @@ def build_alert(rule: CompiledRule, event: Mapping[str, Any]) -> dict[str, Any]:
         if name in event:
             alert[name] = event[name]
     return alert
+
+
+def render_details(template: str, event: Mapping[str, Any]) -> str:
+    """A rule's `details` for one event: each `%field%` replaced by the event's value, the field
+    named as stored (`%source.ip%`, `%rule.name%`) or, for a Windows event, as its event data
+    names it (`%TargetUserName%`, as Hayabusa's rules write them); "-" where the event has none.
+    Segments between `¦` of which no placeholder found a value are left out (`File: %file.path%`
+    for an event without a file). One line, each value and the whole cut to a length an alert
+    list can show."""
+    shown: list[str] = []
+    for segment in template.split(_SEGMENT):
+        found = 0
+
+        def value(placeholder: re.Match[str]) -> str:
+            nonlocal found
+            name = placeholder[1]
+            text = _text(lookup(event, name))
+            if text is None and "." not in name:
+                text = _text(lookup(event, f"winlog.event_data.{name}"))
+            if text is None:
+                return "-"
+            found += 1
+            return text if len(text) <= _VALUE_CHARS else text[: _VALUE_CHARS - 1] + "…"
+
+        rendered, placeholders = _PLACEHOLDER.subn(value, segment)
+        rendered = " ".join(rendered.split())
+        if rendered and (found or not placeholders):
+            shown.append(rendered)
+    text = f" {_SEGMENT} ".join(shown)
+    return text if len(text) <= _DETAILS_CHARS else text[: _DETAILS_CHARS - 1] + "…"
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, list):
+        items = [text for item in value if (text := _text(item)) is not None]
+        return ", ".join(items) if items else None
+    if value is None or value == "" or isinstance(value, Mapping):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def build_correlation_alert(hit: CorrelationHit) -> dict[str, Any]:

@@ -77,6 +77,9 @@ class CompiledRule:
     #: Sets of literals of which, for each set, one must occur for the rule to match (none:
     #: always evaluated).
     requirements: tuple[Requirement, ...] = ()
+    #: What an alert of the rule says happened: `details` (as Hayabusa's rules write it), with
+    #: `%field%` placeholders the event fills (`soc.detect.alerts.render_details`).
+    details: str | None = None
     #: The pySigma rule after field mapping, kept for conversion to queries.
     sigma: SigmaRule | None = field(default=None, compare=False, repr=False)
 
@@ -257,8 +260,15 @@ def _compile(
             t.split(".", 1)[1] for t in tags if _TACTIC.fullmatch(t) and not _TECHNIQUE.fullmatch(t)
         ),
         requirements=rule_requirements(trees),
+        details=_details(rule),
         sigma=rule,
     )
+
+
+def _details(rule: SigmaRule) -> str | None:
+    """The rule's `details` template (a custom attribute to Sigma): text, else none."""
+    details = rule.custom_attributes.get("details")
+    return details.strip() or None if isinstance(details, str) else None
 
 
 def load_rules(paths: Sequence[Path], options: LoadOptions | None = None) -> RuleSet:

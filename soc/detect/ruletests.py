@@ -4,8 +4,8 @@ For a single-event rule each entry is one event; for a correlation rule each ent
 of events fed in order. An event is given as
 - a string: a raw syslog line, normalized as the pipeline would;
 - `{access: LINE}`: a web access-log line; `{windows: {Event: ...}}`: a Windows event as the
-  evtx parser gives it; `{line: LINE}` or `{syslog: LINE}`: a syslog line; `{event: {...}}` or
-  any other mapping: an ECS event as is;
+  evtx parser gives it; `{suricata: {...}}`: one Suricata EVE record; `{line: LINE}` or
+  `{syslog: LINE}`: a syslog line; `{event: {...}}` or any other mapping: an ECS event as is;
 - any of these with `repeat: N`: N copies, with `{n}` (or `{n:02d}`) replaced by 0..N-1.
 
 Every rule the project ships carries both kinds of example, so a change to a rule, a parser or the
@@ -15,6 +15,7 @@ engine that breaks a detection shows up as a failing rule test.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -89,6 +90,15 @@ def event_from_entry(entry: Any, options: NormalizeOptions) -> Mapping[str, Any]
         return normalize_access_log(str(entry["access"]), event_id=ident, server="test")
     if isinstance(entry, Mapping) and "windows" in entry:
         return normalize_windows(entry["windows"], record_id=ident)
+    if isinstance(entry, Mapping) and isinstance(entry.get("suricata"), Mapping):
+        record = {
+            "id": ident,
+            "format": "suricata",
+            "received_at": format_ts(utcnow()),
+            "source": {"type": "agent", "transport": "test", "peer": {"ip": "127.0.0.1"}},
+            "data": json.dumps(entry["suricata"]),
+        }
+        return normalize(record, options)
     if isinstance(entry, Mapping) and isinstance(entry.get("event"), Mapping) and len(entry) == 1:
         event = copy.deepcopy(dict(entry["event"]))
     elif isinstance(entry, Mapping):

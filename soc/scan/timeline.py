@@ -80,6 +80,8 @@ def _csv_row(alert: Mapping[str, Any]) -> bytes:
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         details = f"{kind}: {pairs} value={value}"
+    elif alert.get("message") and alert.get("message") != rule.get("name"):
+        details = str(alert["message"])  # the rule's own details, rendered for this event
     else:
         details = _details(event)
     cells = [
