@@ -239,6 +239,31 @@ def test_keyboard_alone_logs_in_and_every_focus_is_visible(console: Console) -> 
     page.get_by_role("heading", name="Tổng quan", exact=True).wait_for()
 
 
+def test_a_products_own_detection_opens_an_incident_that_says_what_it_found(
+    console: Console, platform: Platform
+) -> None:
+    """An endpoint suite's virus detection over CEF (rules/external/): the incident's timeline
+    shows the rule and what the product found, from the rule's details."""
+    host = _host("apex")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    platform.send_udp(
+        [
+            f"<134>1 {now} {host} CEF - - - CEF:0|Trend Micro|Apex One|14|AV|Virus found|9|"
+            "act=Quarantine fname=eicar.com filePath=C:\\\\Users\\\\bob\\\\eicar.com duser=bob"
+        ]
+    )
+    incident = _incident_for(platform, host)["incident"]
+    assert incident["title"] == f"Security Product Detection Over CEF - High Severity — {host}"
+    console.login()
+    console.open(f"/incidents/{incident['id']}")
+    page = console.page
+    page.get_by_role("heading", name=re.compile(host)).wait_for()
+    page.locator(".timeline .entry.alert summary").filter(
+        has_text="Trend Micro Apex One: Virus found ¦ Quarantine ¦ File: C:\\Users\\bob\\eicar.com"
+    ).wait_for()
+    console.shot("08-incident-external-detection")
+
+
 def test_a_viewer_reads_incidents_but_is_offered_no_change(
     new_console: Any, platform: Platform
 ) -> None:

@@ -146,6 +146,13 @@ function Comments({ doc, onChange, me }) {
   </section>`;
 }
 
+// An alert's rule, and what its details say happened when the rule has them (the message).
+function alertSummary(doc) {
+  const rule = doc.rule && doc.rule.name;
+  if (rule && doc.message && doc.message !== rule) return `${rule} — ${doc.message}`;
+  return rule || doc.message;
+}
+
 function Timeline({ id, count }) {
   const { data, error } = useData(() => get(`/incidents/${encodeURIComponent(id)}/timeline`), [id, count]);
   if (error) return html`<${ErrorBox} error=${error} />`;
@@ -159,7 +166,7 @@ function Timeline({ id, count }) {
     ${entries.length === 0 && html`<${Empty} />`}
     <ol class="timeline">
       ${entries.map(({ type, doc }) => {
-        const summary = type === 'alert' ? (doc.rule && doc.rule.name) || doc.message : doc.message || (doc.event && doc.event.action);
+        const summary = type === 'alert' ? alertSummary(doc) : doc.message || (doc.event && doc.event.action);
         return html`<li class=${`entry ${type}`}>
           <details>
             <summary>
