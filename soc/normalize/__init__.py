@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Final
 
+import orjson
+
 from soc import metrics
 from soc.normalize.cef import cef_start, normalize_cef
 from soc.normalize.cisco import cisco_tag, normalize_cisco
@@ -25,12 +27,14 @@ from soc.normalize.record import (
     FAILURE_REASONS,
     MAPPING,
     NormalizeOptions,
+    finish,
     merge_vouched,
     parse_time,
     peer,
     receipt,
     text,
 )
+from soc.normalize.suricata import is_eve, normalize_eve
 from soc.normalize.syslog import (
     FACILITY_NAMES,
     SEVERITY_NAMES,
@@ -38,6 +42,7 @@ from soc.normalize.syslog import (
     parse_syslog,
     resolve_timestamp,
 )
+from soc.normalize.windows import is_windows_event, normalize_windows
 
 __all__ = ["ECS_VERSION", "NormalizeOptions", "normalize"]
 
@@ -69,6 +74,9 @@ def normalize(record: Mapping[str, Any], options: NormalizeOptions) -> dict[str,
 def _normalize(record: Mapping[str, Any], options: NormalizeOptions) -> Event:
     original = text(record.get("data")) or ""
     parsed = parse_syslog(original)
+    shipped = _shipped_document(parsed.message, original)
+    if shipped is not None:
+        return _from_shipped(record, options, parsed, original, shipped)
     tags = list(parsed.tags)
     got = receipt(record.get("received_at"), tags)
     ingested, received = got.text, got.moment
@@ -91,6 +99,56 @@ def _normalize(record: Mapping[str, Any], options: NormalizeOptions) -> Event:
         _apply_program(event, parsed, program)
     merge_vouched(event, record, tags)
     return event
+
+
+def _shipped_document(message: str, line: str) -> dict[str, Any] | None:
+    """A Windows event or a Suricata EVE record that a shipper sent as JSON over syslog (NXLog's
+    to_json(), Winlogbeat's or Suricata's syslog output; with a syslog header or without one):
+    the JSON from the line's first brace, whatever the header parser made of it (a tag of
+    `{"EventTime"`). None for any other line, JSON or not."""
+    stripped = line.rstrip()
+    if not stripped.endswith("}"):
+        return None  # most lines: no JSON object at their end
+    text = message.strip()
+    if not (text.startswith("{") and text.endswith("}")):
+        start = stripped.find("{")
+        if start < 0:
+            return None
+        text = stripped[start:]
+    try:
+        document = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(document, dict) and (is_windows_event(document) or is_eve(document)):
+        return document
+    return None
+
+
+def _from_shipped(
+    record: Mapping[str, Any],
+    options: NormalizeOptions,
+    parsed: SyslogMessage,
+    line: str,
+    document: dict[str, Any],
+) -> Event:
+    """The shipped document's event, as its own format makes it, with the syslog header kept
+    under log.syslog and the whole line as the original."""
+    if is_windows_event(document):
+        event = normalize_windows(document, record_id=text(record.get("id")), zone=options.timezone)
+    else:
+        event = normalize_eve(document)
+        if parsed.hostname and "host" not in event:
+            event["host"] = {"name": parsed.hostname}
+    syslog = _log_syslog(parsed)
+    if not parsed.message.lstrip().startswith("{"):
+        for taken in ("appname", "procid", "msgid"):  # the JSON's start, taken for a tag
+            syslog.pop(taken, None)
+    if syslog:
+        log = event.setdefault("log", {})
+        if isinstance(log, dict):
+            log["syslog"] = syslog
+    tags = [tag for tag in parsed.tags if tag != _UNPARSED]
+    return finish(event, record, line, tags)
 
 
 def _apply_appliance(

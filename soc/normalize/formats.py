@@ -92,7 +92,7 @@ def json_auto(record: Mapping[str, Any], options: NormalizeOptions) -> Event:
     if document is None:
         return finish(_not_json(line, "json", str(why)), record, line, [])
     if is_windows_event(document):
-        return _windows_document(record, line, document)
+        return _windows_document(record, line, document, options)
     if is_eve(document):
         return finish(normalize_eve(document), record, line, [])
     if is_zeek(document):
@@ -111,17 +111,20 @@ def _generic_json(line: str, document: dict[str, Any]) -> Event:
     return event
 
 
-def windows(record: Mapping[str, Any], _options: NormalizeOptions) -> Event:
+def windows(record: Mapping[str, Any], options: NormalizeOptions) -> Event:
     line = _data(record)
     document, why = _load_object(line)
     if document is None:
         return finish(_not_json(line, "windows", str(why)), record, line, [])
-    return _windows_document(record, line, document)
+    return _windows_document(record, line, document, options)
 
 
-def _windows_document(record: Mapping[str, Any], line: str, document: dict[str, Any]) -> Event:
+def _windows_document(
+    record: Mapping[str, Any], line: str, document: dict[str, Any], options: NormalizeOptions
+) -> Event:
     record_id = text(record.get("id"))
-    return finish(normalize_windows(document, record_id=record_id), record, line, [])
+    event = normalize_windows(document, record_id=record_id, zone=options.timezone)
+    return finish(event, record, line, [])
 
 
 def suricata_eve(record: Mapping[str, Any], _options: NormalizeOptions) -> Event:

@@ -9,7 +9,8 @@ Sigma field to. The reverse mapping is read from the installed pipeline at impor
 follows the backend when the backend changes.
 
 Input: the ``evtx`` package's JSON (``{"Event": {"System": ..., "EventData": ...}}``, and the
-variations real exporters produce) or a Winlogbeat/agent document (top-level ``winlog``).
+variations real exporters produce), a Winlogbeat/agent document (top-level ``winlog``), or NXLog's
+JSON (im_msvistalog's ``to_json()``: System values under NXLog's names, event data beside them).
 
 Conventions:
 
@@ -41,7 +42,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any, Final, NamedTuple, TypeGuard
 
@@ -214,23 +215,37 @@ _REVERSE: Final = _reverse_mapping(_mapping_items(), _value_aliases())
 
 
 def is_windows_event(record: Mapping[str, Any]) -> bool:
-    """True for the evtx JSON form (``Event.System``, or a bare ``System`` with an EventID) and
-    for Winlogbeat/agent documents (a ``winlog`` object)."""
+    """True for the evtx JSON form (``Event.System``, or a bare ``System`` with an EventID), for
+    Winlogbeat/agent documents (a ``winlog`` object) and for NXLog's (``to_json()`` of
+    im_msvistalog: ``EventID`` beside ``SourceName`` or ``Channel``, and ``Hostname`` or
+    ``EventTime``, all at the top)."""
     event = record.get("Event")
     if _is_mapping(event) and _is_mapping(event.get("System")):
         return True
     system = record.get("System")
     if _is_mapping(system) and "EventID" in system:
         return True
-    return _is_mapping(record.get("winlog"))
+    return _is_mapping(record.get("winlog")) or _is_nxlog(record)
 
 
-def normalize_windows(record: Mapping[str, Any], *, record_id: str | None = None) -> dict[str, Any]:
+def _is_nxlog(record: Mapping[str, Any]) -> bool:
+    return (
+        "EventID" in record
+        and ("SourceName" in record or "Channel" in record)
+        and ("Hostname" in record or "EventTime" in record)
+    )
+
+
+def normalize_windows(
+    record: Mapping[str, Any], *, record_id: str | None = None, zone: tzinfo | None = None
+) -> dict[str, Any]:
     """One Windows event, as the evtx package's JSON ({"Event": {"System": ..., "EventData":
-    ...}}) or as Winlogbeat/agent JSON (top-level "winlog"), -> ECS event. Never raises: an
-    event that defeats normalization still comes back, with its original and an error."""
+    ...}}), as Winlogbeat/agent JSON (top-level "winlog") or as NXLog's JSON, -> ECS event.
+    `zone`: the site's, for NXLog's EventTime, which is the shipping host's local time without
+    an offset unless NXLog is told to write one (UTC when not given). Never raises: an event
+    that defeats normalization still comes back, with its original and an error."""
     try:
-        return _normalize(record, record_id)
+        return _normalize(record, record_id, zone)
     except Exception as exc:  # one odd event must not stop a stream or a scan
         _log.exception("windows event normalization failed")
         return _failure_event(record, record_id, exc)
@@ -261,12 +276,20 @@ class _Parts:
     user_data: dict[str, Any] | None = None
 
 
-def _normalize(record: Mapping[str, Any], record_id: str | None) -> dict[str, Any]:
+def _normalize(
+    record: Mapping[str, Any], record_id: str | None, zone: tzinfo | None
+) -> dict[str, Any]:
     winlog = record.get("winlog")
     if _is_mapping(winlog) and not _is_mapping(record.get("Event")):
         parts = _from_winlogbeat(record, winlog)
         event = _build(parts, record, record_id)
         return _merge(event, record)
+    if _is_nxlog(record) and not _is_mapping(record.get("Event")):
+        event = _build(_from_nxlog(record, zone), record, record_id)
+        message = record.get("Message")
+        if isinstance(message, str) and message:
+            event["message"] = message  # the event's text as Windows renders it
+        return event
     event_node = record.get("Event")
     node = event_node if _is_mapping(event_node) else record
     return _build(_from_evtx(node), record, record_id)
@@ -331,6 +354,61 @@ def _from_winlogbeat(record: Mapping[str, Any], winlog: Mapping[str, Any]) -> _P
         user_sid=_mapping(winlog.get("user")).get("identifier"),
         event_data=_with_aliases(data),
     )
+
+
+#: NXLog's own fields in its JSON of a Windows event (im_msvistalog): the System values it
+#: renames and what it adds; every other top-level field is the event's data.
+_NXLOG_FIELDS: Final = frozenset(
+    {
+        "EventTime", "EventReceivedTime", "Hostname", "Keywords", "EventType", "SeverityValue",
+        "Severity", "EventID", "SourceName", "ProviderGuid", "Version", "Task", "OpcodeValue",
+        "Opcode", "RecordNumber", "ActivityID", "RelatedActivityID", "ProcessID", "ThreadID",
+        "Channel", "Message", "Category", "Domain", "AccountName", "UserID", "AccountType",
+        "SourceModuleName", "SourceModuleType", "ERRORLEVEL", "MessageSourceAddress",
+    }
+)  # fmt: skip
+#: NXLog's SeverityValue -> the Windows level it was made from (1 critical ... 4 information).
+_NXLOG_LEVELS: Final = {1: "4", 2: "4", 3: "3", 4: "2", 5: "1"}
+_NAIVE_TIME: Final = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?")
+
+
+def _from_nxlog(record: Mapping[str, Any], zone: tzinfo | None) -> _Parts:
+    """NXLog's JSON: the System values under its own names, the event data beside them. Its
+    Keywords is the mask as a signed 64-bit number; its EventTime local time (`zone`)."""
+    data = {key: value for key, value in record.items() if key not in _NXLOG_FIELDS}
+    keywords = record.get("Keywords")
+    if isinstance(keywords, int) and not isinstance(keywords, bool):
+        keywords = hex(keywords & 0xFFFF_FFFF_FFFF_FFFF)
+    severity = record.get("SeverityValue")
+    level = _NXLOG_LEVELS.get(severity) if isinstance(severity, int) else None
+    return _Parts(
+        timestamp=_zoned(record.get("EventTime"), zone),
+        event_id=record.get("EventID"),
+        provider_name=record.get("SourceName"),
+        provider_guid=record.get("ProviderGuid"),
+        channel=record.get("Channel"),
+        computer=record.get("Hostname"),
+        record_id=record.get("RecordNumber"),
+        task=record.get("Task"),
+        opcode=record.get("OpcodeValue"),
+        level=level,
+        keywords=keywords,
+        pid=record.get("ProcessID"),
+        tid=record.get("ThreadID"),
+        user_sid=record.get("UserID"),
+        event_data=_with_aliases(data),
+    )
+
+
+def _zoned(value: object, zone: tzinfo | None) -> object:
+    """A time without an offset, read in `zone` and given the offset; other values as they are."""
+    if zone is None or not isinstance(value, str) or _NAIVE_TIME.fullmatch(value.strip()) is None:
+        return value
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return value
+    return moment.replace(tzinfo=zone).isoformat()
 
 
 def _mapping(value: object) -> Mapping[str, Any]:

@@ -562,7 +562,7 @@ def _flag_invalid(event: dict[str, Any], line: _Line) -> dict[str, Any]:
 
 
 def _read_jsonl(
-    path: Path, name: str, _options: NormalizeOptions, span: Span | None
+    path: Path, name: str, options: NormalizeOptions, span: Span | None
 ) -> Iterator[Item]:
     for line in _lines(path, span):
         try:
@@ -570,11 +570,11 @@ def _read_jsonl(
         except ValueError as exc:
             yield ReadProblem(name, line.number, f"not a JSON value: {exc}")
             continue
-        yield _from_json(value, name, line.number, line)
+        yield _from_json(value, name, line.number, line, options)
 
 
 def _read_json(
-    path: Path, name: str, _options: NormalizeOptions, _span: Span | None
+    path: Path, name: str, options: NormalizeOptions, _span: Span | None
 ) -> Iterator[Item]:
     decoder = codecs.getincrementaldecoder("utf-8-sig")("backslashreplace")
     with _open(path) as raw:
@@ -584,7 +584,7 @@ def _read_json(
             return decoder.decode(data, final=not data)
 
         for number, value in enumerate(_json_values(read), start=1):
-            yield _from_json(value, name, number, None)
+            yield _from_json(value, name, number, None, options)
 
 
 def _loads(text: str) -> Any:
@@ -637,13 +637,15 @@ def _skip_structure(buffer: str, position: int, depth: int) -> tuple[int, int]:
     return position, depth
 
 
-def _from_json(value: Any, name: str, record: int, line: _Line | None) -> Item:
+def _from_json(
+    value: Any, name: str, record: int, line: _Line | None, options: NormalizeOptions
+) -> Item:
     """A Windows event is normalized, an ECS event or any other object is kept as it is; both
     get the scan's record fields and, if they have none, the scan's event.id."""
     if not isinstance(value, dict):
         return ReadProblem(name, record, f"a JSON {type(value).__name__}, not an object")
     event_id = _scan_id(name, record)
-    event = _normalized(value, name, event_id, line)
+    event = _normalized(value, name, event_id, line, options)
     node = event.setdefault("event", {})
     if isinstance(node, dict):
         node.setdefault("id", event_id)
@@ -653,11 +655,11 @@ def _from_json(value: Any, name: str, record: int, line: _Line | None) -> Item:
 
 
 def _normalized(
-    value: dict[str, Any], name: str, event_id: str, line: _Line | None
+    value: dict[str, Any], name: str, event_id: str, line: _Line | None, options: NormalizeOptions
 ) -> dict[str, Any]:
     """Windows events, Suricata EVE and Zeek logs become ECS; anything else stays as it is."""
     if is_windows_event(value):
-        return normalize_windows(value, record_id=event_id)
+        return normalize_windows(value, record_id=event_id, zone=options.timezone)
     if is_eve(value):
         event = normalize_eve(value)
     elif is_zeek(value):
