@@ -1042,6 +1042,98 @@ def test_network_connection_rules_fire_on_security_5156_as_on_sysmon_3() -> None
     assert titles(wfp_connection(5156, ANYDESK, "%%14593", "50999", "443")) == []
 
 
+def registry_4657(key: str, value: str, new: str, operation: str = "%%1905") -> dict[str, Any]:
+    """A registry value change audited by a SACL, as the Security log writes it."""
+    return security_event(
+        4657,
+        {
+            "SubjectUserSid": "S-1-5-21-1-2-3-1105",
+            "SubjectUserName": "bob",
+            "SubjectDomainName": "SO-TTTT",
+            "SubjectLogonId": "0x5a1f2",
+            "ObjectName": key,
+            "ObjectValueName": value,
+            "HandleId": "0x1f4",
+            "OperationType": operation,
+            "OldValueType": "%%1873",
+            "OldValue": "",
+            "NewValueType": "%%1873",
+            "NewValue": new,
+            "ProcessId": "0x1a2c",
+            "ProcessName": r"C:\Windows\System32\reg.exe",
+        },
+        "0x8020000000000000",
+    )
+
+
+RUN_KEY = r"\REGISTRY\MACHINE\SOFTWARE\Microsoft\Windows\CurrentVersion\Run"
+
+
+def test_registry_4657_fills_the_target_object_registry_rules_name() -> None:
+    """ObjectName and ObjectValueName are Sysmon's TargetObject, the hive abbreviated as Sysmon
+    does; the operation is the action; the event data stays as it came."""
+    event = normalize_windows(registry_4657(RUN_KEY, "updater", r"C:\Users\Public\u.exe", "%%1904"))
+    assert_fields(
+        event,
+        {
+            "registry.path": r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run\updater",
+            "process.executable": r"C:\Windows\System32\reg.exe",
+            "process.pid": 0x1A2C,
+            "event.category": ["registry"],
+            "event.type": ["change"],
+            "event.action": "value_created",
+            "winlog.event_data.TargetObject": ABSENT,
+            "winlog.event_data.NewValue": r"C:\Users\Public\u.exe",
+        },
+    )
+    user_key = r"\REGISTRY\USER\S-1-5-21-1-2-3-1105\Software\Classes\ms-settings\Shell\Open\command"
+    assert_fields(
+        normalize_windows(registry_4657(user_key, "-", "cmd.exe", "Registry value deleted")),
+        {
+            "registry.path": "HKU" + user_key.removeprefix(r"\REGISTRY\USER"),
+            "event.action": "value_deleted",
+        },
+    )
+    # A path under no hive Sysmon abbreviates, and a hive's name inside a longer one.
+    for key in (r"\REGISTRY\A\{5d1c}\Root", r"\REGISTRY\MACHINEX\Key"):
+        assert normalize_windows(registry_4657(key, "v", "1"))["registry"]["path"] == f"{key}\\v"
+
+
+@needs_sigma_rules
+def test_registry_rules_fire_on_security_4657_as_on_sysmon_13() -> None:
+    """A host without Sysmon, with a SACL on the keys attackers use: its 4657 are registry
+    events (TargetObject from the key and value, Details from NewValue), as Hayabusa converts
+    them; a deleted value is no value set."""
+    from soc.detect.rules import load_rules
+
+    registry = SIGMA_RULES / "windows/registry/registry_set"
+    ruleset = load_rules(
+        [
+            registry / "registry_set_susp_run_key_img_folder.yml",
+            registry / "registry_set_defender_exclusions.yml",
+        ]
+    )
+
+    def titles(record: dict[str, Any]) -> list[str]:
+        return [rule.title for rule in ruleset.match(normalize_windows(record))]
+
+    run = "New RUN Key Pointing to Suspicious Folder"
+    exclusion = "Windows Defender Exclusions Added - Registry"
+    public = r"C:\Users\Public\u.exe"
+    assert titles(registry_4657(RUN_KEY, "updater", public, "%%1904")) == [run]
+    assert titles(registry_4657(RUN_KEY, "updater", r"C:\Program Files\u.exe")) == []
+    assert titles(registry_4657(RUN_KEY, "updater", public, "%%1906")) == []  # deleted
+    exclusions = r"\REGISTRY\MACHINE\SOFTWARE\Microsoft\Windows Defender\Exclusions\Paths"
+    assert titles(registry_4657(exclusions, r"C:\Temp", "0")) == [exclusion]
+    sysmon = {
+        "EventType": "SetValue",
+        "Image": r"C:\Windows\System32\reg.exe",
+        "TargetObject": r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Run\updater",
+        "Details": public,
+    }
+    assert titles(evtx_event(sysmon, event_id=13)) == [run]
+
+
 ENGINE_STATE = (
     "\tNewEngineState=Available\r\n\tPreviousEngineState=None\r\n\r\n\tSequenceNumber=13\r\n\r\n"
     "\tHostName=ConsoleHost\r\n\tHostVersion=5.1.19041.1\r\n\tHostId=1b4a5f2e\r\n"

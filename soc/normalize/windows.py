@@ -530,12 +530,51 @@ _WFP_DIRECTIONS: Final = {
     "%%14592": "false",
     "inbound": "false",
 }
-_Rename = tuple[str, str, Callable[[object], object] | None]
+#: A field as the rules name it, read from the event data as the log source writes it.
+_Rename = tuple[str, Callable[[Mapping[str, Any]], object]]
+
+
+def _own(name: str, convert: Callable[[object], object] | None = None) -> _Reader:
+    """The event's own field, converted where the log source writes it otherwise."""
+
+    def read(data: Mapping[str, Any]) -> object:
+        value = data.get(name)
+        return value if convert is None or value is None else convert(value)
+
+    return read
+
+
+def _registry_target(data: Mapping[str, Any]) -> str | None:
+    """A 4657's key and value as Sysmon's TargetObject: the native key path with its hive as
+    Sysmon abbreviates it (\\REGISTRY\\MACHINE: HKLM, \\REGISTRY\\USER: HKU), then the value's
+    name."""
+    key, value = data.get("ObjectName"), data.get("ObjectValueName")
+    if not isinstance(key, str) or not key or key == "-":
+        return None
+    upper = key.upper()
+    for native, short in _HIVES:
+        if upper.startswith(native) and upper[len(native) : len(native) + 1] in {"", "\\"}:
+            key = short + key[len(native) :]
+            break
+    return f"{key}\\{value}" if isinstance(value, str) and value and value != "-" else key
+
+
+_Reader = Callable[[Mapping[str, Any]], object]
+_HIVES: Final = (("\\REGISTRY\\MACHINE", "HKLM"), ("\\REGISTRY\\USER", "HKU"))
 _WFP_CONNECTION: Final[tuple[_Rename, ...]] = (
-    ("Initiated", "Direction", _initiated),
-    ("Protocol", "Protocol", _transport),
-    ("ProcessId", "ProcessID", None),
+    ("Initiated", _own("Direction", _initiated)),
+    ("Protocol", _own("Protocol", _transport)),
+    ("ProcessId", _own("ProcessID")),
 )
+#: A 4657's OperationType (message number, or the text a forwarder rendered) -> event.action.
+_REGISTRY_OPERATIONS: Final = {
+    "%%1904": "value_created",
+    "new registry value created": "value_created",
+    "%%1905": "value_modified",
+    "existing registry value modified": "value_modified",
+    "%%1906": "value_deleted",
+    "registry value deleted": "value_deleted",
+}
 
 
 #: Log sources that name a field otherwise than the generic category their events are routed
@@ -544,20 +583,24 @@ _WFP_CONNECTION: Final[tuple[_Rename, ...]] = (
 #: is the creator's: the new process's is NewProcessId (what Winlogbeat puts in process.pid and
 #: process.parent.pid). A Windows Filtering Platform connection (5156 allowed, 5157 blocked) is
 #: a network_connection event whose Image is Application (already mapped), whose Initiated is its
-#: Direction (%%14593 outbound: "true") and whose Protocol is a number where Sysmon names it. All
-#: are names the pipeline maps to ECS fields: the renamed values fill those fields, and the event
-#: data stays as the event has it. (Defender's Signature and Filename, the other mapping in
-#: thor.yml, are rule fields of no product: rules/pipelines/antivirus.yml maps them.)
-#: (channel folded, event id) -> (the rules' name, the event's own, the conversion of its value).
+#: Direction (%%14593 outbound: "true") and whose Protocol is a number where Sysmon names it. A
+#: registry value audited by a SACL (4657) is a registry event whose TargetObject is its
+#: ObjectName and ObjectValueName, its hive abbreviated as Sysmon does. All are names the
+#: pipeline maps to ECS fields: the renamed values fill those fields, and the event data stays as
+#: the event has it. (Defender's Signature and Filename, the other mapping in thor.yml, are rule
+#: fields of no product: rules/pipelines/antivirus.yml maps them; a 4657's NewValue is read as
+#: the registry rules' Details by rules/pipelines/windows_security.yml.)
+#: (channel folded, event id) -> (the rules' name, how the event's data gives it).
 _LOGSOURCE_FIELDS: Final[dict[tuple[str, str], tuple[_Rename, ...]]] = {
     ("security", "4688"): (
-        ("Image", "NewProcessName", None),
-        ("ParentImage", "ParentProcessName", None),
-        ("ProcessId", "NewProcessId", None),
-        ("ParentProcessId", "ProcessId", None),
+        ("Image", _own("NewProcessName")),
+        ("ParentImage", _own("ParentProcessName")),
+        ("ProcessId", _own("NewProcessId")),
+        ("ParentProcessId", _own("ProcessId")),
     ),
     ("security", "5156"): _WFP_CONNECTION,
     ("security", "5157"): _WFP_CONNECTION,
+    ("security", "4657"): (("TargetObject", _registry_target),),
 }
 #: WFP events by id: ECS categorization (the connection allowed or blocked).
 _WFP_TYPES: Final = {"5156": "allowed", "5157": "denied"}
@@ -574,16 +617,26 @@ def _with_logsource_fields(
     if renamed is None:
         return data
     fields = dict(data)
-    for sigma, own, convert in renamed:
-        value = data.get(own)
-        fields[sigma] = value if convert is None or value is None else convert(value)
+    for sigma, read in renamed:
+        fields[sigma] = read(data)
     return fields
 
 
 def _categorize(event: dict[str, Any], channel: str | None, event_id: str | None) -> None:
     """ECS categorization of the events the platform knows by id: a WFP connection is a
-    network connection, allowed (5156) or denied (5157), with its protocol's number."""
-    if (channel or "").casefold() != "security" or event_id not in _WFP_TYPES:
+    network connection, allowed (5156) or denied (5157), with its protocol's number; a 4657 a
+    registry change, its operation the action."""
+    if (channel or "").casefold() != "security":
+        return
+    if event_id == "4657":
+        event["event"]["category"] = ["registry"]
+        event["event"]["type"] = ["change"]
+        operation = _as_text(event["winlog"]["event_data"].get("OperationType")).strip()
+        action = _REGISTRY_OPERATIONS.get(operation.casefold())
+        if action is not None:
+            event["event"]["action"] = action
+        return
+    if event_id not in _WFP_TYPES:
         return
     event["event"]["category"] = ["network"]
     event["event"]["type"] = ["connection", _WFP_TYPES[event_id]]
