@@ -191,3 +191,23 @@ def test_firewall_and_cef_detections_name_what_the_product_found() -> None:
             "User: bob"  # no endpoints: that segment is left out
         ),
     }
+
+
+def test_a_correlation_alert_says_what_its_details_say(tmp_path: Path) -> None:
+    """A correlation's details read its alert (the group, `correlation.value`) and the first
+    event's entities; a count is a whole number."""
+    log = tmp_path / "auth.log"
+    log.write_text(
+        "".join(
+            f"Nov 28 10:00:{n:02d} web01 sshd[42]: Failed password for root from 203.0.113.7 "
+            f"port {5000 + n} ssh2\n"
+            for n in range(10)
+        )
+    )
+    output = io.BytesIO()
+    scan([log], load_rules([RULES]), output, timezone=ZONE)
+    alerts = [orjson.loads(line) for line in output.getvalue().splitlines()]
+    (brute,) = [a for a in alerts if a["rule"]["name"] == "SSH Brute Force From One Address"]
+    assert brute["message"] == "From: 203.0.113.7 ¦ Failed passwords: 10 ¦ Host: web01"
+    failed = [a for a in alerts if a["rule"]["name"] == "SSH Failed Password"]
+    assert failed[0]["message"] == "User: root ¦ From: 203.0.113.7 ¦ Host: web01"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,24 @@ def test_own_rules_pass_their_test_events(ruleset: RuleSet) -> None:
     assert failures == []
     assert all(result.failures is not None for result in results)
     assert sum(result.cases for result in results) >= 60
+
+
+def test_every_own_rule_says_what_happened_in_its_alerts(ruleset: RuleSet) -> None:
+    """Each single-event rule's details, rendered for its first matching test event, fill at
+    least one field and leave no placeholder behind."""
+    from soc.detect.alerts import build_alert
+    from soc.detect.ruletests import event_from_entry
+    from soc.normalize import NormalizeOptions
+
+    for rule in ruleset.rules:
+        assert rule.details, f"{rule.path}: no details"
+        entry = yaml.safe_load(rule_tests_path(rule.path).read_text())["match"][0]
+        message = build_alert(rule, event_from_entry(entry, NormalizeOptions()))["message"]
+        placeholders = re.findall(r"%[\w.@-]+%", rule.details)
+        assert message != rule.title, f"{rule.path}: {message}"
+        assert not any(p in message for p in placeholders), f"{rule.path}: {message}"
+    for rule, _ in ruleset.correlations:
+        assert rule.custom_attributes.get("details"), f"{rule.title}: no details"
 
 
 def test_a_wrong_expectation_is_reported(tmp_path: Path) -> None:

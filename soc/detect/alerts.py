@@ -4,6 +4,7 @@ the ATT&CK mapping, the entities analysts pivot on, and the triggering event its
 from __future__ import annotations
 
 import re
+from collections import ChainMap
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -103,6 +104,8 @@ def _text(value: Any) -> str | None:
         return None
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a correlation's count
     return str(value)
 
 
@@ -152,6 +155,8 @@ def build_correlation_alert(hit: CorrelationHit) -> dict[str, Any]:
             alert[name] = first[name]
     for path, value in hit.group:
         _set_path(alert, path, value)
+    if rule.details:
+        alert["message"] = render_details(rule.details, ChainMap(alert, dict(first)))
     return alert
 
 

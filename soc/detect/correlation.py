@@ -152,6 +152,9 @@ class CorrelationRule:
     generate: bool
     description: str
     sigma: SigmaCorrelationRule = field(repr=False, compare=False)
+    #: What its alert says happened (`details`, as single-event rules carry it), filled from the
+    #: alert: the group, `correlation.value`, the first event's entities.
+    details: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -575,7 +578,13 @@ def _rule_info(rule: SigmaCorrelationRule) -> CorrelationRule:
         generate=rule.generate,
         description=rule.description or "",
         sigma=rule,
+        details=_details(rule),
     )
+
+
+def _details(rule: SigmaCorrelationRule) -> str | None:
+    details = rule.custom_attributes.get("details")
+    return details.strip() or None if isinstance(details, str) else None
 
 
 def _references(rule: SigmaCorrelationRule) -> list[_Reference]:
