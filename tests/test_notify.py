@@ -556,3 +556,33 @@ def test_a_providers_wait_request_is_honoured_from_header_or_telegram_body() -> 
     assert _retry_after(header) == 12.0
     assert _retry_after(telegram) == 7.0
     assert _retry_after(httpx.Response(429, text="slow down")) is None
+
+
+def test_a_message_says_what_the_latest_alert_found() -> None:
+    """The incident keeps its latest alert's details (the rule's, rendered); the message shows
+    them, and a ZNS template may ask for them. An alert without details changes nothing."""
+    from datetime import UTC, datetime
+
+    from soc.incidents.model import add_alerts
+
+    doc = incident_doc("abc123", 4)
+    said = {
+        "@timestamp": "2026-11-29T01:05:00.000000Z",
+        "rule": {"id": "r1", "name": "Suricata Alert - High Severity", "level": "high"},
+        "message": "ET EXPLOIT Apache log4j RCE Attempt ¦ 203.0.113.5:40000 -> 10.0.0.8:80",
+    }
+    plain = {**said, "message": "Suricata Alert - High Severity"}
+    now = datetime(2026, 11, 29, 1, 6, tzinfo=UTC)
+    folded = add_alerts(add_alerts(doc, [said], now), [plain], now)
+    assert folded["incident"]["last_message"] == said["message"]
+    for language, label in (("vi", "Chi tiết"), ("en", "Details")):
+        notice = notice_from_incident(
+            folded, kind="new", language=language, console_url="https://soc", new_alerts=1
+        )
+        assert f"{label}: {said['message']}" in render_text(notice, ZONE, 2000)
+        params = (NotifyParamConfig("detail", "details", 40),)
+        assert zns_template_data(notice, params, ZONE)["detail"].startswith("ET EXPLOIT Apache")
+    bare = notice_from_incident(
+        doc, kind="new", language="en", console_url="https://soc", new_alerts=1
+    )
+    assert "Details:" not in render_text(bare, ZONE, 2000)

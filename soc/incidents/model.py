@@ -44,6 +44,8 @@ MAX_RELATED: Final = 100
 MAX_COMMENTS: Final = 1000
 MAX_COMMENT_LENGTH: Final = 10_000
 MAX_TAGS: Final = 50
+#: The most of an alert's message an incident keeps as its latest.
+MAX_MESSAGE: Final = 1000
 
 
 class TransitionError(ValueError):
@@ -190,6 +192,10 @@ def add_alerts(
             *_strings(_get(alert, "host.ip")),
         ]
         _merge_list(related.setdefault("ip", []), addresses)
+        said = _get(alert, "message")
+        if isinstance(said, str) and said and said != _get(alert, "rule.name"):
+            # What the latest alert's rule details say happened (the signature, the user...).
+            body["last_message"] = said[:MAX_MESSAGE]
     doc["@timestamp"] = body["last_seen"]
     body["updated"] = format_ts(now)
     return doc

@@ -54,6 +54,9 @@ class Notice:
     techniques: list[str] = field(default_factory=list)
     change: str = ""
     window_seconds: int = 0
+    #: What the incident's latest alert says happened (its rule's details), when it says more
+    #: than the rule's name.
+    last_message: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

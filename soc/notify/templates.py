@@ -69,6 +69,7 @@ _LABELS = {
         "status": "Trạng thái",
         "agency": "Cơ quan",
         "rule": "Luật",
+        "details": "Chi tiết",
         "hosts": "Máy",
         "users": "Tài khoản",
         "ips": "Địa chỉ IP",
@@ -84,6 +85,7 @@ _LABELS = {
         "status": "Status",
         "agency": "Agency",
         "rule": "Rule",
+        "details": "Details",
         "hosts": "Hosts",
         "users": "Users",
         "ips": "IP addresses",
@@ -160,6 +162,7 @@ def facts(notice: Notice, zone: ZoneInfo) -> list[tuple[str, str]]:
         (labels["status"], _STATUS[lang].get(notice.status, notice.status)),
         (labels["agency"], notice.agency),
         (labels["rule"], f"{notice.rule_name} ({notice.rule_id})" if notice.rule_id else ""),
+        (labels["details"], notice.last_message),
         (labels["hosts"], ", ".join(notice.hosts)),
         (labels["alerts"], str(notice.alert_count)),
         (labels["first_seen"], _local(notice.first_seen, zone) if notice.first_seen else ""),
@@ -228,6 +231,7 @@ def _fact(notice: Notice, name: str, zone: ZoneInfo) -> str:
         "last_seen": _local(notice.last_seen, zone) if notice.last_seen else "",
         "url": notice.url,
         "summary": summary(notice),
+        "details": notice.last_message,
     }
     if name not in values:
         raise KeyError(name)
@@ -236,7 +240,7 @@ def _fact(notice: Notice, name: str, zone: ZoneInfo) -> str:
 
 ZNS_VALUES = (
     "title", "severity", "status", "agency", "rule", "host", "alert_count", "new_alerts",
-    "incident_id", "first_seen", "last_seen", "url", "summary",
+    "incident_id", "first_seen", "last_seen", "url", "summary", "details",
 )  # fmt: skip
 
 
@@ -286,6 +290,7 @@ def notice_from_incident(
         techniques=_strings(technique.get("id") if isinstance(technique, dict) else None),
         change=change,
         window_seconds=window_seconds,
+        last_message=str(incident.get("last_message") or ""),
     )
 
 
