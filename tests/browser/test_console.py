@@ -261,6 +261,7 @@ def test_a_products_own_detection_opens_an_incident_that_says_what_it_found(
     page.locator(".timeline .entry.alert summary").filter(
         has_text="Trend Micro Apex One: Virus found ¦ Quarantine ¦ File: C:\\Users\\bob\\eicar.com"
     ).wait_for()
+    page.locator(".facts dd", has_text="Trend Micro Apex One: Virus found").wait_for()
     console.shot("08-incident-external-detection")
 
 

@@ -27,6 +27,7 @@ function Facts({ doc }) {
     ['incident.severity', html`<${Severity} level=${inc.severity} />`],
     ['incident.agency', (doc.organization && doc.organization.id) || '—'],
     ['incident.rule', inc.rule ? `${inc.rule.name} (${inc.rule.level})` : '—'],
+    ['incident.details', inc.last_message || '—'],
     ['incident.alerts', number(inc.alert_count)],
     ['incident.assignee', inc.assignee || '—'],
     ['incident.firstSeen', dateTime(inc.first_seen)],
