@@ -208,6 +208,34 @@ GENERATORS: dict[str, tuple[str | None, Any]] = {
     "suricata eve": ("suricata", _eve),
     "zeek json": ("zeek", _zeek),
     "windows (winlogbeat json)": ("windows", _winlogbeat),
+    "windows (nxlog json over syslog)": (
+        None,
+        lambda n: (
+            "<14>Nov 28 10:00:00 dc01 "
+            + orjson.dumps(
+                {
+                    "EventTime": f"2026-11-28 10:00:{n % 60:02d}",
+                    "Hostname": "DC01.so.local",
+                    "Keywords": -9218868437227405312,
+                    "SeverityValue": 4,
+                    "EventID": 4625,
+                    "SourceName": "Microsoft-Windows-Security-Auditing",
+                    "Channel": "Security",
+                    "RecordNumber": n,
+                    "ProcessID": 636,
+                    "ThreadID": 4400,
+                    "Message": "An account failed to log on.",
+                    "TargetUserName": f"user{n % 50}",
+                    "TargetDomainName": "SO",
+                    "Status": "0xc000006d",
+                    "LogonType": "3",
+                    "IpAddress": f"203.0.113.{n % 250}",
+                    "IpPort": str(40000 + n % 20000),
+                    "SourceModuleType": "im_msvistalog",
+                }
+            ).decode()
+        ),
+    ),
     **({"windows (evtx json)": ("windows", lambda n: _EVTX[n % len(_EVTX)])} if _EVTX else {}),
     "json (auto-detect: eve)": ("json", _eve),
     "ecs": (
