@@ -62,7 +62,30 @@ class Part:
     def stop(self) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(60)
+        try:
+            return self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            # Hung on the way out: what it was doing is the bug's evidence (printed, shown with
+            # the failure), then it goes.
+            print(f"--- {self.log.name}: no exit 60 s after SIGTERM; its threads:")
+            print(_stacks(self.process.pid))
+            self.process.kill()
+            self.process.wait(30)
+            return -signal.SIGKILL
+
+    def tail(self, lines: int = 80) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _stacks(pid: int) -> str:
+    """The process's Python stacks (py-spy, when installed), for a hang's diagnosis."""
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        return "(py-spy not installed)"
+    done = subprocess.run(
+        [str(spy), "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=60
+    )
+    return done.stdout + done.stderr
 
 
 @pytest.fixture
@@ -88,6 +111,8 @@ def platform(tmp_path: Path) -> Iterator[dict[str, Any]]:
         yield {"http": f"http://{http[1]}", "tcp": int(tcp[1]), "parts": parts}
     finally:
         codes = [part.stop() for part in parts]
+        for part in parts:  # shown only when the test fails: what each process last said
+            print(f"--- {part.log.name} (last lines)\n{part.tail()}")
         assert codes == [0, 0, 0], [part.log.read_text() for part in parts]
         httpx.delete(f"{ES}/{namespace}-soc-*", timeout=30)
 
