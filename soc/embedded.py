@@ -130,6 +130,8 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
     linger = config.pipeline.linger_ms / 1000
     drain = parts == PARTS
     layers: list[_Layer] = []
+    #: Set by each stage once it consumes (see `_until_joined`).
+    joined: list[asyncio.Event] = []
     detection_stages: list[DetectionStage | CorrelationStage] = []
     accounts = open_accounts(config) if parts & {"engine", "api"} else None
     if "engine" in parts:
@@ -166,19 +168,27 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
         ]
         for layer in layers:
             for stage in layer.stages:
+                joined.append(asyncio.Event())
                 layer.tasks.append(
                     asyncio.create_task(
-                        run_stage(bus, stage, layer.stop, batch, drain=drain, linger=linger),
+                        run_stage(
+                            bus, stage, layer.stop, batch, drain=drain, linger=linger,
+                            joined=joined[-1],
+                        ),
                         name=stage.name,
                     )
-                )
+                )  # fmt: skip
     notifier = Notifier(config) if "notifier" in parts else None
     if notifier is not None:
         # Last layer: stopped after everything upstream of soc.incidents has drained.
         notifier.start()
         layers.append(_Layer([notifier.stage]))
+        joined.append(asyncio.Event())
         layers[-1].tasks.append(asyncio.create_task(
-            run_stage(bus, notifier.stage, layers[-1].stop, batch, drain=drain, linger=linger),
+            run_stage(
+                bus, notifier.stage, layers[-1].stop, batch, drain=drain, linger=linger,
+                joined=joined[-1],
+            ),
             name="notify"
         ))  # fmt: skip
     api: _ApiServer | None = None
@@ -275,6 +285,9 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
             # A separate engine learns of the console's rule switches by polling the accounts
             # database it shares with the API (same data directory or auth.database).
             watch_task = asyncio.create_task(_watch_overrides(config, detection_stages, accounts))
+    # Ready means consuming: every stage a member of its group (a broker still starting, or
+    # away, holds this back; a stop request does not wait for it).
+    await _until_joined(joined, stop)
     log.info(
         "ready parts=%s %s bus=%s store=%s data_dir=%s",
         ",".join(sorted(parts)), " ".join(addresses), config.bus, config.store, config.data_dir,
@@ -393,6 +406,20 @@ async def _reload_rules(
         len(detection.correlations.correlations),
     )  # fmt: skip
     heap.resettle()  # the old rule set is garbage now; the new one lives on
+
+
+async def _until_joined(joined: list[asyncio.Event], stop: asyncio.Event) -> None:
+    """Until every stage has joined its group, or a stop is asked for."""
+    if all(event.is_set() for event in joined):
+        return
+    waits = [asyncio.create_task(event.wait()) for event in joined]
+    stopping = asyncio.create_task(stop.wait())
+    everyone = asyncio.create_task(asyncio.wait(waits))
+    try:
+        await asyncio.wait({everyone, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (*waits, everyone, stopping):
+            task.cancel()
 
 
 async def _wait_for_stop(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> str:

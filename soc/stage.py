@@ -32,13 +32,15 @@ async def run_stage(
     *,
     drain: bool = True,
     linger: float = 0.0,
+    joined: asyncio.Event | None = None,
 ) -> None:
     """Run until `stop` is set. With `drain`, go on until a poll comes back empty, i.e. the input
     is drained (the caller stops upstream stages first); without, stop after the batch in hand
     is handled and committed (upstream runs elsewhere and never stops).
 
     `linger` (seconds): how long a batch smaller than `batch_size` waits for more records before
-    it is handled (see `_gather`)."""
+    it is handled (see `_gather`). `joined` is set once the stage is a member of its group,
+    consuming."""
     while True:
         try:
             consumer = await bus.subscribe(stage.topic, stage.name)
@@ -51,6 +53,8 @@ async def run_stage(
             metrics.STAGE_ERRORS.labels(stage.name).inc()
             log.exception("stage cannot join its group yet, retrying stage=%s", stage.name)
             await asyncio.sleep(1.0)
+    if joined is not None:
+        joined.set()
     retry_delay = 0.1
     try:
         while True:

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 #: How long `subscribe` waits for the group to hand the new member its partitions.
 _JOIN_TIMEOUT = 60.0
+#: What `subscribe` allows the client's own start (bootstrap, coordinator) on top of the join.
+_START_SLACK = 30.0
+#: How long giving up on a member may take (leaving its group) before it is dropped regardless.
+_ABANDON_TIMEOUT = 30.0
 #: Producer errors after which only a new producer (a new producer id) can publish again.
 _PRODUCER_STATE_LOST = (OutOfOrderSequenceNumber, InvalidProducerEpoch)
 #: Keys whose partition is remembered per topic (then forgotten all at once).
@@ -99,13 +103,13 @@ class KafkaBus:
             if name in self._known_topics:
                 return
             admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
-            await admin.start()
             try:
+                await admin.start()
                 await admin.create_topics([NewTopic(name, self._partitions, self._replication)])
             except TopicAlreadyExistsError:
                 pass
             finally:
-                await admin.close()
+                await admin.close()  # also when it never started: nothing left connecting
             self._known_topics.add(name)
 
     async def publish(self, topic: str, messages: Sequence[Message]) -> None:
@@ -206,7 +210,16 @@ class KafkaBus:
             group,
             self._name(topic),
         )
-        await consumer.start()
+        try:
+            # Bounded as a whole: aiokafka's own start waits for the group's coordinator
+            # without a deadline, and a broker half back from a restart can keep it there.
+            await asyncio.wait_for(consumer.start(), _JOIN_TIMEOUT + _START_SLACK)
+        except BaseException:
+            # A member that did not start must not stay: left running, it joins the group in
+            # the background, is handed partitions and never polls them (the caller retries
+            # with a new member, and records on those partitions would wait forever).
+            await consumer.abandon()
+            raise
         self._consumers.append(consumer)
         return consumer
 
@@ -376,4 +389,15 @@ class KafkaConsumer:
         if self._closed:
             return
         self._closed = True
+        # Nothing more will be committed by this member: its leaving the group must not wait
+        # for a batch in hand (the next owner takes it over; ids make that harmless).
+        self._idle.set()
         await self._consumer.stop()
+
+    async def abandon(self) -> None:
+        """Stop a member that never started (or whose start is given up), within a bound; a
+        failure to stop cleanly is logged, never raised over the reason it is abandoned."""
+        try:
+            await asyncio.wait_for(self.close(), _ABANDON_TIMEOUT)
+        except Exception as exc:  # TimeoutError or the client's own: it goes regardless
+            log.warning("kafka consumer abandoned uncleanly topic=%s error=%r", self._topic, exc)
