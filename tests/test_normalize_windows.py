@@ -916,6 +916,31 @@ def test_process_creation_rules_on_integrity_level_and_logon_id_fire_on_security
 
 
 @needs_sigma_rules
+def test_a_null_test_on_a_field_read_under_two_names_keeps_sysmons_meaning() -> None:
+    """SigmaHQ's WmiPrvSE rule filters out `LogonId: null`. Read under both names (LogonId,
+    SubjectLogonId), the test would be "either is null", true of every Sysmon event (no
+    SubjectLogonId), and the rule would never fire; a null test reads Sysmon's name alone."""
+    from soc.detect.rules import load_rules
+
+    rule = "windows/process_creation/proc_creation_win_wmiprvse_spawning_process.yml"
+    ruleset = load_rules([SIGMA_RULES / rule])
+    spawned = {
+        "Image": r"C:\Windows\System32\cmd.exe",
+        "ParentImage": r"C:\Windows\System32\wbem\WmiPrvSE.exe",
+        "CommandLine": "cmd /c whoami",
+        "User": r"SO-TTTT\bob",
+    }
+    titles = [
+        r.title
+        for r in ruleset.match(normalize_windows(evtx_event({**spawned, "LogonId": "0x5a1f2"})))
+    ]
+    assert titles == ["WmiPrvSE Spawned A Process"]
+    # Its own filters still apply: the SYSTEM logon, and no logon at all.
+    assert ruleset.match(normalize_windows(evtx_event({**spawned, "LogonId": "0x3e7"}))) == []
+    assert ruleset.match(normalize_windows(evtx_event(spawned))) == []
+
+
+@needs_sigma_rules
 def test_antivirus_rules_fire_on_defender_detections() -> None:
     from soc.detect.rules import load_rules
 
