@@ -76,6 +76,7 @@ from sigma.correlations import (
     SigmaRuleReference,
 )
 
+from soc.detect.rules import rule_details
 from soc.ids import stable_id
 
 log = logging.getLogger(__name__)
@@ -578,13 +579,8 @@ def _rule_info(rule: SigmaCorrelationRule) -> CorrelationRule:
         generate=rule.generate,
         description=rule.description or "",
         sigma=rule,
-        details=_details(rule),
+        details=rule_details(rule),
     )
-
-
-def _details(rule: SigmaCorrelationRule) -> str | None:
-    details = rule.custom_attributes.get("details")
-    return details.strip() or None if isinstance(details, str) else None
 
 
 def _references(rule: SigmaCorrelationRule) -> list[_Reference]:

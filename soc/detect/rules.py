@@ -260,12 +260,12 @@ def _compile(
             t.split(".", 1)[1] for t in tags if _TACTIC.fullmatch(t) and not _TECHNIQUE.fullmatch(t)
         ),
         requirements=rule_requirements(trees),
-        details=_details(rule),
+        details=rule_details(rule),
         sigma=rule,
     )
 
 
-def _details(rule: SigmaRule) -> str | None:
+def rule_details(rule: SigmaRule | SigmaCorrelationRule) -> str | None:
     """The rule's `details` template (a custom attribute to Sigma): text, else none."""
     details = rule.custom_attributes.get("details")
     return details.strip() or None if isinstance(details, str) else None

@@ -49,6 +49,8 @@ __all__ = ["ECS_VERSION", "NormalizeOptions", "normalize"]
 _log = logging.getLogger(__name__)
 _GENERIC: Final = ("syslog", "syslog")  # event.module, event.dataset without a program parser
 _SYSLOG: Final = "syslog"
+_WINDOWS: Final = "windows"  # the kinds of JSON a shipper sends over syslog
+_EVE: Final = "eve"
 _UNPARSED: Final = "syslog_unparsed"  # the tag of a line without a syslog header
 _UNKNOWN: Final = "unknown"  # the metric's label for any format we do not know (bounded labels)
 
@@ -101,11 +103,11 @@ def _normalize(record: Mapping[str, Any], options: NormalizeOptions) -> Event:
     return event
 
 
-def _shipped_document(message: str, line: str) -> dict[str, Any] | None:
+def _shipped_document(message: str, line: str) -> tuple[str, dict[str, Any]] | None:
     """A Windows event or a Suricata EVE record that a shipper sent as JSON over syslog (NXLog's
     to_json(), Winlogbeat's or Suricata's syslog output; with a syslog header or without one):
     the JSON from the line's first brace, whatever the header parser made of it (a tag of
-    `{"EventTime"`). None for any other line, JSON or not."""
+    `{"EventTime"`), with its kind. None for any other line, JSON or not."""
     stripped = line.rstrip()
     if not stripped.endswith("}"):
         return None  # most lines: no JSON object at their end
@@ -119,9 +121,11 @@ def _shipped_document(message: str, line: str) -> dict[str, Any] | None:
         document = orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
-    if isinstance(document, dict) and (is_windows_event(document) or is_eve(document)):
-        return document
-    return None
+    if not isinstance(document, dict):
+        return None
+    if is_windows_event(document):
+        return _WINDOWS, document
+    return (_EVE, document) if is_eve(document) else None
 
 
 def _from_shipped(
@@ -129,11 +133,12 @@ def _from_shipped(
     options: NormalizeOptions,
     parsed: SyslogMessage,
     line: str,
-    document: dict[str, Any],
+    shipped: tuple[str, dict[str, Any]],
 ) -> Event:
     """The shipped document's event, as its own format makes it, with the syslog header kept
     under log.syslog and the whole line as the original."""
-    if is_windows_event(document):
+    kind, document = shipped
+    if kind == _WINDOWS:
         event = normalize_windows(document, record_id=text(record.get("id")), zone=options.timezone)
     else:
         event = normalize_eve(document)

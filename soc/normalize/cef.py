@@ -47,6 +47,7 @@ from soc.normalize.network import (
     DENIED_ACTIONS,
     IANA_TRANSPORTS,
     digits,
+    epoch_digits,
     port_number,
     set_endpoint,
     set_url,
@@ -66,6 +67,8 @@ _TIME: Final = re.compile(
     r"^([A-Z][a-z]{2}) +(\d{1,2})(?: (\d{4}))? (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?"
     r"(?: +(?:(Z|UTC|GMT)|(?:GMT|UTC)?([+-])(\d{2}):?(\d{2})|([A-Za-z][\w/+-]*)))?$"
 )
+#: CEF's times since the epoch: seconds or milliseconds.
+_EPOCH_LENGTHS: Final = (10, 13)
 _MONTHS: Final = {
     name: number
     for number, name in enumerate(
@@ -245,14 +248,7 @@ def _parse_time(text: str, zone: tzinfo) -> datetime | None:
     """Milliseconds (or seconds) since the epoch, ``MMM dd [yyyy] HH:mm:ss[.SSS] [zone]`` or
     ISO 8601; the site's zone when the text names none, this year when it names no year."""
     if text.isascii() and text.isdigit():
-        scale = {10: 1, 13: 10**3}.get(len(text))
-        if scale is None:
-            return None
-        whole, part = divmod(int(text), scale)
-        try:
-            return datetime.fromtimestamp(whole, UTC) + timedelta(milliseconds=part)
-        except (OverflowError, OSError, ValueError):
-            return None
+        return epoch_digits(text) if len(text) in _EPOCH_LENGTHS else None
     found = _TIME.match(text)
     if found is None:
         try:
@@ -321,10 +317,11 @@ def _endpoints(event: Event, values: dict[str, str]) -> None:
         ("source", "src", "spt", "smac", "shost", "suser", "suid"),
         ("destination", "dst", "dpt", "dmac", "dhost", "duser", "duid"),
     ):
+        number = port_number(values.get(port))
         if values.get(address):
-            set_endpoint(event, side, values[address], port_number(values.get(port)))
-        elif port_number(values.get(port)) is not None:
-            branch(event, side)["port"] = port_number(values.get(port))
+            set_endpoint(event, side, values[address], number)
+        elif number is not None:
+            branch(event, side)["port"] = number
         if values.get(mac):
             branch(event, side)["mac"] = values[mac].replace(":", "-").upper()
         if values.get(host):

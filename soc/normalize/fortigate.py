@@ -29,7 +29,7 @@ probes.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Final
 
 from soc.normalize.ecs import Event, add_related, branch, canonical_ip, format_utc
@@ -37,6 +37,7 @@ from soc.normalize.network import (
     DENIED_ACTIONS,
     IANA_TRANSPORTS,
     digits,
+    epoch_digits,
     port_number,
     set_endpoint,
     set_url,
@@ -126,17 +127,9 @@ def normalize_fortigate(event: Event, message: str, zone: tzinfo, *, header_host
 
 def _moment(fields: dict[str, str], zone: tzinfo) -> datetime | None:
     """``eventtime`` (its length tells the unit), else ``date`` ``time`` in ``tz``."""
-    stamp = fields.get("eventtime", "")
-    if stamp.isascii() and stamp.isdigit():
-        scale = {10: 1, 13: 10**3, 16: 10**6, 19: 10**9}.get(len(stamp))
-        if scale is not None:
-            whole, part = divmod(int(stamp), scale)
-            try:
-                return datetime.fromtimestamp(whole, UTC) + timedelta(
-                    microseconds=part * 10**6 // scale
-                )
-            except (OverflowError, OSError, ValueError):
-                pass
+    moment = epoch_digits(fields.get("eventtime", ""))
+    if moment is not None:
+        return moment
     date, time = fields.get("date"), fields.get("time")
     if not date or not time:
         return None

@@ -7,7 +7,7 @@ set: a string in a ``long`` field or a non-address in an ``ip`` field makes Elas
 refuse the whole event.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -20,6 +20,7 @@ __all__ = [
     "as_str",
     "digits",
     "port_number",
+    "epoch_digits",
     "epoch_time",
     "iso_time",
     "set_endpoint",
@@ -125,6 +126,24 @@ def iso_time(value: object) -> str | None:
     except ValueError:
         return None
     return format_utc(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
+#: Digits of a time since the epoch, by how many there are -> their unit's parts of a second.
+_EPOCH_SCALES: Final = {10: 1, 13: 10**3, 16: 10**6, 19: 10**9}
+
+
+def epoch_digits(text: str) -> datetime | None:
+    """A time since the epoch written in digits, its unit told by their number (10 seconds, 13
+    milliseconds, 16 microseconds, 19 nanoseconds, as appliances log it); None for any other
+    text or a time out of range."""
+    scale = _EPOCH_SCALES.get(len(text)) if text.isascii() and text.isdigit() else None
+    if scale is None:
+        return None
+    whole, part = divmod(int(text), scale)
+    try:
+        return datetime.fromtimestamp(whole, UTC) + timedelta(microseconds=part * 10**6 // scale)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def epoch_time(value: object) -> str | None:

@@ -530,8 +530,10 @@ _WFP_DIRECTIONS: Final = {
     "%%14592": "false",
     "inbound": "false",
 }
-#: A field as the rules name it, read from the event data as the log source writes it.
-_Rename = tuple[str, Callable[[Mapping[str, Any]], object]]
+#: How a field is read from the event data as the log source writes it.
+_Reader = Callable[[Mapping[str, Any]], object]
+#: A field as the rules name it, and its reader.
+_Rename = tuple[str, _Reader]
 
 
 def _own(name: str, convert: Callable[[object], object] | None = None) -> _Reader:
@@ -559,7 +561,6 @@ def _registry_target(data: Mapping[str, Any]) -> str | None:
     return f"{key}\\{value}" if isinstance(value, str) and value and value != "-" else key
 
 
-_Reader = Callable[[Mapping[str, Any]], object]
 _HIVES: Final = (("\\REGISTRY\\MACHINE", "HKLM"), ("\\REGISTRY\\USER", "HKU"))
 _WFP_CONNECTION: Final[tuple[_Rename, ...]] = (
     ("Initiated", _own("Direction", _initiated)),
