@@ -4,7 +4,17 @@ decomposition; both give lowercase words separated by spaces."""
 
 from __future__ import annotations
 
-from soc.store.elasticsearch import fold
+import random
+import unicodedata
+
+from soc.store.elasticsearch import _MARKS, _NON_WORD, _UNDECOMPOSABLE, fold
+
+
+def _whole_text_fold(text: str) -> list[str]:
+    """The words of `text` decomposed all at once (what `fold` did before it decomposed only
+    the words beyond ASCII)."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_UNDECOMPOSABLE))
+    return _NON_WORD.sub(" ", _MARKS.sub("", decomposed).lower()).split()
 
 
 def test_ascii_letters_and_digits_are_kept_lowercased_and_the_rest_are_spaces() -> None:
@@ -15,6 +25,24 @@ def test_ascii_letters_and_digits_are_kept_lowercased_and_the_rest_are_spaces() 
 
 
 def test_vietnamese_and_other_marks_fold_to_their_base_letters() -> None:
-    assert fold("Sở Thông tin và Truyền thông ĐÀ NẴNG") == "so thong tin va truyen thong da nang"
-    assert fold("Łódź, Øresund: \u0131i") == "lodz oresund ii"  # dotless i
+    assert fold("Sở Thông tin và Truyền thông ĐÀ NẴNG").split() == [
+        *("so", "thong", "tin", "va", "truyen", "thong", "da", "nang")
+    ]
+    assert fold("Łódź, Øresund: \u0131i").split() == ["lodz", "oresund", "ii"]  # dotless i
     assert fold("") == ""
+
+
+def test_text_mostly_ascii_folds_to_the_words_of_decomposing_it_whole() -> None:
+    """An alert's text: ASCII details split by `¦`, a Vietnamese host, a fullwidth digit, a
+    combining mark on an ASCII letter, Greek whose final sigma depends on its neighbours."""
+    alert = (
+        "SSH brute force\nUser: root ¦ From: 203.0.113.7 ¦ Host: máy-chủ-01\n"
+        "Cafe\u0301 ①x \u039f\u0394\u039f\u03a3a \u039f\u0394\u039f\u03a3 ﬁle\u00a0tab\tĐồng_Nai"
+    )
+    assert fold(alert).split() == _whole_text_fold(alert)
+    assert "may" in fold(alert).split() and "cafe" in fold(alert).split()
+    pieces = ["root", " ", "¦", "Đà", "x", "\u0301", "Σ", "a", "-", "\u3000", "1", "ǅ", "\n", "ß"]
+    rng = random.Random(7)
+    for _ in range(2000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        assert fold(text).split() == _whole_text_fold(text), text
