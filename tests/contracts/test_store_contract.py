@@ -179,6 +179,29 @@ async def test_free_text_ignores_vietnamese_diacritics(filled: Store) -> None:
     assert [d["event"]["id"] for d in plain.items] == ["ev-0005"]
 
 
+async def test_free_text_finds_words_of_the_original_and_of_the_message(store: Store) -> None:
+    """A syslog line's message is the tail of its original (indexed once); a message whose
+    words sit inside longer words of the original is indexed as well."""
+    tail = "Failed password for root from 203.0.113.9"
+    inside = "failed login"
+    await store.write(
+        "events",
+        [
+            event(30, **{"event.original": f"<38>Nov 28 web00 sshd[1]: {tail}", "message": tail}),
+            event(31, **{"event.original": "<13>web01 app: xfailed loginz", "message": inside}),
+        ],
+    )
+
+    async def found(text: str) -> list[str]:
+        page = await store.search("events", Query(scope=ALL, text=text))
+        return [d["event"]["id"] for d in page.items]
+
+    assert await found("sshd password 203.0.113.9") == ["ev-0030"]
+    assert await found("failed") == ["ev-0031", "ev-0030"]
+    assert await found("failed login") == ["ev-0031"]
+    assert await found("xfailed loginz") == ["ev-0031"]
+
+
 async def test_free_text_with_query_syntax_is_searched_literally(filled: Store) -> None:
     plain = await filled.search("events", Query(scope=ALL, text="root"))
     quoted = await filled.search("events", Query(scope=ALL, text='"root"'))

@@ -1,0 +1,36 @@
+"""What both stores index for free-text search of an event: its original record, and its message
+only where the message holds words the original does not (see the store contract's free-text
+tests for the searches themselves)."""
+
+from __future__ import annotations
+
+from soc.store.documents import fts_text
+
+
+def _event(original: str | None, message: str) -> dict[str, object]:
+    event: dict[str, object] = {"id": "e1", "kind": "event"}
+    if original is not None:
+        event["original"] = original
+    return {"event": event, "message": message, "host": {"name": "web00"}}
+
+
+def test_a_syslog_lines_message_is_not_indexed_a_second_time() -> None:
+    line = "<38>Nov 28 10:00:00 web00 sshd[1000]: Failed password for root from 203.0.113.0"
+    assert fts_text("events", _event(line, line.split(": ", 1)[1])) == line
+    assert fts_text("events", _event(line, line)) == line
+    assert fts_text("events", _event(line, "")) == line
+
+
+def test_a_message_with_words_of_its_own_is_indexed_beside_the_original() -> None:
+    assert fts_text("events", _event("app: xfailed loginz", "failed login")) == (
+        "app: xfailed loginz\nfailed login"
+    )
+    assert fts_text("events", _event("code=ABC123", "ABC")) == "code=ABC123\nABC"
+    assert fts_text("events", _event("GET /a", "rewritten by the parser")) == (
+        "GET /a\nrewritten by the parser"
+    )
+
+
+def test_an_event_without_an_original_has_every_string_indexed() -> None:
+    text = fts_text("events", _event(None, "hello"))
+    assert text.split("\n") == ["e1", "event", "hello", "web00"]
