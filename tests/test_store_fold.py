@@ -7,6 +7,9 @@ from __future__ import annotations
 import random
 import unicodedata
 
+import pytest
+
+from soc.store import elasticsearch
 from soc.store.elasticsearch import _MARKS, _NON_WORD, _UNDECOMPOSABLE, fold
 
 
@@ -32,9 +35,14 @@ def test_vietnamese_and_other_marks_fold_to_their_base_letters() -> None:
     assert fold("") == ""
 
 
-def test_text_mostly_ascii_folds_to_the_words_of_decomposing_it_whole() -> None:
+@pytest.mark.parametrize("word_by_word", [True, False], ids=["word-by-word", "whole"])
+def test_text_mostly_ascii_folds_to_the_words_of_decomposing_it_whole(
+    word_by_word: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """An alert's text: ASCII details split by `¦`, a Vietnamese host, a fullwidth digit, a
-    combining mark on an ASCII letter, Greek whose final sigma depends on its neighbours."""
+    combining mark on an ASCII letter, Greek whose final sigma depends on its neighbours.
+    Folded word by word (text mostly ASCII) and all at once (text mostly beyond it)."""
+    monkeypatch.setattr(elasticsearch, "_WORD_BY_WORD_BELOW", 0 if word_by_word else 10**9)
     alert = (
         "SSH brute force\nUser: root ¦ From: 203.0.113.7 ¦ Host: máy-chủ-01\n"
         "Cafe\u0301 ①x \u039f\u0394\u039f\u03a3a \u039f\u0394\u039f\u03a3 ﬁle\u00a0tab\tĐồng_Nai"
