@@ -89,6 +89,10 @@ CORRELATION_LATE = Counter(
     "soc_correlation_late_total",
     "Matches older than the allowed lateness: counted, not applied to any window.",
 )
+CORRELATION_DUPLICATES = Counter(
+    "soc_correlation_duplicates_total",
+    "Matches of a rule and an event already counted (a batch evaluated again): not counted twice.",
+)
 CORRELATION_EVICTED = Counter(
     "soc_correlation_evictions_total",
     "Correlation groups dropped: `expired` (idle past the window) or `cap` (state full).",

@@ -169,3 +169,28 @@ async def test_the_correlator_counts_late_matches_and_live_groups_in_its_metrics
     assert groups == detection.correlations.groups == detection.correlations.stats.groups
     assert groups >= 1
     await bus.close()
+
+
+async def test_matches_published_again_raise_no_second_alert_and_are_counted() -> None:
+    """A detection batch evaluated again (its publish retried, or its engine dead before the
+    commit) publishes its matches again: the brute force is counted over ten failures, not
+    twenty, and the copies are counted in `soc_correlation_duplicates_total`."""
+    from prometheus_client import REGISTRY
+
+    bus = MemoryBus(partitions=1)
+    await bus.start()
+    detection = Detection.from_rules(load_rules([ROOT / "rules"]))
+    stage = CorrelationStage(bus, detection)
+    before = REGISTRY.get_sample_value("soc_correlation_duplicates_total") or 0.0
+    # Five failures, then the same five again (new offsets: published twice), then five more.
+    first = [failure(n, "203.0.113.50") for n in range(5)]
+    rest = [failure(n, "203.0.113.50") for n in range(5, 10)]
+    messages = [*first, *first, *rest[:4]]
+    await stage.handle(
+        [Delivered(MATCHES, 0, offset, m.key, m.value) for offset, m in enumerate(messages)]
+    )
+    assert bus.backlog(ALERTS) == 0  # nine distinct failures: no brute force yet
+    assert REGISTRY.get_sample_value("soc_correlation_duplicates_total") == before + 5
+    await stage.handle([Delivered(MATCHES, 0, len(messages), rest[4].key, rest[4].value)])
+    assert bus.backlog(ALERTS) == 1  # the tenth
+    await bus.close()

@@ -82,7 +82,9 @@ EVENT_COUNT_3_IN_10S = correlation(
 
 
 def failures(times: list[float], ip: str = "10.0.0.1") -> list[Match]:
-    return [match(FAILED, ts, f"e{ts:g}", source__ip=ip) for ts in times]
+    """Failed logins from `ip`; events from 10.0.0.1 are named e<time>, others e<time>@<ip>."""
+    suffix = "" if ip == "10.0.0.1" else f"@{ip}"
+    return [match(FAILED, ts, f"e{ts:g}{suffix}", source__ip=ip) for ts in times]
 
 
 def test_event_count_fires_when_n_events_lie_within_the_timespan_inclusive() -> None:
@@ -103,6 +105,31 @@ def test_event_count_with_one_event_fewer_does_not_fire() -> None:
 
 def test_event_count_spread_over_timespan_plus_one_second_does_not_fire() -> None:
     assert feed(engine(EVENT_COUNT_3_IN_10S), failures([100, 105, 111])) == []
+
+
+def test_a_match_fed_again_is_not_counted_twice() -> None:
+    """At-least-once delivery: a batch of events evaluated again after a retried publish or a
+    crash sends the same matches again; two failed logins seen twice are still two."""
+    target = engine(EVENT_COUNT_3_IN_10S)
+    first, second = failures([100, 105])
+    assert feed(target, [first, second, first, second]) == []
+    assert target.stats.duplicates == 2
+    assert target.drops()[3] == 2
+    (hit,) = feed(target, failures([108]))
+    assert hit.event_ids == ("e100", "e105", "e108")
+    # The same event matched by another rule is another match.
+    assert feed(target, [match(SUDO, 106, "e105", source__ip="10.0.0.1")]) == []
+    assert target.stats.duplicates == 2
+
+
+def test_matches_are_remembered_up_to_a_bound() -> None:
+    target = engine(EVENT_COUNT_3_IN_10S, remember_matches=2)
+    oldest, newer = failures([100, 101])
+    assert feed(target, [oldest, newer, *failures([102], ip="10.9.9.9")]) == []
+    # e100 is forgotten (the memory stays bounded) and, fed again, counts.
+    assert len(feed(target, [oldest])) == 1
+    with pytest.raises(ValueError, match="remember_matches"):
+        engine(EVENT_COUNT_3_IN_10S, remember_matches=-1)
 
 
 def test_event_count_window_slides_past_old_events() -> None:

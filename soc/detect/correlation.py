@@ -213,6 +213,7 @@ class CorrelationStats:
     groups_evicted: int
     groups: int
     entries: int
+    duplicates: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +303,7 @@ class _Counters:
     entries_dropped: int = 0
     groups_expired: int = 0
     groups_evicted: int = 0
+    duplicates: int = 0
 
 
 def _extract_constant(value: Any) -> _Extract:
@@ -862,9 +864,17 @@ class CorrelationEngine:
         allowed_lateness: float = 60.0,
         max_groups: int = 100_000,
         max_entries_per_group: int = 10_000,
+        remember_matches: int = 100_000,
     ) -> None:
+        """`remember_matches`: how many recent matches (rule and event) are remembered so that
+        one fed again is not counted twice (see `process`)."""
         if allowed_lateness < 0 or max_groups < 1 or max_entries_per_group < 1:
             raise ValueError("allowed_lateness must be >= 0, the caps >= 1")
+        if remember_matches < 0:
+            raise ValueError("remember_matches must be >= 0")
+        self._remember = remember_matches
+        #: The latest matches counted, oldest first: (rule id, event id).
+        self._counted: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._lateness = float(allowed_lateness)
         self._max_groups = max_groups
         self._max_entries = max_entries_per_group
@@ -949,7 +959,12 @@ class CorrelationEngine:
     # -- feeding
 
     def process(self, match: Match) -> list[CorrelationHit]:
-        """Count one match; returns the hits that fire now, chained correlations included."""
+        """Count one match; returns the hits that fire now, chained correlations included.
+
+        Delivery is at least once: a batch of events evaluated again (its detection stage
+        retried a publish, or its engine died before committing) sends the same matches again.
+        A match of a rule and an event among the last `remember_matches` counted is not counted
+        a second time, or five failed logins seen twice would pass for ten."""
         counters = self._counters
         counters.matches += 1
         route = self._routes.get((match.rule_id, match.rule_name))
@@ -963,6 +978,15 @@ class CorrelationEngine:
         if timestamp < self._max_ts - self._lateness:
             counters.late += 1
             return []
+        if self._remember:
+            counted = self._counted
+            ident = (match.rule_id, match.event_id)
+            if ident in counted:
+                counters.duplicates += 1
+                return []
+            counted[ident] = None
+            if len(counted) > self._remember:
+                counted.popitem(last=False)
         if timestamp > self._max_ts:
             self._max_ts = timestamp
         return self._feed_all(feeds, match, 0)
@@ -1123,11 +1147,11 @@ class CorrelationEngine:
             return None
         return self._hit(correlation, values, window, _value(aggregate))
 
-    def drops(self) -> tuple[int, int, int]:
-        """Late matches, groups expired and groups evicted so far: what the stage counts after
-        every batch, without `stats`' walk over every group."""
+    def drops(self) -> tuple[int, int, int, int]:
+        """Late matches, groups expired, groups evicted and matches fed twice so far: what the
+        stage counts after every batch, without `stats`' walk over every group."""
         counters = self._counters
-        return counters.late, counters.groups_expired, counters.groups_evicted
+        return counters.late, counters.groups_expired, counters.groups_evicted, counters.duplicates
 
     @property
     def groups(self) -> int:
@@ -1148,5 +1172,6 @@ class CorrelationEngine:
             groups_expired=counters.groups_expired,
             groups_evicted=counters.groups_evicted,
             groups=len(self._groups),
+            duplicates=counters.duplicates,
             entries=sum(len(group.entries) for group in self._groups.values()),
         )

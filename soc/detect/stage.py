@@ -184,9 +184,10 @@ class CorrelationStage:
         _count_correlation(before, engine)
 
 
-def _count_correlation(before: tuple[int, int, int], engine: CorrelationEngine) -> None:
-    late, expired, evicted = engine.drops()
+def _count_correlation(before: tuple[int, int, int, int], engine: CorrelationEngine) -> None:
+    late, expired, evicted, duplicates = engine.drops()
     metrics.CORRELATION_LATE.inc(late - before[0])
+    metrics.CORRELATION_DUPLICATES.inc(duplicates - before[3])
     metrics.CORRELATION_EVICTED.labels("expired").inc(expired - before[1])
     metrics.CORRELATION_EVICTED.labels("cap").inc(evicted - before[2])
     metrics.CORRELATION_GROUPS.set(engine.groups)
