@@ -873,8 +873,9 @@ class CorrelationEngine:
         if remember_matches < 0:
             raise ValueError("remember_matches must be >= 0")
         self._remember = remember_matches
-        #: The latest matches counted, oldest first: (rule id, event id).
-        self._counted: OrderedDict[tuple[str, str], None] = OrderedDict()
+        #: The latest matches counted, (rule id, event id), and the same oldest first.
+        self._counted: set[tuple[str, str]] = set()
+        self._counted_order: deque[tuple[str, str]] = deque()
         self._lateness = float(allowed_lateness)
         self._max_groups = max_groups
         self._max_entries = max_entries_per_group
@@ -984,9 +985,11 @@ class CorrelationEngine:
             if ident in counted:
                 counters.duplicates += 1
                 return []
-            counted[ident] = None
-            if len(counted) > self._remember:
-                counted.popitem(last=False)
+            counted.add(ident)
+            order = self._counted_order
+            order.append(ident)
+            if len(order) > self._remember:
+                counted.discard(order.popleft())
         if timestamp > self._max_ts:
             self._max_ts = timestamp
         return self._feed_all(feeds, match, 0)
