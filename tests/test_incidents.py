@@ -330,3 +330,59 @@ async def test_grouping_keeps_the_analysts_changes(store: SqliteStore) -> None:
     doc, _ = await service.get(ident, ALL)
     assert doc["incident"]["alert_count"] == 3
     assert (doc["incident"]["status"], doc["incident"]["assignee"]) == ("acknowledged", "lan")
+
+
+class _DiesBeforeCounting(SqliteStore):
+    """A store whose next incident update fails, as if the process died between storing a
+    batch's alerts and counting them in their incidents."""
+
+    fail_next = False
+
+    async def replace_many(self, kind, items, scope, *, wait=True):  # type: ignore[no-untyped-def]
+        if kind == "incidents" and self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("died before counting")
+        return await super().replace_many(kind, items, scope, wait=wait)
+
+
+def at(alerts: list[dict[str, Any]], first_offset: int, partition: int = 0) -> list[Delivered]:
+    return [Delivered(ALERTS, partition, first_offset + i, "k", a) for i, a in enumerate(alerts)]
+
+
+async def test_alerts_stored_by_a_batch_that_died_before_counting_are_counted_on_its_replay(
+    tmp_path: Path,
+) -> None:
+    store = _DiesBeforeCounting(tmp_path / "soc.db")
+    await store.open()
+    try:
+        await IncidentStage(store, IncidentsConfig()).handle(at([alert(n) for n in range(3)], 0))
+        batch = at([alert(n) for n in range(3, 8)], 3)
+        store.fail_next = True
+        with pytest.raises(RuntimeError, match="died before counting"):
+            await IncidentStage(store, IncidentsConfig()).handle(batch)
+        # Its alerts are stored; the incident has not counted them.
+        assert [i["incident"]["alert_count"] for i in await incidents(store)] == [3]
+        stored = await store.search("alerts", Query(scope=ALL, limit=100))
+        assert stored.total == 8
+        # The successor reads the batch again: each of its alerts counts once.
+        successor = IncidentStage(store, IncidentsConfig())
+        await successor.handle(batch)
+        assert [i["incident"]["alert_count"] for i in await incidents(store)] == [8]
+        # And again (it died after counting, before committing): nothing counts twice.
+        await successor.handle(batch)
+        await IncidentStage(store, IncidentsConfig()).handle(batch)
+        assert [i["incident"]["alert_count"] for i in await incidents(store)] == [8]
+    finally:
+        await store.close()
+
+
+async def test_an_alert_published_again_upstream_is_not_counted_twice(store: SqliteStore) -> None:
+    stage = IncidentStage(store, IncidentsConfig())
+    await stage.handle(at([alert(n) for n in range(4)], 0))
+    # Detection evaluated those events again (its engine died before committing): the same
+    # alerts, further on in the topic, mixed with new ones; and one alert twice in a batch.
+    await stage.handle(at([alert(2), alert(3), alert(4), alert(5), alert(5)], 4))
+    await IncidentStage(store, IncidentsConfig()).handle(at([alert(1), alert(6)], 9))
+    found = await incidents(store)
+    assert [i["incident"]["alert_count"] for i in found] == [7]
+    assert found[0]["incident"]["counted_upto"] == {"0": 10}

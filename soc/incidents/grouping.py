@@ -4,9 +4,14 @@ An alert joins the open incident with the same key (agency + configured fields, 
 and host; a correlation adds its group) if that incident's last alert is within the window;
 otherwise it opens a new one. The stage then:
 
-1. writes the alerts, each carrying `incident.id` (by id: a replay is a duplicate);
-2. folds the alerts that were new into their incidents (count, severity, times, entities): a
-   replayed alert is a duplicate in step 1 and is not counted twice;
+1. writes the alerts, each carrying `incident.id` and where it was read from (by id: a replay
+   is a duplicate);
+2. folds the alerts into their incidents (count, severity, times, entities): every alert new
+   in step 1, and of those already stored, the ones their incident has not counted yet. An
+   incident notes the last offset of `soc.alerts` it counted on each partition, and one key's
+   alerts come in order on one partition: a stored alert read from further on is one whose
+   batch stopped between steps 1 and 2 (counted now, once); one from before it, or published
+   again upstream, was counted (not counted twice);
 3. publishes each change on `soc.incidents`, for notifications.
 
 Incidents change under analysts' hands too, so every update is a replace under the version read
@@ -21,7 +26,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from soc import metrics
@@ -67,7 +72,7 @@ class IncidentStage:
         joined = await self._open_incidents(dict(reversed(keyed)))
         assigned: dict[str, str] = {}
         new_docs: dict[str, dict[str, Any]] = {}
-        for key, alert in keyed:
+        for (key, alert), record in zip(keyed, batch, strict=True):
             ident = assigned.get(key) or joined.get(key)
             if ident is None:
                 doc = new_incident(key, alert, now)
@@ -75,7 +80,13 @@ class IncidentStage:
                 new_docs[ident] = doc
             assigned[key] = ident
             self._remember(key, ident, str(alert.get("@timestamp") or ""))
-            alert["incident"] = {"id": ident}
+            # Where the alert was read from: what tells, when it comes again, whether its
+            # incident has counted it (see `_countable`).
+            alert["incident"] = {
+                "id": ident,
+                "partition": record.partition,
+                "offset": record.offset,
+            }
         started = time.perf_counter()
         result = await self._store.write("alerts", alerts)
         metrics.STORE_WRITE_SECONDS.labels("alerts").observe(time.perf_counter() - started)
@@ -85,27 +96,29 @@ class IncidentStage:
             metrics.STORE_ERRORS.labels("alerts").inc()
             metrics.DROPPED.labels(self.name, "store_refused").inc()
             log.error("store refused alert id=%s reason=%s", ident_refused, reason)
-        skip = set(result.duplicate_ids) | {ident for ident, _ in result.errors}
+        refused = {ident for ident, _ in result.errors}
+        duplicates = set(result.duplicate_ids)
         fresh: dict[str, list[dict[str, Any]]] = {}
         for alert in alerts:
-            if alert["event"]["id"] not in skip:
+            ident = alert["event"]["id"]
+            if ident not in duplicates and ident not in refused:
                 fresh.setdefault(alert["incident"]["id"], []).append(alert)
-        orphans = [
-            # Every alert of a new incident was already stored: a replay of a batch that
-            # stopped between storing its alerts and opening their incident. Open it now (a
-            # duplicate if it was opened after all), so no alert points at nothing.
-            add_alerts(doc, [a for a in alerts if a["incident"]["id"] == ident], now)
-            for ident, doc in new_docs.items()
-            if ident not in fresh
-        ]
-        if orphans:
-            await self._store.write("incidents", orphans)
+        # An alert already stored was either counted by its incident (a batch replayed after
+        # it was folded; the same alert published again upstream) or not (its batch stopped
+        # between storing it and folding it). Its stored copy says which incident it joined
+        # and from where it was read; that incident says up to where it has counted.
+        repeated = [alert for alert in alerts if alert["event"]["id"] in duplicates]
+        stored = await self._store.get_written("alerts", repeated) if repeated else {}
+        again: dict[str, list[dict[str, Any]]] = {}
+        for copy in stored.values():
+            inside = copy.get("incident")
+            if isinstance(inside, Mapping) and isinstance(inside.get("id"), str):
+                again.setdefault(inside["id"], []).append(copy)
         started = time.perf_counter()
-        folded = await self._fold(fresh, new_docs)
+        folded = await self._fold(fresh, again, new_docs)
         metrics.STORE_WRITE_SECONDS.labels("incidents").observe(time.perf_counter() - started)
         changes: list[Message] = []
-        for ident, grown in fresh.items():
-            change, doc = folded[ident]
+        for ident, (change, doc, grown) in folded.items():
             metrics.INCIDENT_ALERTS.inc(len(grown))
             changes.append(
                 Message(
@@ -184,47 +197,108 @@ class IncidentStage:
             self._open.popitem(last=False)
 
     async def _fold(
-        self, fresh: Mapping[str, list[dict[str, Any]]], created: Mapping[str, dict[str, Any]]
-    ) -> dict[str, tuple[str, dict[str, Any]]]:
-        """Add each incident's new alerts to it: per incident, "created" or "grown" and the
-        document. New incidents are written in one request, existing ones replaced in one
-        (re-read and re-folded, only those that conflicted, until none does)."""
+        self,
+        fresh: Mapping[str, list[dict[str, Any]]],
+        again: Mapping[str, list[dict[str, Any]]],
+        created: Mapping[str, dict[str, Any]],
+    ) -> dict[str, tuple[str, dict[str, Any], list[dict[str, Any]]]]:
+        """Add each incident's new alerts to it (`fresh`: stored by this batch; `again`: stored
+        before, counted only if the incident has not counted them): per incident that grew,
+        "created" or "grown", the document and the alerts added. New incidents are written in
+        one request, existing ones replaced in one (re-read and re-folded, only those that
+        conflicted, until none does)."""
         now = utcnow()
-        done: dict[str, tuple[str, dict[str, Any]]] = {}
+        done: dict[str, tuple[str, dict[str, Any], list[dict[str, Any]]]] = {}
+        # An incident opened now has counted nothing yet: every alert that names it counts.
         opened = {
-            ident: add_alerts(created[ident], fresh[ident], now)
-            for ident in fresh
-            if ident in created
+            ident: [*fresh.get(ident, ()), *again.get(ident, ())]
+            for ident in created
+            if ident in fresh or ident in again
         }
         if opened:
-            result = await self._store.write("incidents", list(opened.values()))
+            docs = {ident: _counted(created[ident], grown, now) for ident, grown in opened.items()}
+            result = await self._store.write("incidents", list(docs.values()))
             if result.errors:
                 ident, reason = result.errors[0]
                 raise RuntimeError(f"incident {ident} refused: {reason}")
             metrics.INCIDENTS_OPENED.inc(result.written)
             replayed = set(result.duplicate_ids)
-            done.update((i, ("created", doc)) for i, doc in opened.items() if i not in replayed)
+            done.update(
+                (i, ("created", doc, opened[i])) for i, doc in docs.items() if i not in replayed
+            )
         # Existing incidents, and new ones a replay had opened before: add to the stored one.
-        pending = [ident for ident in fresh if ident not in done]
+        pending = [ident for ident in {**fresh, **again} if ident not in done]
         for _ in range(_MAX_RETRIES):
             if not pending:
                 return done
             current = await self._store.get_many_versioned("incidents", pending, _EVERYTHING)
-            vanished = [ident for ident in pending if ident not in current]
-            if vanished:
+            if vanished := [ident for ident in pending if ident not in current and ident in fresh]:
                 raise RuntimeError(f"incident {vanished[0]} vanished while alerts were added")
-            grown = [(add_alerts(current[i][0], fresh[i], now), current[i][1]) for i in pending]
-            outcomes = await self._store.replace_many("incidents", grown, _EVERYTHING, wait=False)
+            # Alerts stored before whose incident is gone (deleted since) have nothing to join.
+            pending = [ident for ident in pending if ident in current]
+            grown: dict[str, list[dict[str, Any]]] = {}
+            for ident in pending:
+                incident = current[ident][0]
+                grown[ident] = [
+                    *fresh.get(ident, ()),
+                    *(a for a in again.get(ident, ()) if _countable(incident, a)),
+                ]
+            pending = [ident for ident in pending if grown[ident]]
+            items = [(_counted(current[i][0], grown[i], now), current[i][1]) for i in pending]
+            outcomes = await self._store.replace_many("incidents", items, _EVERYTHING, wait=False)
             retry: list[str] = []
-            for ident, (doc, _), outcome in zip(pending, grown, outcomes, strict=True):
+            for ident, (doc, _), outcome in zip(pending, items, outcomes, strict=True):
                 if isinstance(outcome, Conflict):
                     metrics.INCIDENT_CONFLICTS.labels("grouping").inc()
                     retry.append(ident)
                 elif isinstance(outcome, NotFound):
                     raise RuntimeError(f"incident {ident} vanished while alerts were added")
                 else:
-                    done[ident] = ("grown", doc)
+                    done[ident] = ("grown", doc, grown[ident])
             pending = retry
         if pending:
             raise Conflict(f"incident {pending[0]}: still changing after {_MAX_RETRIES} attempts")
         return done
+
+
+def _position(alert: Mapping[str, Any]) -> tuple[str, int] | None:
+    """Where an alert was read from (the partition of `soc.alerts` and its offset there), as the
+    incident stage noted it in the alert."""
+    inside = alert.get("incident")
+    if not isinstance(inside, Mapping):
+        return None
+    partition, offset = inside.get("partition"), inside.get("offset")
+    if isinstance(partition, int) and isinstance(offset, int):
+        return str(partition), offset
+    return None
+
+
+def _countable(incident: Mapping[str, Any], alert: Mapping[str, Any]) -> bool:
+    """Whether an alert stored before has yet to be counted by its incident. One grouping key's
+    alerts come in order on one partition, and an incident notes the last offset it counted on
+    each: an alert read from further on was stored, then its batch stopped before its incident
+    counted it. A copy stored without a position (by an earlier version) counts as counted."""
+    position = _position(alert)
+    if position is None:
+        return False
+    partition, offset = position
+    upto = incident["incident"].get("counted_upto") or {}
+    last = upto.get(partition) if isinstance(upto, Mapping) else None
+    return not isinstance(last, int) or offset > last
+
+
+def _counted(
+    incident: Mapping[str, Any], alerts: list[dict[str, Any]], now: datetime
+) -> dict[str, Any]:
+    """`add_alerts`, and the last offset counted per partition noted in the incident."""
+    doc = add_alerts(incident, alerts, now)
+    body = doc["incident"]
+    upto = body.get("counted_upto")
+    marks: dict[str, int] = dict(upto) if isinstance(upto, Mapping) else {}
+    for alert in alerts:
+        position = _position(alert)
+        if position is not None:
+            partition, offset = position
+            marks[partition] = max(offset, marks.get(partition, -1))
+    body["counted_upto"] = marks
+    return doc

@@ -135,6 +135,14 @@ class Store(Protocol):
 
     async def get(self, kind: Kind, ident: str, scope: Scope) -> dict[str, Any] | None: ...
 
+    async def get_written(
+        self, kind: Kind, docs: Sequence[Mapping[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """The stored copies of documents that `write` found already stored (each found by its
+        id and time), as they are now rather than as of the last refresh; by id, those not
+        stored left out. Unscoped: for the pipeline, which writes for every agency."""
+        ...
+
     async def search(self, kind: Kind, query: Query) -> Page: ...
 
     async def count_by(

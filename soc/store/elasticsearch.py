@@ -762,6 +762,27 @@ class ElasticsearchStore:
             for bucket in buckets
         ]
 
+    async def get_written(
+        self, kind: Kind, docs: Sequence[Mapping[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        # A real-time get needs the index: the dated one `write` chose from the same document.
+        wanted = {document_id(doc): index_name(self.prefix, kind, doc_time(doc)) for doc in docs}
+        found: dict[str, dict[str, Any]] = {}
+        if not wanted:
+            return found
+        try:
+            response = await self._client.mget(
+                docs=[{"_index": index, "_id": ident} for ident, index in wanted.items()],
+                realtime=True,
+                source_excludes=_UNRETURNED,
+            )
+        except (ApiError, TransportError) as exc:
+            raise self._unavailable(exc) from None
+        for item in response.body["docs"]:
+            if item.get("found"):
+                found[str(item["_id"])] = dict(item["_source"])
+        return found
+
     async def get_versioned(
         self, kind: Kind, ident: str, scope: Scope
     ) -> tuple[dict[str, Any], str] | None:

@@ -397,6 +397,24 @@ class SqliteStore:
         # The writer thread: a read there sees every committed replace, in order.
         return await self._run(self._writer, fetch)
 
+    async def get_written(
+        self, kind: Kind, docs: Sequence[Mapping[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        wanted = list(dict.fromkeys(document_id(doc) for doc in docs))
+        found: dict[str, dict[str, Any]] = {}
+
+        def fetch(conn: sqlite3.Connection) -> None:
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                for ident, doc in conn.execute(
+                    f"SELECT id, doc FROM {kind} WHERE id IN ({','.join('?' * len(part))})", part
+                ):
+                    found[str(ident)] = orjson.loads(doc)
+
+        if wanted:
+            await self._run(self._writer, fetch)
+        return found
+
     async def get_many_versioned(
         self, kind: Kind, idents: Sequence[str], scope: Scope
     ) -> dict[str, tuple[dict[str, Any], str]]:

@@ -398,3 +398,32 @@ async def test_latest_by_gives_count_and_last_time_per_value(filled: Store) -> N
         "events", "host.name", Query(scope=Scope(frozenset({"so-tttt"})))
     )
     assert sum(count for _, count, _ in scoped) == 10
+
+
+async def test_written_documents_are_read_back_by_id_and_time_at_once(store: Store) -> None:
+    """What the incident stage reads of alerts its write found already stored: the stored copy
+    (not the one in hand), from whichever dated index its time put it in, before a refresh."""
+    if isinstance(store, ElasticsearchStore):
+        # Writes that do not wait for a refresh, as the pipeline's do.
+        unrefreshed = ElasticsearchStore(ES_URL, prefix=store.prefix, refresh="false")
+        await unrefreshed.open()
+        try:
+            await _written_read_back(unrefreshed)
+        finally:
+            await unrefreshed.close()
+    else:
+        await _written_read_back(store)
+
+
+async def _written_read_back(store: Store) -> None:
+    november = event(1, **{"event.kind": "alert", "incident.id": "inc-a"})
+    december = event(60 * 24 * 5, **{"event.kind": "alert", "incident.id": "inc-b"})
+    await store.write("alerts", [november, december])
+    again = [
+        {**november, "incident": {"id": "inc-other"}},
+        december,
+        event(2, **{"event.kind": "alert"}),  # never stored
+    ]
+    found = await store.get_written("alerts", again)
+    assert found == {"ev-0001": november, f"ev-{60 * 24 * 5:04d}": december}
+    assert await store.get_written("alerts", []) == {}
