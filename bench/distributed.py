@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -117,10 +117,11 @@ def run(
     markers: dict[int, str],
     rules: list[str],
     rate: float,
-    engines: int = 1,
+    engines: Sequence[str | None] = (None,),
 ) -> dict[str, Any]:
-    """`rate` lines/s paces the sender (0: as fast as the platform takes them). `engines`: how
-    many `soc engine` processes share the work (one consumer group per stage, as deployed)."""
+    """`rate` lines/s paces the sender (0: as fast as the platform takes them). `engines`: the
+    `soc engine` processes, each by the stages it runs (`--stages`; None: all of them). Each
+    stage is one consumer group whatever process its members live in, as deployed."""
     work = Path(tempfile.mkdtemp(prefix="soc-bench-e2e-"))
     namespace = f"bench{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "SOC_AUTH__API_TOKEN": TOKEN, "SOC_DATA_DIR": str(work / "data")}
@@ -134,17 +135,25 @@ def run(
             "SOC_STORE": "http://127.0.0.1:9200",
             "SOC_NAMESPACE": namespace,
         }
+        # (arguments, log name, component the CPU is counted under)
         parts = [
-            (["api", "--http", "127.0.0.1:0"], "api"),
-            (["collector", "syslog", "--syslog", "127.0.0.1:0"], "collector"),
-            *((["engine", *rule_args], f"engine{n}") for n in range(engines)),
+            (["api", "--http", "127.0.0.1:0"], "api", "api"),
+            (["collector", "syslog", "--syslog", "127.0.0.1:0"], "collector", "collector"),
+            *(
+                (
+                    ["engine", *rule_args, *(["--stages", stages] if stages else [])],
+                    f"engine{n}",
+                    f"engine {stages}" if stages else "engine",
+                )
+                for n, stages in enumerate(engines)
+            ),
         ]
         logs = {}
-        for args, name in parts:
+        for args, name, component in parts:
             logs[name] = work / f"{name}.log"
             processes.append(_start(args, env, logs[name]))
-            components.setdefault(name.rstrip("0123456789"), []).append(processes[-1].pid)
-        for n in range(engines):
+            components.setdefault(component, []).append(processes[-1].pid)
+        for n in range(len(engines)):
             _ready(logs[f"engine{n}"], processes[2 + n])
         http = re.search(r"http=(\S+)", _ready(logs["api"], processes[0]))
         tcp = re.search(r"syslog_tcp=\S+:(\d+)", _ready(logs["collector"], processes[1]))
@@ -292,12 +301,19 @@ def main() -> int:
     # spent 259 us of CPU an event in the first measured run, against 116-120 warm).
     warm = run(True, lines, {}, rules, rate=0)
     print(f"warm-up pass on the services: {warm['rate']:,.0f} events/s (not a figure)")
-    for distributed, engines in ((True, 1), (True, 2), (False, 1)):
-        name = (
-            f"distributed, {engines} engine{'s' if engines > 1 else ''}"
-            if distributed
-            else "embedded soc run (baseline)"
-        )
+    # (name, distributed, the engine processes by the stages each runs)
+    setups: list[tuple[str, bool, list[str | None]]] = [
+        ("distributed, 1 engine", True, [None]),
+        ("distributed, 2 engines", True, [None, None]),
+        # An engine that is one process is held to one core: its stages spread over processes
+        # (`soc engine --stages`), the detecting one alone holding the rules.
+        ("stages in 2 processes", True, ["normalize,detect,correlate", "index,incidents"]),
+        ("stages in 3 processes", True, ["normalize", "index", "detect,correlate,incidents"]),
+        ("embedded soc run (baseline)", False, [None]),
+    ]
+    for name, distributed, engines in setups:
+        if any(engines):
+            print(f"{name}: " + " | ".join(f"soc engine --stages {s}" for s in engines if s))
         burst = run(distributed, lines, markers, rules, rate=0, engines=engines)
         print(f"{name:<28}: {burst['rate']:>7,.0f} events/s sustained "
               f"({burst['events']:,} in {burst['seconds']:.1f} s, all sent at once)")  # fmt: skip

@@ -56,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
             part.add_argument("--http", metavar="HOST:PORT", help="API and console address")
         else:
             part.add_argument("--rules", metavar="PATH", action="append", help="rule path")
+            part.add_argument(
+                "--stages",
+                metavar="LIST",
+                help="the stages this process runs, comma-separated (default: all of "
+                "normalize,detect,index,correlate,incidents); pipeline.stages",
+            )
     users_cli.add_parser(commands)
     collector = commands.add_parser("collector", help="an edge collector (distributed deployment)")
     kinds = collector.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -140,6 +146,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["rules"] = {"paths": args.rules}
     if getattr(args, "log_level", None):
         overrides["log"] = {"level": args.log_level}
+    if getattr(args, "stages", None) is not None:
+        overrides["pipeline"] = {"stages": args.stages}
     netmeta = {k: getattr(args, k, None) for k in ("interface", "bpf")}
     if any(netmeta.values()):
         overrides["netmeta"] = {k: v for k, v in netmeta.items() if v}

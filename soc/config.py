@@ -130,6 +130,10 @@ class LogConfig:
     format: str = "text"
 
 
+#: The engine's stages, in the order records flow through them (DESIGN.md).
+ENGINE_STAGES = ("normalize", "detect", "index", "correlate", "incidents")
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
     batch_size: int = 2000
@@ -139,6 +143,11 @@ class PipelineConfig:
     partitions: int = 4
     #: How long a stage lets a batch smaller than `batch_size` wait for more records (ms).
     linger_ms: int = 0
+    #: The engine's stages this process runs (`soc engine`). An engine that is one process
+    #: is held to one core; on Kafka its stages can be spread over processes (for example
+    #: `normalize,index` in one and `detect,correlate,incidents` in another), each stage one
+    #: consumer group whatever process its members live in. Every stage must run somewhere.
+    stages: tuple[str, ...] = ENGINE_STAGES
 
 
 @dataclass(frozen=True, slots=True)
@@ -623,6 +632,22 @@ def _validate(config: Config) -> None:
         raise ConfigError("pipeline.linger_ms: must be between 0 and 5000")
     if config.pipeline.bus_capacity < config.pipeline.batch_size:
         raise ConfigError("pipeline.bus_capacity: must be at least pipeline.batch_size")
+    stages = config.pipeline.stages
+    if strangers := [stage for stage in stages if stage not in ENGINE_STAGES]:
+        raise ConfigError(
+            f"pipeline.stages: unknown stage {strangers[0]!r} (stages: {', '.join(ENGINE_STAGES)})"
+        )
+    if not stages:
+        raise ConfigError(f"pipeline.stages: name at least one of {', '.join(ENGINE_STAGES)}")
+    if len(set(stages)) != len(stages):
+        raise ConfigError("pipeline.stages: a stage is named twice")
+    if set(stages) != set(ENGINE_STAGES) and not config.bus.startswith("kafka://"):
+        # In one process over the in-process bus, a stage left out would stop everything
+        # upstream of it once its topic is full.
+        raise ConfigError(
+            "pipeline.stages: the in-process bus needs every stage in this process; "
+            "spreading stages over processes needs bus: kafka://..."
+        )
     _validate_retention(config.retention)
     seen: set[str] = set()
     for i, source in enumerate(config.sources):

@@ -36,7 +36,7 @@ from soc.api.auth import ensure_api_token
 from soc.api.ingest import Intake, install_intake
 from soc.api.rules import RuleCatalog, effective_options
 from soc.bus.base import MATCHES, Bus
-from soc.config import Address, Config
+from soc.config import ENGINE_STAGES, Address, Config
 from soc.detect.rules import RuleSet, load_rules
 from soc.detect.stage import CorrelationStage, Detection, DetectionStage
 from soc.incidents.grouping import IncidentStage
@@ -135,37 +135,47 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
     detection_stages: list[DetectionStage | CorrelationStage] = []
     accounts = open_accounts(config) if parts & {"engine", "api"} else None
     if "engine" in parts:
-        ruleset = load_ruleset(config, accounts.rule_overrides() if accounts else None)
-        log.info(
-            "rules loaded count=%d unrouted=%d problems=%d correlations=%d",
-            len(ruleset.rules), len(ruleset.unrouted), len(ruleset.problems),
-            len(ruleset.correlations),
-        )  # fmt: skip
-        detection = Detection.from_rules(ruleset)
-        heap.settle()
-        # The correlator's windows survive a restart on Kafka and on the journaled in-process
-        # bus: it commits only up to the oldest match they may still need, and its successor
-        # reads those again.
-        replay = config.bus.startswith("kafka://") or MATCHES in getattr(bus, "durable", ())
-        detection_stages = [
-            DetectionStage(bus, detection),
-            CorrelationStage(
-                bus,
-                detection,
-                replay=replay,
-                # The in-process bus holds what is not committed in memory, up to its capacity.
-                max_held=None
-                if config.bus.startswith("kafka://")
-                else config.pipeline.bus_capacity // 2,
-            ),
-        ]
+        stages = set(config.pipeline.stages)
+        detection: Detection | None = None
+        if stages & {"detect", "correlate"}:
+            ruleset = load_ruleset(config, accounts.rule_overrides() if accounts else None)
+            log.info(
+                "rules loaded count=%d unrouted=%d problems=%d correlations=%d",
+                len(ruleset.rules), len(ruleset.unrouted), len(ruleset.problems),
+                len(ruleset.correlations),
+            )  # fmt: skip
+            detection = Detection.from_rules(ruleset)
+            heap.settle()
+        if detection is not None and "detect" in stages:
+            detection_stages.append(DetectionStage(bus, detection))
+        if detection is not None and "correlate" in stages:
+            # The correlator's windows survive a restart on Kafka and on the journaled
+            # in-process bus: it commits only up to the oldest match they may still need, and
+            # its successor reads those again.
+            replay = config.bus.startswith("kafka://") or MATCHES in getattr(bus, "durable", ())
+            detection_stages.append(
+                CorrelationStage(
+                    bus,
+                    detection,
+                    replay=replay,
+                    # The in-process bus holds what is not committed in memory, up to its
+                    # capacity.
+                    max_held=None
+                    if config.bus.startswith("kafka://")
+                    else config.pipeline.bus_capacity // 2,
+                )
+            )
         options = NormalizeOptions(timezone=ZoneInfo(config.syslog.timezone))
-        layers = [
-            _Layer([NormalizeStage(bus, options)]),
-            _Layer([detection_stages[0], StoreWriter(store, "events")]),
-            _Layer([detection_stages[1]]),
-            _Layer([IncidentStage(store, config.incidents, bus)]),
-        ]
+        by_name: dict[str, Stage] = {stage.name: stage for stage in detection_stages}
+        by_name["normalize"] = NormalizeStage(bus, options)
+        by_name["index"] = StoreWriter(store, "events")
+        by_name["incidents"] = IncidentStage(store, config.incidents, bus)
+        # Layers in the order records flow, each stopped after the one before has drained;
+        # only the stages this process runs (pipeline.stages).
+        for names in (("normalize",), ("detect", "index"), ("correlate",), ("incidents",)):
+            if chosen := [by_name[name] for name in names if name in stages]:
+                layers.append(_Layer(chosen))
+        log.info("engine stages=%s", ",".join(n for n in ENGINE_STAGES if n in stages))
         for layer in layers:
             for stage in layer.stages:
                 joined.append(asyncio.Event())

@@ -75,3 +75,31 @@ def test_soc_config_names_the_file(tmp_path: Path) -> None:
     assert load_config(environ={"SOC_CONFIG": str(file)}).data_dir == Path("/var/lib/soc")
     with pytest.raises(ConfigError, match="cannot read configuration file"):
         load_config(environ={"SOC_CONFIG": str(tmp_path / "missing.yaml")})
+
+
+def test_engine_stages_default_to_all_and_may_be_spread_over_processes_on_kafka() -> None:
+    assert load_config(environ={}).pipeline.stages == (
+        "normalize", "detect", "index", "correlate", "incidents",
+    )  # fmt: skip
+    env = {"SOC_BUS": "kafka://127.0.0.1:9092", "SOC_PIPELINE__STAGES": "normalize,index"}
+    assert load_config(environ=env).pipeline.stages == ("normalize", "index")
+    flags = {"pipeline": {"stages": "detect,correlate,incidents"}}
+    config = load_config(environ={"SOC_BUS": "kafka://127.0.0.1:9092"}, overrides=flags)
+    assert config.pipeline.stages == ("detect", "correlate", "incidents")
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"SOC_BUS": "kafka://k:9092", "SOC_PIPELINE__STAGES": "normalize,enrich"}, "'enrich'"),
+        ({"SOC_BUS": "kafka://k:9092", "SOC_PIPELINE__STAGES": ","}, "at least one"),
+        ({"SOC_BUS": "kafka://k:9092", "SOC_PIPELINE__STAGES": "detect,detect"}, "named twice"),
+        # Over the in-process bus a stage left out would stall every stage upstream of it.
+        ({"SOC_PIPELINE__STAGES": "normalize,detect"}, "in-process bus needs every stage"),
+    ],
+)
+def test_a_wrong_list_of_engine_stages_is_refused_with_its_reason(
+    environ: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"pipeline\.stages: .*{named}"):
+        load_config(environ=environ)

@@ -210,6 +210,78 @@ def test_two_engines_share_the_work_and_survive_a_kill_9_with_nothing_lost_or_do
         httpx.delete(f"{ES}/{namespace}-soc-*", timeout=30)
 
 
+def test_stages_spread_over_processes_share_the_stream_and_survive_a_kill_9(
+    tmp_path: Path,
+) -> None:
+    """One engine process normalizes and indexes, another detects, correlates and groups
+    (`--stages`): the way a small machine gives the engine more than one core. The detecting
+    process is killed mid-stream and a new one takes its groups over: every event, alert and
+    incident count exactly once."""
+    namespace = f"it{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "SOC_BUS": f"kafka://{KAFKA}",
+        "SOC_STORE": ES,
+        "SOC_NAMESPACE": namespace,
+        "SOC_AUTH__API_TOKEN": TOKEN,
+        "SOC_DATA_DIR": str(tmp_path / "data"),
+        "SOC_PIPELINE__BATCH_SIZE": "500",
+    }
+    rules = ["--rules", str(ROOT / "rules")]
+    front = Part("engine-front", ["engine", *rules, "--stages", "normalize,index"], env, tmp_path)
+    back_args = ["engine", *rules, "--stages", "detect,correlate,incidents"]
+    back = Part("engine-back", back_args, env, tmp_path)
+    api = Part("api", ["api", "--http", "127.0.0.1:0"], env, tmp_path)
+    collector = Part("collector", ["collector", "syslog", "--syslog", "127.0.0.1:0"], env, tmp_path)
+    successor: Part | None = None
+    try:
+        front.ready()
+        back.ready()
+        http = re.search(r"http=(\S+)", api.ready())
+        tcp = re.search(r"syslog_tcp=\S+:(\d+)", collector.ready())
+        assert http and tcp
+        base = f"http://{http[1]}"
+        started = front.log.read_text()
+        # A process without detection stages does not load (or hold) the rules.
+        assert "engine stages=normalize,index" in started and "rules loaded" not in started
+        assert "rules loaded" in back.log.read_text()
+        total = 10_000
+        lines = _lines(0, total)
+        # Twelve failed passwords from one address: the brute-force correlation, once.
+        lines += [
+            b"<38>Nov 28 10:00:%02d web09 sshd[900]: Failed password for root from "
+            b"198.51.100.99 port %d ssh2\n" % (i, 7000 + i)
+            for i in range(12)
+        ]
+        with socket.create_connection(("127.0.0.1", int(tcp[1]))) as sender:
+            for start in range(0, len(lines), 500):
+                sender.sendall(b"".join(lines[start : start + 500]))
+                if start == 3000:
+                    back.process.send_signal(signal.SIGKILL)
+                    assert back.process.wait(10) == -signal.SIGKILL
+                    successor = Part("engine-back-2", back_args, env, tmp_path)
+                time.sleep(0.05)
+        assert successor is not None
+        successor.ready()
+        # 10,000 invalid users, 12 failed passwords, 1 brute force.
+        assert _settle(base, total + 12) == (total + 12, total + 13)
+        names = _api(base, "/api/v1/alerts/counts", field="rule.name", size=10)
+        assert {row["value"]: row["count"] for row in names} == {
+            "SSH Login Attempt With an Invalid User": total,
+            "SSH Failed Password": 12,
+            "SSH Brute Force From One Address": 1,
+        }
+        incidents = _api(base, "/api/v1/incidents", limit=100)["items"]
+        assert sum(item["incident"]["alert_count"] for item in incidents) == total + 13
+    finally:
+        alive = [part for part in (front, successor, api, collector) if part is not None]
+        codes = [part.stop() for part in alive]
+        for part in alive:
+            print(f"--- {part.log.name} (last lines)\n{part.tail()}")
+        assert codes == [0] * len(alive), [p.log.read_text() for p in alive]
+        httpx.delete(f"{ES}/{namespace}-soc-*", timeout=30)
+
+
 SERVICES = ROOT / "deploy" / "local" / "services.sh"
 
 
