@@ -110,7 +110,15 @@ def bench_soc_run(lines: list[bytes], workdir: Path) -> dict[str, Any]:
         while total("events") < len(lines):
             time.sleep(0.05)
         stored = time.perf_counter()
+        # Detection runs beside the event writer and may finish after it: the stream is through
+        # when the alerts stop coming too (the last change, once 2 s pass without one).
         alerts = total("alerts")
+        quiet = time.perf_counter()
+        while time.perf_counter() - quiet < 2:
+            time.sleep(0.05)
+            now, count = time.perf_counter(), total("alerts")
+            if count != alerts:
+                alerts, quiet, stored = count, now, now
         rss = _peak_rss_mib(process.pid)
         process.send_signal(signal.SIGTERM)
         exit_code = process.wait(60)
