@@ -17,9 +17,10 @@ import signal
 import socket
 import sqlite3
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import prometheus_client
@@ -41,7 +42,7 @@ from soc.detect.rules import RuleSet, load_rules
 from soc.detect.stage import CorrelationStage, Detection, DetectionStage
 from soc.incidents.grouping import IncidentStage
 from soc.normalize import NormalizeOptions
-from soc.normalize.stage import NormalizeStage
+from soc.normalize.stage import Chained, NormalizeStage
 from soc.notify.api import attach as attach_notify
 from soc.notify.service import Notifier
 from soc.retention import run_retention
@@ -167,15 +168,24 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
             )
         options = NormalizeOptions(timezone=ZoneInfo(config.syslog.timezone))
         by_name: dict[str, Stage] = {stage.name: stage for stage in detection_stages}
-        by_name["normalize"] = NormalizeStage(bus, options)
+        chained = None
+        if {"normalize", "detect"} <= stages:
+            # Chained: events are detected as they are normalized, not read back from
+            # soc.events (see NormalizeStage); the detect group is not joined.
+            chained = _chain(cast(DetectionStage, by_name.pop("detect")))
+        by_name["normalize"] = NormalizeStage(bus, options, then=chained)
         by_name["index"] = StoreWriter(store, "events")
         by_name["incidents"] = IncidentStage(store, config.incidents, bus)
         # Layers in the order records flow, each stopped after the one before has drained;
         # only the stages this process runs (pipeline.stages).
         for names in (("normalize",), ("detect", "index"), ("correlate",), ("incidents",)):
-            if chosen := [by_name[name] for name in names if name in stages]:
+            if chosen := [by_name[name] for name in names if name in stages and name in by_name]:
                 layers.append(_Layer(chosen))
-        log.info("engine stages=%s", ",".join(n for n in ENGINE_STAGES if n in stages))
+        log.info(
+            "engine stages=%s%s",
+            ",".join(n for n in ENGINE_STAGES if n in stages),
+            " (detect chained to normalize)" if chained else "",
+        )
         for layer in layers:
             for stage in layer.stages:
                 joined.append(asyncio.Event())
@@ -375,6 +385,16 @@ def ensure_first_admin(accounts: Accounts) -> None:
         )
     else:
         log.info("created the first administrator 'admin' from SOC_ADMIN_PASSWORD")
+
+
+def _chain(detection: DetectionStage) -> Chained:
+    """Detection as the normalizing stage's next step, counted as the detect stage's records."""
+
+    async def detect(events: Sequence[dict[str, Any]]) -> None:
+        await detection.detect(events)
+        metrics.STAGE_RECORDS.labels(detection.name).inc(len(events))
+
+    return detect
 
 
 async def _watch_overrides(

@@ -1,7 +1,11 @@
 """The normalizing stage over a real in-process bus: every raw record, whatever its format,
 becomes exactly one event on soc.events, keyed by the host it came from."""
 
+from collections.abc import Sequence
+from typing import Any
+
 import orjson
+import pytest
 
 from soc.bus.base import EVENTS, RAW, Delivered
 from soc.bus.memory import MemoryBus
@@ -58,3 +62,60 @@ async def test_every_record_becomes_one_event_in_order() -> None:
         "unknown_format",
         "invalid_json",
     ]
+
+
+def _raw_batch() -> list[Delivered]:
+    return [
+        Delivered(
+            RAW,
+            0,
+            offset,
+            "10.0.0.8",
+            {
+                "id": f"r{offset}",
+                "received_at": "2026-11-28T03:00:00Z",
+                "data": data,
+                "source": {"type": "agent", "peer": {"ip": "10.0.0.8", "port": 1}},
+                **({"format": kind} if kind else {}),
+            },
+        )
+        for offset, (kind, data) in enumerate(RECORDS)
+    ]
+
+
+async def test_chained_detection_sees_each_batch_s_events_as_they_are_published() -> None:
+    """Detection in the same process is chained to normalizing: it gets the batch's events,
+    the very ones published on soc.events for the indexer."""
+    bus = MemoryBus()
+    await bus.start()
+    consumer = await bus.subscribe(EVENTS, "index-events")
+    seen: list[dict[str, Any]] = []
+
+    async def detect(events: Sequence[dict[str, Any]]) -> None:
+        seen.extend(events)
+
+    await NormalizeStage(bus, NormalizeOptions(), then=detect).handle(_raw_batch())
+    delivered = await consumer.poll(100, 1.0)
+    await bus.close()
+    assert [event["event"]["id"] for event in seen] == [f"r{i}" for i in range(len(RECORDS))]
+    assert [d.value for d in delivered] == seen
+
+
+async def test_a_chained_detection_that_fails_fails_the_batch() -> None:
+    """Its alerts not published, the raw batch must not be committed: the stage raises, and
+    `run_stage` handles the batch again (the events published twice are absorbed by id)."""
+    bus = MemoryBus()
+    await bus.start()
+    attempts: list[int] = []
+
+    async def detect(events: Sequence[dict[str, Any]]) -> None:
+        attempts.append(len(events))
+        if len(attempts) == 1:
+            raise ConnectionError("alerts not acknowledged")
+
+    stage = NormalizeStage(bus, NormalizeOptions(), then=detect)
+    with pytest.raises(ConnectionError, match="alerts not acknowledged"):
+        await stage.handle(_raw_batch())
+    await stage.handle(_raw_batch())
+    await bus.close()
+    assert attempts == [len(RECORDS), len(RECORDS)]

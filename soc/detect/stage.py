@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,13 +66,18 @@ class DetectionStage:
         self.detection = detection
 
     async def handle(self, batch: list[Delivered]) -> None:
+        await self.detect([record.value for record in batch])
+
+    async def detect(self, events: Sequence[dict[str, Any]]) -> None:
+        """Evaluate the rules on a batch of events; publish the alerts and the matches that
+        correlations need. What `handle` does with records of `soc.events`, and what the
+        normalizing stage calls when it runs in the same process (see `NormalizeStage`)."""
         detection = self.detection  # one rule set for the whole batch, even across a reload
         engine = detection.correlations
         alerts: list[Message] = []
         matches: list[Message] = []
         hits: Counter[tuple[str, str]] = Counter()
-        for record in batch:
-            event = record.value
+        for event in events:
             for rule in detection.rules.match(event):
                 hits[rule.id, rule.level] += 1
                 if engine.wants(rule.id, rule.name):

@@ -146,6 +146,11 @@ def test_syslog_through_kafka_and_the_engine_into_elasticsearch_and_out_of_the_a
         time.sleep(0.5)
     assert events["total"] == len(lines)
     assert {e["event"]["original"] for e in events["items"]} == set(lines)
+    # Every stage in one engine: detection chained to normalizing, not a consumer of its own.
+    engine = platform["parts"][0].log.read_text()
+    assert "engine stages=normalize,detect,index,correlate,incidents (detect chained" in engine
+    assert re.search(r"Joined group '\S+\.normalize'", engine)
+    assert not re.search(r"Joined group '\S+\.detect'", engine)
     names = [a["rule"]["name"] for a in alerts["items"]]
     assert names.count("SSH Failed Password") == 12
     assert names.count("SSH Login Attempt With an Invalid User") == 1
