@@ -335,7 +335,7 @@ def main() -> int:
         # An engine that is one process is held to one core: its stages spread over processes
         # (`soc engine --stages`), the detecting one alone holding the rules.
         ("stages in 2 processes", True, ["normalize,detect,correlate", "index,incidents"]),
-        ("stages in 3 processes", True, ["normalize", "index", "detect,correlate,incidents"]),
+        ("stages in 2 processes (b)", True, ["normalize,detect", "index,correlate,incidents"]),
         ("embedded soc run (baseline)", False, [None]),
     ]
     for name, distributed, engines in setups:
