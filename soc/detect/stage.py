@@ -78,21 +78,35 @@ class DetectionStage:
         matches: list[Message] = []
         hits: Counter[tuple[str, str]] = Counter()
         for event in events:
-            for rule in detection.rules.match(event):
-                hits[rule.id, rule.level] += 1
-                if engine.wants(rule.id, rule.name):
-                    match = Match(
-                        rule.id, rule.name, event_time(event), event, event["event"]["id"]
-                    )
-                    matches.append(Message(engine.group_key(match), _match_value(match)))
-                if engine.generate(rule.id, rule.name):
-                    alert = build_alert(rule, event)
-                    alerts.append(Message(grouping_key(alert), alert))
-                    _observe_latency(event)
+            before = len(matches), len(alerts)
+            try:
+                for rule in detection.rules.match(event):
+                    hits[rule.id, rule.level] += 1
+                    if engine.wants(rule.id, rule.name):
+                        match = Match(
+                            rule.id, rule.name, event_time(event), event, event["event"]["id"]
+                        )
+                        matches.append(Message(engine.group_key(match), _match_value(match)))
+                    if engine.generate(rule.id, rule.name):
+                        alert = build_alert(rule, event)
+                        alerts.append(Message(grouping_key(alert), alert))
+                        _observe_latency(event)
+            except Exception:
+                # One event the rules cannot take must not hold up every event after it (nor,
+                # chained, their normalizing and indexing): it is stored as usual, undetected,
+                # counted and logged with its id for a rule fix and a hunt.
+                del matches[before[0] :], alerts[before[1] :]
+                metrics.DROPPED.labels(self.name, "detection_failed").inc()
+                log.exception("event not detected event_id=%s", _event_id(event))
         await self._bus.publish(MATCHES, matches)
         await self._bus.publish(ALERTS, alerts)
         for (rule_id, level), count in hits.items():
             metrics.RULE_HITS.labels(rule_id, level).inc(count)
+
+
+def _event_id(event: Any) -> str:
+    inner = event.get("event") if isinstance(event, dict) else None
+    return str(inner.get("id")) if isinstance(inner, dict) else "?"
 
 
 def _match_value(match: Match) -> dict[str, Any]:
