@@ -88,17 +88,23 @@ def _stacks(pid: int) -> str:
     return done.stdout + done.stderr
 
 
-@pytest.fixture
-def platform(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    namespace = f"it{uuid.uuid4().hex[:8]}"
-    env = {
+def _environment(namespace: str, workdir: Path, **extra: str) -> dict[str, str]:
+    """What every part of one test's platform runs with: Kafka, Elasticsearch, one namespace."""
+    return {
         **os.environ,
         "SOC_BUS": f"kafka://{KAFKA}",
         "SOC_STORE": ES,
         "SOC_NAMESPACE": namespace,
         "SOC_AUTH__API_TOKEN": TOKEN,
-        "SOC_DATA_DIR": str(tmp_path / "data"),
+        "SOC_DATA_DIR": str(workdir / "data"),
+        **extra,
     }
+
+
+@pytest.fixture
+def platform(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    namespace = f"it{uuid.uuid4().hex[:8]}"
+    env = _environment(namespace, tmp_path)
     engine = Part("engine", ["engine", "--rules", str(ROOT / "rules")], env, tmp_path)
     api = Part("api", ["api", "--http", "127.0.0.1:0"], env, tmp_path)
     collector = Part("collector", ["collector", "syslog", "--syslog", "127.0.0.1:0"], env, tmp_path)
@@ -163,15 +169,7 @@ def test_two_engines_share_the_work_and_survive_a_kill_9_with_nothing_lost_or_do
     tmp_path: Path,
 ) -> None:
     namespace = f"it{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "SOC_BUS": f"kafka://{KAFKA}",
-        "SOC_STORE": ES,
-        "SOC_NAMESPACE": namespace,
-        "SOC_AUTH__API_TOKEN": TOKEN,
-        "SOC_DATA_DIR": str(tmp_path / "data"),
-        "SOC_PIPELINE__BATCH_SIZE": "500",
-    }
+    env = _environment(namespace, tmp_path, SOC_PIPELINE__BATCH_SIZE="500")
     first = Part("engine-a", ["engine", "--rules", str(ROOT / "rules")], env, tmp_path)
     second = Part("engine-b", ["engine", "--rules", str(ROOT / "rules")], env, tmp_path)
     api = Part("api", ["api", "--http", "127.0.0.1:0"], env, tmp_path)
@@ -223,15 +221,7 @@ def test_stages_spread_over_processes_share_the_stream_and_survive_a_kill_9(
     process is killed mid-stream and a new one takes its groups over: every event, alert and
     incident count exactly once."""
     namespace = f"it{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "SOC_BUS": f"kafka://{KAFKA}",
-        "SOC_STORE": ES,
-        "SOC_NAMESPACE": namespace,
-        "SOC_AUTH__API_TOKEN": TOKEN,
-        "SOC_DATA_DIR": str(tmp_path / "data"),
-        "SOC_PIPELINE__BATCH_SIZE": "500",
-    }
+    env = _environment(namespace, tmp_path, SOC_PIPELINE__BATCH_SIZE="500")
     rules = ["--rules", str(ROOT / "rules")]
     front = Part("engine-front", ["engine", *rules, "--stages", "normalize,index"], env, tmp_path)
     back_args = ["engine", *rules, "--stages", "detect,correlate,incidents"]
