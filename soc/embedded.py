@@ -173,13 +173,16 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
             # Chained: events are detected as they are normalized, not read back from
             # soc.events (see NormalizeStage); the detect group is not joined.
             chained = _chain(cast(DetectionStage, by_name.pop("detect")))
-        by_name["normalize"] = NormalizeStage(bus, options, then=chained)
-        by_name["index"] = StoreWriter(store, "events")
-        by_name["incidents"] = IncidentStage(store, config.incidents, bus)
+        if "normalize" in stages:
+            by_name["normalize"] = NormalizeStage(bus, options, then=chained)
+        if "index" in stages:
+            by_name["index"] = StoreWriter(store, "events")
+        if "incidents" in stages:
+            by_name["incidents"] = IncidentStage(store, config.incidents, bus)
         # Layers in the order records flow, each stopped after the one before has drained;
-        # only the stages this process runs (pipeline.stages).
+        # only the stages this process consumes for (pipeline.stages, less the chained one).
         for names in (("normalize",), ("detect", "index"), ("correlate",), ("incidents",)):
-            if chosen := [by_name[name] for name in names if name in stages and name in by_name]:
+            if chosen := [by_name[name] for name in names if name in by_name]:
                 layers.append(_Layer(chosen))
         log.info(
             "engine stages=%s%s",

@@ -101,20 +101,32 @@ def _environment(namespace: str, workdir: Path, **extra: str) -> dict[str, str]:
     }
 
 
+def _edge(env: dict[str, str], workdir: Path) -> tuple[Part, Part]:
+    """The API and the syslog collector of a test's platform, started."""
+    api = Part("api", ["api", "--http", "127.0.0.1:0"], env, workdir)
+    collector = Part("collector", ["collector", "syslog", "--syslog", "127.0.0.1:0"], env, workdir)
+    return api, collector
+
+
+def _addresses(api: Part, collector: Part) -> tuple[str, int]:
+    """Once both are ready: the API's base URL and the collector's syslog TCP port."""
+    http = re.search(r"http=(\S+)", api.ready())
+    tcp = re.search(r"syslog_tcp=\S+:(\d+)", collector.ready())
+    assert http and tcp
+    return f"http://{http[1]}", int(tcp[1])
+
+
 @pytest.fixture
 def platform(tmp_path: Path) -> Iterator[dict[str, Any]]:
     namespace = f"it{uuid.uuid4().hex[:8]}"
     env = _environment(namespace, tmp_path)
     engine = Part("engine", ["engine", "--rules", str(ROOT / "rules")], env, tmp_path)
-    api = Part("api", ["api", "--http", "127.0.0.1:0"], env, tmp_path)
-    collector = Part("collector", ["collector", "syslog", "--syslog", "127.0.0.1:0"], env, tmp_path)
+    api, collector = _edge(env, tmp_path)
     parts = [engine, api, collector]
     try:
         engine.ready()
-        http = re.search(r"http=(\S+)", api.ready())
-        tcp = re.search(r"syslog_tcp=\S+:(\d+)", collector.ready())
-        assert http and tcp
-        yield {"http": f"http://{http[1]}", "tcp": int(tcp[1]), "parts": parts}
+        base, tcp = _addresses(api, collector)
+        yield {"http": base, "tcp": tcp, "parts": parts}
     finally:
         codes = [part.stop() for part in parts]
         for part in parts:  # shown only when the test fails: what each process last said
@@ -172,15 +184,11 @@ def test_two_engines_share_the_work_and_survive_a_kill_9_with_nothing_lost_or_do
     env = _environment(namespace, tmp_path, SOC_PIPELINE__BATCH_SIZE="500")
     first = Part("engine-a", ["engine", "--rules", str(ROOT / "rules")], env, tmp_path)
     second = Part("engine-b", ["engine", "--rules", str(ROOT / "rules")], env, tmp_path)
-    api = Part("api", ["api", "--http", "127.0.0.1:0"], env, tmp_path)
-    collector = Part("collector", ["collector", "syslog", "--syslog", "127.0.0.1:0"], env, tmp_path)
+    api, collector = _edge(env, tmp_path)
     try:
         first.ready()
         second.ready()
-        http = re.search(r"http=(\S+)", api.ready())
-        tcp = re.search(r"syslog_tcp=\S+:(\d+)", collector.ready())
-        assert http and tcp
-        base = f"http://{http[1]}"
+        base, tcp = _addresses(api, collector)
         total = 20_000
         # One user name throughout: every line raises exactly one alert, and no correlation.
         lines = [
@@ -188,7 +196,7 @@ def test_two_engines_share_the_work_and_survive_a_kill_9_with_nothing_lost_or_do
             % (i % 50, i % 200, i)
             for i in range(total)
         ]
-        with socket.create_connection(("127.0.0.1", int(tcp[1]))) as sender:
+        with socket.create_connection(("127.0.0.1", tcp)) as sender:
             for start in range(0, total, 1000):
                 sender.sendall(b"".join(lines[start : start + 1000]))
                 if start == 6000:
@@ -226,16 +234,12 @@ def test_stages_spread_over_processes_share_the_stream_and_survive_a_kill_9(
     front = Part("engine-front", ["engine", *rules, "--stages", "normalize,index"], env, tmp_path)
     back_args = ["engine", *rules, "--stages", "detect,correlate,incidents"]
     back = Part("engine-back", back_args, env, tmp_path)
-    api = Part("api", ["api", "--http", "127.0.0.1:0"], env, tmp_path)
-    collector = Part("collector", ["collector", "syslog", "--syslog", "127.0.0.1:0"], env, tmp_path)
+    api, collector = _edge(env, tmp_path)
     successor: Part | None = None
     try:
         front.ready()
         back.ready()
-        http = re.search(r"http=(\S+)", api.ready())
-        tcp = re.search(r"syslog_tcp=\S+:(\d+)", collector.ready())
-        assert http and tcp
-        base = f"http://{http[1]}"
+        base, tcp = _addresses(api, collector)
         started = front.log.read_text()
         # A process without detection stages does not load (or hold) the rules.
         assert "engine stages=normalize,index" in started and "rules loaded" not in started
@@ -248,7 +252,7 @@ def test_stages_spread_over_processes_share_the_stream_and_survive_a_kill_9(
             b"198.51.100.99 port %d ssh2\n" % (i, 7000 + i)
             for i in range(12)
         ]
-        with socket.create_connection(("127.0.0.1", int(tcp[1]))) as sender:
+        with socket.create_connection(("127.0.0.1", tcp)) as sender:
             for start in range(0, len(lines), 500):
                 sender.sendall(b"".join(lines[start : start + 500]))
                 if start == 3000:
