@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import prometheus_client
@@ -174,7 +175,13 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
             # soc.events (see NormalizeStage); the detect group is not joined.
             chained = _chain(cast(DetectionStage, by_name.pop("detect")))
         if "normalize" in stages:
-            by_name["normalize"] = NormalizeStage(bus, options, then=chained)
+            # Hints only pay where the indexer reads bytes (Kafka) and stores them as they are
+            # (Elasticsearch); the in-process bus hands it the events themselves.
+            hints = config.bus.startswith("kafka://") and urlsplit(config.store).scheme in {
+                "http",
+                "https",
+            }
+            by_name["normalize"] = NormalizeStage(bus, options, then=chained, hints=hints)
         if "index" in stages:
             by_name["index"] = StoreWriter(store, "events")
         if "incidents" in stages:

@@ -11,6 +11,8 @@ from soc.bus.base import EVENTS, RAW, Delivered
 from soc.bus.memory import MemoryBus
 from soc.normalize import NormalizeOptions
 from soc.normalize.stage import NormalizeStage
+from soc.store.base import document_id
+from soc.store.documents import doc_time, encoded, fts_text
 
 RECORDS = [
     (None, "<34>Nov 28 10:00:00 web01 sshd[1]: Failed password for root from 1.2.3.4 port 2 ssh2"),
@@ -119,3 +121,26 @@ async def test_a_chained_detection_that_fails_fails_the_batch() -> None:
     await stage.handle(_raw_batch())
     await bus.close()
     assert attempts == [len(RECORDS), len(RECORDS)]
+
+
+@pytest.mark.parametrize("with_hints", [True, False])
+async def test_events_carry_what_the_store_derives_from_them_when_asked(with_hints: bool) -> None:
+    """Over Kafka to Elasticsearch, the indexer stores an event from its bytes and these hints:
+    they must say what the store would derive from the event itself."""
+    bus = MemoryBus()
+    await bus.start()
+    consumer = await bus.subscribe(EVENTS, "test")
+    await NormalizeStage(bus, NormalizeOptions(), hints=with_hints).handle(_raw_batch())
+    delivered = await consumer.poll(100, 1.0)
+    await bus.close()
+    assert len(delivered) == len(RECORDS)
+    for record in delivered:
+        if not with_hints:
+            assert record.headers == ()
+            continue
+        found = encoded(orjson.dumps(record.value), record.headers)
+        assert found is not None
+        assert found.ident == document_id(record.value)
+        assert found.micros == doc_time(record.value)
+        assert found.text == fts_text("events", record.value)
+        assert record.value["event"]["original"] in found.text

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
 #: Default topic names (DESIGN.md); configurable later, hence constants rather than literals.
 RAW = "soc.raw"
 EVENTS = "soc.events"
@@ -21,23 +23,90 @@ ALERTS = "soc.alerts"
 INCIDENTS = "soc.incidents"
 
 
+#: Record headers: (name, bytes) pairs, as Kafka carries them.
+Headers = tuple[tuple[str, bytes], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
-    """What a producer publishes. `value` is JSON-compatible and must not be mutated afterwards."""
+    """What a producer publishes. `value` is JSON-compatible and must not be mutated afterwards.
+
+    `headers` are hints about the value that let a consumer skip work (see
+    `soc.store.documents.hints`). A consumer must do the same without them: a record published
+    without, or put back from the in-process bus's journal (which keeps no headers), has none."""
 
     key: str
     value: dict[str, Any]
+    headers: Headers = ()
 
 
-@dataclass(frozen=True, slots=True)
 class Delivered:
-    """A message as a consumer receives it, with its position in the topic."""
+    """A message as a consumer receives it, with its position in the topic.
 
-    topic: str
-    partition: int
-    offset: int
-    key: str
-    value: dict[str, Any]
+    From Kafka the value arrives as bytes and is decoded on first use: a consumer that needs
+    only the bytes (the event indexer, which sends them on to Elasticsearch as they are) never
+    pays for decoding them into dicts and freeing those again. Records without headers are
+    decoded as they are polled (the Kafka consumer skips and counts one that is not a JSON
+    object); those with are the platform's own. `raw` is None where the bus holds values
+    rather than bytes."""
+
+    __slots__ = ("_value", "headers", "key", "offset", "partition", "raw", "topic")
+
+    def __init__(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: str,
+        value: dict[str, Any] | None = None,
+        *,
+        raw: bytes | None = None,
+        headers: Headers = (),
+    ) -> None:
+        if value is None and raw is None:
+            raise ValueError("a delivered record needs a value or its bytes")
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.key = key
+        self.raw = raw
+        self.headers = headers
+        self._value = value
+
+    @property
+    def value(self) -> dict[str, Any]:
+        value = self._value
+        if value is None:
+            try:
+                value = orjson.loads(self.raw)  # type: ignore[arg-type]
+            except orjson.JSONDecodeError as exc:
+                raise UndecodableRecord(
+                    f"{self.topic} partition {self.partition} offset {self.offset}: {exc}"
+                ) from None
+            if not isinstance(value, dict):
+                raise UndecodableRecord(
+                    f"{self.topic} partition {self.partition} offset {self.offset}:"
+                    f" a JSON {type(value).__name__}, not an object"
+                )
+            self._value = value
+        return value
+
+    def header(self, name: str) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def __repr__(self) -> str:
+        return (
+            f"Delivered({self.topic!r}, {self.partition}, {self.offset}, {self.key!r},"
+            f" {self._value if self._value is not None else self.raw!r})"
+        )
+
+
+class UndecodableRecord(ValueError):
+    """A record whose bytes are not a JSON object (only the platform publishes to its topics,
+    so this is a bug or a stranger writing to them)."""
 
 
 class Consumer(Protocol):
@@ -76,7 +145,8 @@ class Bus(Protocol):
         ...
 
     async def subscribe(self, topic: str, group: str) -> Consumer:
-        """Join `group` on `topic`; a new group starts at the earliest retained record."""
+        """Join `group` on `topic`; a new group starts at the earliest retained record.
+        Records are delivered with their headers."""
         ...
 
     async def close(self) -> None: ...

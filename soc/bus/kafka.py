@@ -26,6 +26,7 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
 )
 
+from soc import metrics
 from soc.bus.base import Delivered, Message
 
 log = logging.getLogger(__name__)
@@ -166,25 +167,29 @@ class KafkaBus:
             if partition is None:
                 if len(known) >= _KEYS_PLACED:
                     known.clear()
-                key = message.key.encode("utf-8", "surrogatepass")
-                partition = known[message.key] = producer._partitioner(key, partitions, partitions)
+                encoded = message.key.encode("utf-8", "surrogatepass")
+                partition = known[message.key] = producer._partitioner(
+                    encoded, partitions, partitions
+                )
             by_partition.setdefault(partition, []).append(message)
         pending: list[asyncio.Future[Any]] = []
         for partition, records in by_partition.items():
             batch = producer.create_batch()
             for message in records:
-                if batch.append(key=message.key, value=message.value, timestamp=None) is not None:
+                key, value = message.key, message.value
+                headers = list(message.headers)  # aiokafka's record builder takes a list only
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is not None:
                     continue
                 if batch.record_count():
                     pending.append(await producer.send_batch(batch, name, partition=partition))
                     batch = producer.create_batch()
-                    appended = batch.append(key=message.key, value=message.value, timestamp=None)
+                    appended = batch.append(key=key, value=value, timestamp=None, headers=headers)
                     if appended is not None:
                         continue
                 # Larger than a whole batch: `send` gives it one of its own (or refuses it).
                 pending.append(
                     await producer.send(
-                        name, value=message.value, key=message.key, partition=partition
+                        name, value=value, key=key, partition=partition, headers=headers
                     )
                 )
             if batch.record_count():
@@ -203,7 +208,7 @@ class KafkaBus:
                 max_poll_records=10_000,
                 session_timeout_ms=10_000,
                 heartbeat_interval_ms=1_000,
-                value_deserializer=orjson.loads,
+                # Values are decoded in `poll` (see `Delivered`).
                 key_deserializer=lambda key: key.decode("utf-8", "surrogatepass") if key else "",
             ),
             topic,
@@ -295,19 +300,46 @@ class KafkaConsumer:
             await asyncio.sleep(min(max_wait, 1.0))
             return []
         delivered: list[Delivered] = []
+        topic = self._topic
         for partition, records in batches.items():
+            number = partition.partition
             for record in records:
-                delivered.append(
-                    Delivered(
-                        self._topic, partition.partition, record.offset, record.key, record.value
+                if record.headers:
+                    # Published with hints by the platform: decoded when (and if) used.
+                    delivered.append(
+                        Delivered(
+                            topic,
+                            number,
+                            record.offset,
+                            record.key,
+                            raw=record.value,
+                            headers=record.headers,
+                        )
                     )
-                )
+                    continue
+                try:
+                    value = orjson.loads(record.value)
+                except (orjson.JSONDecodeError, TypeError) as exc:  # TypeError: no value
+                    value = exc
+                if not isinstance(value, dict):
+                    # Not the platform's: kept out of the stage (it could never be handled,
+                    # and would hold up its partition for good), counted and named.
+                    metrics.DROPPED.labels(self._group, "undecodable").inc()
+                    log.error(
+                        "record is not a JSON object, skipped topic=%s partition=%d offset=%d"
+                        " error=%s",
+                        topic, number, record.offset, value if isinstance(value, Exception)
+                        else f"a JSON {type(value).__name__}",
+                    )  # fmt: skip
+                    continue
+                delivered.append(Delivered(topic, number, record.offset, record.key, value))
             if records:
-                self._idle.clear()
                 self._positions[partition] = records[-1].offset + 1
                 # The first record after an assignment sits at the group's committed offset:
                 # the lag gauge's base until this member commits.
                 self._committed.setdefault(partition, records[0].offset)
+        if delivered:
+            self._idle.clear()
         return delivered
 
     async def commit(self) -> None:

@@ -237,7 +237,11 @@ class MemoryConsumer:
             for offset, message in enumerate(
                 partition.records[position - base : stop - base], start=position
             ):
-                taken.append(Delivered(name, index, offset, message.key, message.value))
+                taken.append(
+                    Delivered(
+                        name, index, offset, message.key, message.value, headers=message.headers
+                    )
+                )
             self.positions[index] = max(position, stop)
             if len(taken) >= max_records:
                 break

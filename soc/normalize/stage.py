@@ -16,6 +16,7 @@ from typing import Any
 from soc import metrics
 from soc.bus.base import EVENTS, RAW, Bus, Delivered, Message
 from soc.normalize import NormalizeOptions, normalize
+from soc.store.documents import hints
 
 #: What is chained after normalizing: a batch of events in, done when its output is published.
 Chained = Callable[[Sequence[dict[str, Any]]], Coroutine[Any, Any, None]]
@@ -25,10 +26,21 @@ class NormalizeStage:
     name = "normalize"
     topic = RAW
 
-    def __init__(self, bus: Bus, options: NormalizeOptions, then: Chained | None = None) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        options: NormalizeOptions,
+        then: Chained | None = None,
+        *,
+        hints: bool = False,
+    ) -> None:
+        """`hints`: publish each event with what the store derives from it (its id, time and
+        free text, `soc.store.documents.hints`), so that the indexer stores its bytes as they
+        are. Worth it over Kafka, where the indexer would otherwise decode every event."""
         self._bus = bus
         self._options = options
         self._then = then
+        self._hints = hints
 
     async def handle(self, batch: list[Delivered]) -> None:
         events = []
@@ -38,7 +50,7 @@ class NormalizeStage:
                 if tag.startswith("syslog_") or tag == "unparsed":
                     metrics.RECORDS_FLAGGED.labels(self.name, tag).inc()
             host = event.get("host", {}).get("name") or record.key
-            events.append(Message(str(host), event))
+            events.append(Message(str(host), event, hints("events", event) if self._hints else ()))
         if self._then is None:
             await self._bus.publish(EVENTS, events)
             return

@@ -106,6 +106,18 @@ class Bucket:
     count: int
 
 
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A document as its producer published it, JSON bytes of an object, with what a store
+    derives from it computed by that producer (`soc.store.documents.hints`): its id, its time
+    (microseconds since the epoch) and its free text, unfolded."""
+
+    ident: str
+    micros: int
+    text: str
+    raw: bytes
+
+
 def document_id(doc: Mapping[str, Any]) -> str:
     """The id a document is stored under: `event.id`."""
     event = doc.get("event")

@@ -4,10 +4,10 @@ Elasticsearch find the same documents for the same query."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from soc.store.base import Kind
+from soc.store.base import Encoded, Kind, document_id
 from soc.timeutil import parse_ts, to_micros, utcnow
 
 
@@ -96,3 +96,45 @@ def doc_time(doc: Mapping[str, Any]) -> int:
             except ValueError:
                 continue
     return to_micros(utcnow())
+
+
+#: Record headers with which a producer publishes what a store derives from a document, so that
+#: the stage storing it can send its bytes on as they are: no decoding into dicts, no freeing
+#: them, no encoding again. bench/index_path.py: the indexer's CPU an event 11-14 -> 5 us, for
+#: 3.3 us of making the hints in the normalizing process.
+HINT_ID = "soc.id"
+HINT_TIME = "soc.time"
+HINT_TEXT = "soc.text"
+
+
+def hints(kind: Kind, doc: Mapping[str, Any]) -> tuple[tuple[str, bytes], ...]:
+    """The hints for a document about to be published; none for one without an id (it takes
+    the decoding path, where the store reports it)."""
+    try:
+        ident = document_id(doc)
+    except ValueError:
+        return ()
+    return (
+        (HINT_ID, ident.encode("utf-8", "surrogatepass")),
+        (HINT_TIME, b"%d" % doc_time(doc)),
+        (HINT_TEXT, fts_text(kind, doc).encode("utf-8", "surrogatepass")),
+    )
+
+
+def encoded(raw: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Encoded | None:
+    """A published document and its hints, if it came with all of them; else None."""
+    if raw is None or len(headers) < 3:
+        return None
+    found = dict(headers)
+    ident, micros, text = found.get(HINT_ID), found.get(HINT_TIME), found.get(HINT_TEXT)
+    if not ident or micros is None or text is None:
+        return None
+    try:
+        return Encoded(
+            ident.decode("utf-8", "surrogatepass"),
+            int(micros),
+            text.decode("utf-8", "surrogatepass"),
+            raw,
+        )
+    except ValueError:  # not a number, or not UTF-8: not hints we wrote
+        return None

@@ -51,6 +51,7 @@ from soc.store.base import (
     MUTABLE,
     Bucket,
     Conflict,
+    Encoded,
     Kind,
     NotFound,
     Page,
@@ -70,6 +71,9 @@ from soc.timeutil import format_ts
 
 #: The field free text is searched in; built at write time, never returned.
 TEXT_FIELD = "soc_text"
+_TEXT_NAME = TEXT_FIELD.encode()
+#: A published document holding this (as a field, or anywhere) is decoded before it is stored.
+_TEXT_KEY = b'"%s"' % _TEXT_NAME
 #: Stored in `_source` but never handed back: what the store derived, not what it was given.
 _UNRETURNED = [TEXT_FIELD]
 
@@ -520,8 +524,57 @@ class ElasticsearchStore:
         )
         return [next(iter(item.values())) for item in response.body["items"]]
 
+    def _encoded_actions(
+        self, kind: Kind, records: Sequence[Encoded]
+    ) -> tuple[list[_Action], list[tuple[str, str]]]:
+        """Bulk lines for documents published with their hints: the source is the published
+        bytes with the folded text spliced in before the closing brace. A document those bytes
+        cannot be spliced into (not an object, or already holding a field of the text's name)
+        is decoded and goes the way of `write`, as is one whose time names no index."""
+        actions: list[_Action] = []
+        decoded: list[Mapping[str, Any]] = []
+        errors: list[tuple[str, str]] = []
+        for record in records:
+            raw = record.raw
+            try:
+                index = index_name(self.prefix, kind, record.micros)
+            except (OverflowError, ValueError):  # a time no index can be named after
+                index = ""
+            # An object with a first key (`{"`), ending in its closing brace.
+            if not index or raw[:2] != b'{"' or raw[-1:] != b"}" or _TEXT_KEY in raw:
+                try:
+                    doc = orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    errors.append((record.ident, f"not JSON: {exc}"))
+                    continue
+                if isinstance(doc, dict):
+                    decoded.append(doc)
+                else:
+                    errors.append((record.ident, f"a JSON {type(doc).__name__}, not an object"))
+                continue
+            source = b'%s,"%s":%s}' % (raw[:-1], _TEXT_NAME, orjson.dumps(fold(record.text)))
+            head = orjson.dumps({"create": {"_index": index, "_id": record.ident}})
+            actions.append(_Action(record.ident, b"%s\n%s\n" % (head, source)))
+        if decoded:
+            more, refused = self._actions(kind, decoded)
+            actions += more
+            errors += refused
+        return actions, errors
+
     async def write(self, kind: Kind, docs: Sequence[Mapping[str, Any]]) -> WriteResult:
         pending, errors = self._actions(kind, docs)
+        return await self._send(pending, errors, len(docs))
+
+    async def write_encoded(self, kind: Kind, records: Sequence[Encoded]) -> WriteResult:
+        """`write` for documents published with their hints (`soc.store.documents.hints`),
+        stored from their bytes as published: the same bulk body as `write` gives them, for
+        2.2-2.7 times less CPU (bench/index_path.py), since nothing is decoded or encoded."""
+        pending, errors = self._encoded_actions(kind, records)
+        return await self._send(pending, errors, len(records))
+
+    async def _send(
+        self, pending: list[_Action], errors: list[tuple[str, str]], total: int
+    ) -> WriteResult:
         written = duplicates = 0
         duplicate_ids: list[str] = []
         failure = ""
@@ -557,7 +610,7 @@ class ElasticsearchStore:
             pending = retry
         if pending:
             raise StoreUnavailable(
-                f"{len(pending)} of {len(docs)} documents not stored after {_WRITE_ATTEMPTS}"
+                f"{len(pending)} of {total} documents not stored after {_WRITE_ATTEMPTS}"
                 f" attempts: {failure}"
             )
         return WriteResult(

@@ -7,7 +7,8 @@ import time
 
 from soc import metrics
 from soc.bus.base import ALERTS, EVENTS, Delivered
-from soc.store.base import Kind, Store
+from soc.store.base import Kind, Store, WriteResult
+from soc.store.documents import encoded
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ class StoreWriter:
 
     async def handle(self, batch: list[Delivered]) -> None:
         started = time.perf_counter()
-        result = await self._store.write(self.kind, [record.value for record in batch])
+        result = await self._write(batch)
         metrics.STORE_WRITE_SECONDS.labels(self.kind).observe(time.perf_counter() - started)
         stored = metrics.EVENTS_STORED if self.kind == "events" else metrics.ALERTS_STORED
         stored.inc(result.written)
@@ -34,3 +35,13 @@ class StoreWriter:
             metrics.STORE_ERRORS.labels(self.kind).inc()
             metrics.DROPPED.labels(self.name, "store_refused").inc()
             log.error("store refused document kind=%s id=%s reason=%s", self.kind, ident, reason)
+
+    async def _write(self, batch: list[Delivered]) -> WriteResult:
+        """Records published with their hints go to a store that can take them as bytes
+        (Elasticsearch) as they are; anything else is decoded and written as documents."""
+        write_encoded = getattr(self._store, "write_encoded", None)
+        if write_encoded is not None:
+            records = [encoded(record.raw, record.headers) for record in batch]
+            if all(record is not None for record in records):
+                return await write_encoded(self.kind, records)  # type: ignore[no-any-return]
+        return await self._store.write(self.kind, [record.value for record in batch])

@@ -12,12 +12,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from soc.store.base import KINDS, Conflict, NotFound, Query, QueryError, Scope, Store
+from soc import metrics
+from soc.bus.base import Delivered
+from soc.store.base import KINDS, Conflict, Encoded, NotFound, Query, QueryError, Scope, Store
+from soc.store.documents import doc_time, fts_text, hints
 from soc.store.elasticsearch import ElasticsearchStore
 from soc.store.sqlite import SqliteStore
+from soc.store.writer import StoreWriter
 
 #: A backend: given a temporary directory, a store that is not open yet, and whatever the backend
 #: leaves behind removed once the test is over.
@@ -427,3 +432,70 @@ async def _written_read_back(store: Store) -> None:
     found = await store.get_written("alerts", again)
     assert found == {"ev-0001": november, f"ev-{60 * 24 * 5:04d}": december}
     assert await store.get_written("alerts", []) == {}
+
+
+def _published(docs: list[dict[str, Any]], offset: int = 0) -> list[Delivered]:
+    """Events as the Kafka bus hands them to the indexer: bytes, with the hints the
+    normalizing stage attaches (see `soc.store.documents.hints`)."""
+    return [
+        Delivered(
+            "soc.events", 0, offset + n, "k", raw=orjson.dumps(doc), headers=hints("events", doc)
+        )
+        for n, doc in enumerate(docs)
+    ]
+
+
+async def test_events_published_with_hints_are_stored_as_written(store: Store) -> None:
+    """The indexer stores hinted events from their bytes where the store can (Elasticsearch)
+    and decodes them where it cannot: either way, what is stored, found and counted as a
+    duplicate is what `write` gives."""
+    vietnamese = event(40, **{"event.original": "<38>web00 app: Đăng nhập thất bại"})
+    # Holding the name of the free-text field: not spliced, decoded and written as a document.
+    named = event(41, message="soc_text appears in this message")
+    docs = [vietnamese, named, event(42, **{"user.name": "root"})]
+    writer = StoreWriter(store, "events")
+    await writer.handle(_published(docs))
+    for doc in docs:
+        assert await store.get("events", doc["event"]["id"], ALL) == doc
+
+    async def found(text: str) -> list[str]:
+        page = await store.search("events", Query(scope=ALL, text=text))
+        return [d["event"]["id"] for d in page.items]
+
+    assert await found("nhap that bai") == ["ev-0040"]
+    assert await found("appears") == ["ev-0041"]
+    assert (
+        await store.search("events", Query(scope=ALL, filters={"user.name": ["root"]}))
+    ).total == 1
+    again = await store.write("events", [docs[2], event(43)])
+    assert (again.written, again.duplicates) == (1, 1)
+    duplicates = metrics.STORE_DUPLICATES.labels("events")
+    before = duplicates._value.get()
+    await writer.handle(_published([*docs, event(43), event(44)], offset=3))
+    assert duplicates._value.get() - before == 4
+    assert (await store.search("events", Query(scope=ALL))).total == 5
+
+
+async def test_hinted_bytes_that_are_not_an_object_are_refused_by_name(store: Store) -> None:
+    write_encoded = getattr(store, "write_encoded", None)
+    if write_encoded is None:
+        pytest.skip("this store takes documents, not bytes (the indexer decodes for it)")
+    good, timeless = event(50), event(51)
+    result = await write_encoded(
+        "events",
+        [
+            Encoded("ev-bad", 0, "", b"[1, 2]"),
+            Encoded("ev-worse", 0, "", b"{not json"),
+            Encoded("ev-empty", 0, "", b"{ }"),
+            Encoded("ev-0050", doc_time(good), fts_text("events", good), orjson.dumps(good)),
+            # A time no index can be named after: decoded, filed under its own time.
+            Encoded("ev-0051", 10**22, "", orjson.dumps(timeless)),
+        ],
+    )
+    assert result.written == 2
+    assert [ident for ident, _ in result.errors] == ["ev-bad", "ev-worse", "?"]
+    assert "event.id" in result.errors[2][1]
+    assert await store.get("events", "ev-0050", ALL) == good
+    assert await store.get("events", "ev-0051", ALL) == timeless
+    page = await store.search("events", Query(scope=ALL, text="number 51"))
+    assert [d["event"]["id"] for d in page.items] == ["ev-0051"]
