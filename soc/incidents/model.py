@@ -155,7 +155,8 @@ def _alert_time(alert: Mapping[str, Any], now: datetime) -> str:
 
 def _merge_list(target: list[Any], values: Iterable[str], cap: int = MAX_RELATED) -> None:
     for value in values:
-        if value not in target and len(target) < cap:
+        # The cap first: a full list (a brute force's hundred addresses) is not searched.
+        if len(target) < cap and value not in target:
             target.append(value)
 
 
