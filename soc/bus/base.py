@@ -91,12 +91,6 @@ class Delivered:
             self._value = value
         return value
 
-    def header(self, name: str) -> bytes | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
-
     def __repr__(self) -> str:
         return (
             f"Delivered({self.topic!r}, {self.partition}, {self.offset}, {self.key!r},"
