@@ -56,6 +56,10 @@ DROPPED = Counter(
 STAGE_RECORDS = Counter(
     "soc_stage_records_total", "Records a stage consumed and committed.", ["stage"]
 )
+DETECT_SKIPPED = Counter(
+    "soc_detect_skipped_total",
+    "Events a detect stage skipped because the engine that normalized them detected them.",
+)
 STAGE_ERRORS = Counter(
     "soc_stage_errors_total", "Batches a stage failed to process (they are retried).", ["stage"]
 )

@@ -7,11 +7,12 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from soc.bus.base import ALERTS
+from soc.bus.base import ALERTS, DETECTED, EVENTS, RAW, Delivered
 from soc.bus.memory import MemoryBus
 from soc.detect.rules import RuleSet, load_rules
 from soc.detect.stage import Detection, DetectionStage
 from soc.normalize import NormalizeOptions, normalize
+from soc.normalize.stage import NormalizeStage
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,3 +57,35 @@ async def test_an_event_the_rules_fail_on_is_counted_and_the_others_are_detected
         events[2]["event"]["id"],
     }
     assert REGISTRY.get_sample_value("soc_dropped_total", labels) == before + 1
+
+
+async def test_events_detected_where_they_were_normalized_are_not_detected_again() -> None:
+    """A chained engine (normalize and detect in one process) marks what it publishes; a
+    `--stages detect` process beside it skips those events and detects the others."""
+    detection = Detection.from_rules(load_rules([ROOT / "rules"]))
+    bus = MemoryBus()
+    await bus.start()
+    events = await bus.subscribe(EVENTS, "detect")
+    alerts = await bus.subscribe(ALERTS, "test")
+    raw = [
+        Delivered(RAW, 0, n, "198.51.100.7", {
+            "id": f"r{n}", "received_at": "2026-11-28T03:00:00Z",
+            "data": f"<38>Nov 28 10:00:0{n} web09 sshd[9]: Invalid user u{n} from 198.51.100.7",
+            "source": {"type": "syslog", "peer": {"ip": "198.51.100.7", "port": 514}},
+        })
+        for n in range(4)
+    ]  # fmt: skip
+    chained_detect = DetectionStage(bus, detection)
+    chained = NormalizeStage(bus, NormalizeOptions(), then=chained_detect.detect)
+    await chained.handle(raw[:2])
+    await NormalizeStage(bus, NormalizeOptions()).handle(raw[2:])  # detection elsewhere
+    first = await alerts.poll(100, 1.0)
+    skipped = REGISTRY.get_sample_value("soc_detect_skipped_total") or 0.0
+    published = await events.poll(100, 1.0)
+    assert [DETECTED in dict(e.headers) for e in published] == [True, True, False, False]
+    await DetectionStage(bus, detection).handle(published)
+    second = await alerts.poll(100, 1.0)
+    await bus.close()
+    assert [a.value["events"][0]["event"]["id"] for a in first] == ["r0", "r1"]
+    assert [a.value["events"][0]["event"]["id"] for a in second] == ["r2", "r3"]
+    assert REGISTRY.get_sample_value("soc_detect_skipped_total") == skipped + 2

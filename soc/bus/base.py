@@ -25,6 +25,9 @@ INCIDENTS = "soc.incidents"
 
 #: Record headers: (name, bytes) pairs, as Kafka carries them.
 Headers = tuple[tuple[str, bytes], ...]
+#: Header of an event that was detected where it was normalized (detection chained): a `detect`
+#: stage reading `soc.events` elsewhere skips it rather than detect it a second time.
+DETECTED = "soc.detected"
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from soc import metrics
-from soc.bus.base import ALERTS, EVENTS, MATCHES, Bus, Delivered, Message
+from soc.bus.base import ALERTS, DETECTED, EVENTS, MATCHES, Bus, Delivered, Message
 from soc.detect.alerts import build_alert, build_correlation_alert, grouping_key
 from soc.detect.correlation import CorrelationEngine, CorrelationHit, Match
 from soc.detect.rules import RuleSet
@@ -66,7 +66,12 @@ class DetectionStage:
         self.detection = detection
 
     async def handle(self, batch: list[Delivered]) -> None:
-        await self.detect([record.value for record in batch])
+        # Events detected where they were normalized (a chained engine) are skipped, undecoded:
+        # a `--stages detect` process beside chained ones then costs nothing twice.
+        events = [record.value for record in batch if not _marked(record)]
+        if len(events) < len(batch):
+            metrics.DETECT_SKIPPED.inc(len(batch) - len(events))
+        await self.detect(events)
 
     async def detect(self, events: Sequence[dict[str, Any]]) -> None:
         """Evaluate the rules on a batch of events; publish the alerts and the matches that
@@ -102,6 +107,10 @@ class DetectionStage:
         await self._bus.publish(ALERTS, alerts)
         for (rule_id, level), count in hits.items():
             metrics.RULE_HITS.labels(rule_id, level).inc(count)
+
+
+def _marked(record: Delivered) -> bool:
+    return any(name == DETECTED for name, _ in record.headers)
 
 
 def _event_id(event: Any) -> str:

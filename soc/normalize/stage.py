@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from soc import metrics
-from soc.bus.base import EVENTS, RAW, Bus, Delivered, Message
+from soc.bus.base import DETECTED, EVENTS, RAW, Bus, Delivered, Headers, Message
 from soc.normalize import NormalizeOptions, normalize
 from soc.store.documents import hints
 
@@ -41,6 +41,9 @@ class NormalizeStage:
         self._options = options
         self._then = then
         self._hints = hints
+        #: Chained, every event is detected here: marked so that no `detect` stage elsewhere
+        #: detects it again (see `DetectionStage.handle`).
+        self._marks: Headers = ((DETECTED, b""),) if then is not None else ()
 
     async def handle(self, batch: list[Delivered]) -> None:
         events = []
@@ -50,7 +53,8 @@ class NormalizeStage:
                 if tag.startswith("syslog_") or tag == "unparsed":
                     metrics.RECORDS_FLAGGED.labels(self.name, tag).inc()
             host = event.get("host", {}).get("name") or record.key
-            events.append(Message(str(host), event, hints("events", event) if self._hints else ()))
+            headers = hints("events", event) if self._hints else ()
+            events.append(Message(str(host), event, headers + self._marks))
         if self._then is None:
             await self._bus.publish(EVENTS, events)
             return
