@@ -8,6 +8,7 @@ import email
 import json
 import subprocess
 import sys
+import time
 from datetime import datetime
 from email.message import Message as MailMessage
 from pathlib import Path
@@ -586,3 +587,37 @@ def test_a_message_says_what_the_latest_alert_found() -> None:
         doc, kind="new", language="en", console_url="https://soc", new_alerts=1
     )
     assert "Details:" not in render_text(bare, ZONE, 2000)
+
+
+async def test_sends_run_at_most_concurrency_ahead_of_a_slow_disk(
+    tmp_path: Path, provider: FakeProvider
+) -> None:
+    """A send the provider accepted is sent again after a crash until its outcome is written.
+    While the outbox's writes stall, sending goes on only until `concurrency` outcomes wait for
+    the disk, so a crash can repeat at most twice `concurrency` messages."""
+    concurrency = 2
+    channels = [c for c in channels_config(provider.url, None, None) if c["name"] == "hook"]
+    config = make_config(tmp_path, channels, [route_to_all(channels)], concurrency=concurrency)
+    running = await start(config)
+    written: set[str] = set()
+    record = running.notifier.outbox.record
+
+    def stalled(outcomes: Any) -> None:
+        time.sleep(0.3)  # a disk slow to sync (the dispatcher runs this in a thread)
+        record(outcomes)
+        written.update(outcome.message_id for outcome in outcomes)
+
+    running.notifier.outbox.record = stalled  # type: ignore[method-assign]
+    ahead = 0
+    try:
+        await running.publish(
+            [incident_record("created", incident_doc(f"inc-{n}", 1)) for n in range(40)]
+        )
+        while len(written) < 40:
+            accepted = {r.key for r in provider.state.of("webhook")}
+            ahead = max(ahead, len(accepted - written))
+            await asyncio.sleep(0.01)
+    finally:
+        await running.close()
+    assert len(provider.state.of("webhook")) == 40
+    assert 0 < ahead <= 2 * concurrency

@@ -119,10 +119,11 @@ def test_a_killed_notifier_loses_nothing_and_repeats_at_most_what_was_in_flight(
     assert set(hooks) == expected
     assert len(texts) == 250
     # Webhook receivers that honour X-SOC-Delivery see each message once; raw repeats, on any
-    # channel, are only sends the provider accepted in the instant before the kill.
+    # channel, are only sends the provider accepted before the kill whose outcome was not
+    # written yet: those in flight and at most as many again waiting for the disk.
     repeats = sum(n - 1 for n in hooks.values()) + sum(n - 1 for n in texts.values())
     print(f"sent before the kill: {at_kill}, raw repeats after the restart: {repeats}")
-    assert repeats <= CONCURRENCY
+    assert repeats <= 2 * CONCURRENCY
     with sqlite3.connect(tmp_path / "data" / "notify" / "outbox.db") as db:
         statuses = dict(db.execute("SELECT status, COUNT(*) FROM messages GROUP BY status"))
     assert statuses == {"sent": 500}

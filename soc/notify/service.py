@@ -216,13 +216,18 @@ class Dispatcher:
         # A message is `sending` (holds a slot), then `finished` (its outcome waits to be
         # written), then `writing` (in the one write under way). Outcomes are written in
         # batches while the next sends go on, so the disk's sync time does not cap the rate.
+        # But no further than `concurrency` outcomes ahead of the disk: a send the provider
+        # accepted and whose outcome was not written yet is sent again after a crash, so at
+        # most twice `concurrency` messages can repeat, however slow the disk (before, a
+        # stalled write let every send meanwhile join that window).
         sending: dict[str, asyncio.Task[Outcome]] = {}
         finished: dict[str, Outcome] = {}
         writing: asyncio.Task[None] | None = None
         writing_ids: set[str] = set()
         last_depth = 0.0
         while True:
-            free = self.config.concurrency - len(sending)
+            ahead = len(finished) + len(writing_ids) - self.config.concurrency
+            free = self.config.concurrency - len(sending) - max(0, ahead)
             if free > 0 and not stop.is_set():
                 self._wake.clear()
                 busy = {*sending, *finished, *writing_ids}
