@@ -21,7 +21,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import prometheus_client
@@ -49,7 +48,7 @@ from soc.notify.service import Notifier
 from soc.retention import run_retention
 from soc.stage import Stage, run_stage
 from soc.store.writer import StoreWriter
-from soc.wiring import make_bus, make_store
+from soc.wiring import is_elasticsearch, make_bus, make_store
 
 log = logging.getLogger("soc.run")
 
@@ -177,10 +176,7 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
         if "normalize" in stages:
             # Hints only pay where the indexer reads bytes (Kafka) and stores them as they are
             # (Elasticsearch); the in-process bus hands it the events themselves.
-            hints = config.bus.startswith("kafka://") and urlsplit(config.store).scheme in {
-                "http",
-                "https",
-            }
+            hints = config.bus.startswith("kafka://") and is_elasticsearch(config)
             by_name["normalize"] = NormalizeStage(bus, options, then=chained, hints=hints)
         if "index" in stages:
             by_name["index"] = StoreWriter(store, "events")

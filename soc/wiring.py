@@ -31,9 +31,14 @@ def make_bus(config: Config) -> Bus:
     )
 
 
+def is_elasticsearch(config: Config) -> bool:
+    """Whether `store` names Elasticsearch (`http://host:9200`, `https://...`), not SQLite."""
+    return urlsplit(config.store).scheme in {"http", "https"}
+
+
 def make_store(config: Config) -> Store:
     """`sqlite://[path]` or an Elasticsearch URL (`http://host:9200`, `https://...`)."""
-    if urlsplit(config.store).scheme in {"http", "https"}:
+    if is_elasticsearch(config):
         from soc.store.elasticsearch import ElasticsearchStore
 
         prefix = f"{config.namespace}-soc" if config.namespace else "soc"

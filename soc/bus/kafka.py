@@ -27,7 +27,7 @@ from aiokafka.errors import (
 )
 
 from soc import metrics
-from soc.bus.base import Delivered, Message
+from soc.bus.base import Delivered, Message, UndecodableRecord
 
 log = logging.getLogger(__name__)
 
@@ -304,35 +304,23 @@ class KafkaConsumer:
         for partition, records in batches.items():
             number = partition.partition
             for record in records:
-                if record.headers:
-                    # Published with hints by the platform: decoded when (and if) used.
-                    delivered.append(
-                        Delivered(
-                            topic,
-                            number,
-                            record.offset,
-                            record.key,
-                            raw=record.value,
-                            headers=record.headers,
-                        )
-                    )
-                    continue
-                try:
-                    value = orjson.loads(record.value)
-                except (orjson.JSONDecodeError, TypeError) as exc:  # TypeError: no value
-                    value = exc
-                if not isinstance(value, dict):
-                    # Not the platform's: kept out of the stage (it could never be handled,
-                    # and would hold up its partition for good), counted and named.
-                    metrics.DROPPED.labels(self._group, "undecodable").inc()
-                    log.error(
-                        "record is not a JSON object, skipped topic=%s partition=%d offset=%d"
-                        " error=%s",
-                        topic, number, record.offset, value if isinstance(value, Exception)
-                        else f"a JSON {type(value).__name__}",
-                    )  # fmt: skip
-                    continue
-                delivered.append(Delivered(topic, number, record.offset, record.key, value))
+                item = Delivered(
+                    topic, number, record.offset, record.key,
+                    raw=record.value or b"", headers=record.headers,
+                )  # fmt: skip
+                if not record.headers:
+                    # Not published with hints: decoded now, so that a record that is not the
+                    # platform's is kept out of the stage (it could never be handled, and would
+                    # hold up its partition for good), counted and named. With hints (the
+                    # platform's own), decoded when and if the stage uses the value.
+                    try:
+                        item.value  # noqa: B018
+                    except UndecodableRecord as exc:
+                        metrics.DROPPED.labels(self._group, "undecodable").inc()
+                        log.error("record skipped, %s", exc)
+                        continue
+                    item.raw = None  # decoded: the value alone is kept, as before
+                delivered.append(item)
             if records:
                 self._positions[partition] = records[-1].offset + 1
                 # The first record after an assignment sits at the group's committed offset:

@@ -15,18 +15,19 @@ def lookup(doc: Mapping[str, Any], name: str) -> Any:
     """A dotted field from a nested document, or a flat key holding the dotted name."""
     if name in doc:
         return doc[name]
+    return nested(doc, name)
+
+
+def nested(doc: Mapping[str, Any], name: str) -> Any:
+    """A dotted field from a nested document only; None where a level is missing or not an
+    object."""
     node: Any = doc
     for part in name.split("."):
         # `type is dict` first: the ABC check alone took half of every lookup (90 ns a level).
         if type(node) is not dict and not isinstance(node, Mapping):
             return None
-        node = node.get(part, _MISSING)
-        if node is _MISSING:
-            return None
+        node = node.get(part)
     return node
-
-
-_MISSING = object()
 
 
 def _strings(node: Any, out: dict[str, None]) -> None:
