@@ -39,10 +39,10 @@ from soc.api.rules import RuleCatalog, effective_options
 from soc.bus.base import MATCHES, Bus
 from soc.config import ENGINE_STAGES, Address, Config
 from soc.detect.rules import RuleSet, load_rules
-from soc.detect.stage import CorrelationStage, Detection, DetectionStage
+from soc.detect.stage import CorrelationStage, Detected, Detection, DetectionStage
 from soc.incidents.grouping import IncidentStage
 from soc.normalize import NormalizeOptions
-from soc.normalize.stage import Chained, NormalizeStage
+from soc.normalize.stage import NormalizeStage
 from soc.notify.api import attach as attach_notify
 from soc.notify.service import Notifier
 from soc.retention import run_retention
@@ -172,7 +172,7 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
         if {"normalize", "detect"} <= stages:
             # Chained: events are detected as they are normalized, not read back from
             # soc.events (see NormalizeStage); the detect group is not joined.
-            chained = _chain(cast(DetectionStage, by_name.pop("detect")))
+            chained = _Chain(cast(DetectionStage, by_name.pop("detect")))
         if "normalize" in stages:
             # Hints only pay where the indexer reads bytes (Kafka) and stores them as they are
             # (Elasticsearch); the in-process bus hands it the events themselves.
@@ -393,14 +393,21 @@ def ensure_first_admin(accounts: Accounts) -> None:
         log.info("created the first administrator 'admin' from SOC_ADMIN_PASSWORD")
 
 
-def _chain(detection: DetectionStage) -> Chained:
+class _Chain:
     """Detection as the normalizing stage's next step, counted as the detect stage's records."""
 
-    async def detect(events: Sequence[dict[str, Any]]) -> None:
-        await detection.detect(events)
-        metrics.STAGE_RECORDS.labels(detection.name).inc(len(events))
+    def __init__(self, detection: DetectionStage) -> None:
+        self._detection = detection
 
-    return detect
+    def output(self) -> Detected:
+        return self._detection.output()
+
+    def evaluate(self, events: Sequence[dict[str, Any]], output: Detected) -> None:
+        self._detection.evaluate(events, output)
+
+    async def publish(self, output: Detected) -> None:
+        await self._detection.publish(output)
+        metrics.STAGE_RECORDS.labels(self._detection.name).inc(output.events)
 
 
 async def _watch_overrides(

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
 from prometheus_client import REGISTRY
 
-from soc.bus.base import ALERTS, DETECTED, EVENTS, RAW, Delivered
+from soc.bus.base import ALERTS, DETECTED, EVENTS, MATCHES, RAW, Delivered, Message
 from soc.bus.memory import MemoryBus
 from soc.detect.rules import RuleSet, load_rules
 from soc.detect.stage import Detection, DetectionStage
 from soc.normalize import NormalizeOptions, normalize
 from soc.normalize.stage import NormalizeStage
+from soc.stage import HOT_CHUNK
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,7 +79,7 @@ async def test_events_detected_where_they_were_normalized_are_not_detected_again
         for n in range(4)
     ]  # fmt: skip
     chained_detect = DetectionStage(bus, detection)
-    chained = NormalizeStage(bus, NormalizeOptions(), then=chained_detect.detect)
+    chained = NormalizeStage(bus, NormalizeOptions(), then=chained_detect)
     await chained.handle(raw[:2])
     await NormalizeStage(bus, NormalizeOptions()).handle(raw[2:])  # detection elsewhere
     first = await alerts.poll(100, 1.0)
@@ -89,3 +92,38 @@ async def test_events_detected_where_they_were_normalized_are_not_detected_again
     assert [a.value["events"][0]["event"]["id"] for a in first] == ["r0", "r1"]
     assert [a.value["events"][0]["event"]["id"] for a in second] == ["r2", "r3"]
     assert REGISTRY.get_sample_value("soc_detect_skipped_total") == skipped + 2
+
+
+class _BytesBus(MemoryBus):
+    """The in-process bus posing as one that carries bytes (as Kafka does), keeping what was
+    published on each topic."""
+
+    carries_bytes = True
+
+    def __init__(self) -> None:
+        super().__init__(capacity=10_000)
+        self.sent: dict[str, list[Message]] = {}
+
+    async def publish(self, topic: str, messages: Sequence[Message]) -> None:
+        self.sent.setdefault(topic, []).extend(messages)
+        await super().publish(topic, messages)
+
+
+async def test_a_batch_is_detected_chunk_by_chunk_and_encoded_for_a_bus_of_bytes() -> None:
+    """A batch larger than a chunk: every event detected once, in order; for a bus of bytes,
+    each alert and match carries its value's exact encoding, made as it was raised."""
+    detection = Detection.from_rules(load_rules([ROOT / "rules"]))
+    count = 2 * HOT_CHUNK + 5
+    batch = [Delivered(EVENTS, 0, n, "web09", _event(n % 60, f"user{n}")) for n in range(count)]
+    bus = _BytesBus()
+    await bus.start()
+    await DetectionStage(bus, detection).handle(batch)
+    await bus.close()
+    alerts, matches = bus.sent[ALERTS], bus.sent[MATCHES]
+    assert [a.value["events"][0]["event"]["id"] for a in alerts] == [
+        record.value["event"]["id"] for record in batch
+    ]
+    assert len(matches) == count
+    for message in alerts + matches:
+        assert message.encoded is not None
+        assert message.encoded == orjson.dumps(message.value)

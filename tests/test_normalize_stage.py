@@ -7,10 +7,11 @@ from typing import Any
 import orjson
 import pytest
 
-from soc.bus.base import EVENTS, RAW, Delivered
+from soc.bus.base import EVENTS, RAW, Delivered, Message
 from soc.bus.memory import MemoryBus
 from soc.normalize import NormalizeOptions
 from soc.normalize.stage import NormalizeStage
+from soc.stage import HOT_CHUNK
 from soc.store.base import document_id
 from soc.store.documents import doc_time, encoded, fts_text
 
@@ -85,22 +86,103 @@ def _raw_batch() -> list[Delivered]:
     ]
 
 
+class Recording:
+    """A chained next step that records what it is given: the chunks its `evaluate` saw, and
+    the outputs its `publish` sent (failing the first `fail` of them)."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.chunks: list[list[dict[str, Any]]] = []
+        self.published: list[list[dict[str, Any]]] = []
+        self._fail = fail
+
+    def output(self) -> list[dict[str, Any]]:
+        return []
+
+    def evaluate(self, events: Sequence[dict[str, Any]], output: list[dict[str, Any]]) -> None:
+        self.chunks.append(list(events))
+        output.extend(events)
+
+    async def publish(self, output: list[dict[str, Any]]) -> None:
+        if self._fail:
+            self._fail -= 1
+            raise ConnectionError("alerts not acknowledged")
+        self.published.append(output)
+
+
 async def test_chained_detection_sees_each_batch_s_events_as_they_are_published() -> None:
     """Detection in the same process is chained to normalizing: it gets the batch's events,
-    the very ones published on soc.events for the indexer."""
+    the very ones published on soc.events for the indexer, and publishes once per batch."""
     bus = MemoryBus()
     await bus.start()
     consumer = await bus.subscribe(EVENTS, "index-events")
-    seen: list[dict[str, Any]] = []
-
-    async def detect(events: Sequence[dict[str, Any]]) -> None:
-        seen.extend(events)
-
-    await NormalizeStage(bus, NormalizeOptions(), then=detect).handle(_raw_batch())
+    chain = Recording()
+    await NormalizeStage(bus, NormalizeOptions(), then=chain).handle(_raw_batch())
     delivered = await consumer.poll(100, 1.0)
     await bus.close()
+    assert len(chain.published) == 1
+    seen = chain.published[0]
     assert [event["event"]["id"] for event in seen] == [f"r{i}" for i in range(len(RECORDS))]
     assert [d.value for d in delivered] == seen
+
+
+async def test_a_large_batch_goes_through_every_step_chunk_by_chunk() -> None:
+    """Each chunk of a batch is normalized and then detected before the next is normalized
+    (while it is hot in the caches): every event once, in order, published once."""
+    bus = MemoryBus(capacity=2 * HOT_CHUNK + 100)
+    await bus.start()
+    consumer = await bus.subscribe(EVENTS, "index-events")
+    chain = Recording()
+    batch = [
+        Delivered(RAW, 0, offset, "10.0.0.8", {
+            "id": f"r{offset}", "received_at": "2026-11-28T03:00:00Z",
+            "data": f"<34>Nov 28 10:00:00 web01 sshd[1]: Failed password for u{offset}",
+            "source": {"type": "agent", "peer": {"ip": "10.0.0.8", "port": 1}},
+        })
+        for offset in range(2 * HOT_CHUNK + 3)
+    ]  # fmt: skip
+    await NormalizeStage(bus, NormalizeOptions(), then=chain).handle(batch)
+    delivered = await consumer.poll(len(batch) + 1, 1.0)
+    await bus.close()
+    assert [len(chunk) for chunk in chain.chunks] == [HOT_CHUNK, HOT_CHUNK, 3]
+    ids = [f"r{offset}" for offset in range(len(batch))]
+    assert [event["event"]["id"] for chunk in chain.chunks for event in chunk] == ids
+    assert [[event["event"]["id"] for event in out] for out in chain.published] == [ids]
+    assert [d.value["event"]["id"] for d in delivered] == ids
+
+
+class BytesBus(MemoryBus):
+    """The in-process bus posing as one that carries bytes: keeps what was published."""
+
+    carries_bytes = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[Message] = []
+
+    async def publish(self, topic: str, messages: Sequence[Message]) -> None:
+        self.sent.extend(messages)
+        await super().publish(topic, messages)
+
+
+async def test_events_are_encoded_as_they_are_normalized_for_a_bus_of_bytes() -> None:
+    """For Kafka, each event's JSON is made while the event is hot; it must be the event's
+    encoding exactly. The in-process bus is handed values only."""
+    bytes_bus = BytesBus()
+    await bytes_bus.start()
+    await NormalizeStage(bytes_bus, NormalizeOptions()).handle(_raw_batch())
+    await bytes_bus.close()
+    assert len(bytes_bus.sent) == len(RECORDS)
+    for message in bytes_bus.sent:
+        assert message.encoded is not None
+        assert orjson.loads(message.encoded) == message.value
+        assert message.encoded == orjson.dumps(message.value)
+    bus = MemoryBus()
+    await bus.start()
+    consumer = await bus.subscribe(EVENTS, "test")
+    await NormalizeStage(bus, NormalizeOptions()).handle(_raw_batch())
+    delivered = await consumer.poll(100, 1.0)
+    await bus.close()
+    assert [d.value for d in delivered] == [m.value for m in bytes_bus.sent]
 
 
 async def test_a_chained_detection_that_fails_fails_the_batch() -> None:
@@ -108,19 +190,14 @@ async def test_a_chained_detection_that_fails_fails_the_batch() -> None:
     `run_stage` handles the batch again (the events published twice are absorbed by id)."""
     bus = MemoryBus()
     await bus.start()
-    attempts: list[int] = []
-
-    async def detect(events: Sequence[dict[str, Any]]) -> None:
-        attempts.append(len(events))
-        if len(attempts) == 1:
-            raise ConnectionError("alerts not acknowledged")
-
-    stage = NormalizeStage(bus, NormalizeOptions(), then=detect)
+    chain = Recording(fail=1)
+    stage = NormalizeStage(bus, NormalizeOptions(), then=chain)
     with pytest.raises(ConnectionError, match="alerts not acknowledged"):
         await stage.handle(_raw_batch())
     await stage.handle(_raw_batch())
     await bus.close()
-    assert attempts == [len(RECORDS), len(RECORDS)]
+    assert [len(chunk) for chunk in chain.chunks] == [len(RECORDS), len(RECORDS)]
+    assert [len(output) for output in chain.published] == [len(RECORDS)]
 
 
 @pytest.mark.parametrize("with_hints", [True, False])

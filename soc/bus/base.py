@@ -36,11 +36,26 @@ class Message:
 
     `headers` are hints about the value that let a consumer skip work (see
     `soc.store.documents.hints`). A consumer must do the same without them: a record published
-    without, or put back from the in-process bus's journal (which keeps no headers), has none."""
+    without, or put back from the in-process bus's journal (which keeps no headers), has none.
+
+    `encoded`, where given, is `value` as JSON (`encode`), made by the producer while the value
+    was still in the CPU's caches: a bus that carries bytes sends it rather than encode the
+    value itself, later and from cold memory. Only for a bus whose `carries_bytes` is true; the
+    in-process bus would merely hold both."""
 
     key: str
     value: dict[str, Any]
     headers: Headers = ()
+    encoded: bytes | None = None
+
+    def as_bytes(self) -> bytes:
+        """The value as the buses carry it: `encoded` where the producer made it."""
+        return self.encoded if self.encoded is not None else encode(self.value)
+
+
+def encode(value: dict[str, Any]) -> bytes:
+    """A record's value as the buses carry it: compact JSON, UTF-8."""
+    return orjson.dumps(value)
 
 
 class Delivered:
@@ -134,6 +149,10 @@ class Consumer(Protocol):
 
 
 class Bus(Protocol):
+    #: Whether the bus sends values as bytes (Kafka) rather than hand them over as they are (the
+    #: in-process bus): the first is worth a `Message.encoded` made while the value is hot.
+    carries_bytes: bool
+
     async def start(self) -> None: ...
 
     async def publish(self, topic: str, messages: Sequence[Message]) -> None:

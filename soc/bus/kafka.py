@@ -14,7 +14,6 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -44,6 +43,8 @@ _KEYS_PLACED = 65536
 
 
 class KafkaBus:
+    carries_bytes = True
+
     def __init__(
         self,
         bootstrap: str,
@@ -83,7 +84,7 @@ class KafkaBus:
             linger_ms=5,
             max_batch_size=1024 * 1024,
             key_serializer=lambda key: key.encode("utf-8", "surrogatepass"),
-            value_serializer=orjson.dumps,
+            # Values are encoded in `_publish_once` (see `Message.encoded`).
         )
         await self._producer.start()
 
@@ -176,7 +177,7 @@ class KafkaBus:
         for partition, records in by_partition.items():
             batch = producer.create_batch()
             for message in records:
-                key, value = message.key, message.value
+                key, value = message.key, message.as_bytes()
                 headers = list(message.headers)  # aiokafka's record builder takes a list only
                 if batch.append(key=key, value=value, timestamp=None, headers=headers) is not None:
                     continue

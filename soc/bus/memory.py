@@ -85,6 +85,8 @@ class _Topic:
 
 
 class MemoryBus:
+    carries_bytes = False
+
     def __init__(
         self,
         partitions: int = 1,
@@ -167,9 +169,7 @@ class MemoryBus:
                 index = zlib.crc32(message.key.encode("utf-8", "surrogatepass")) % count
                 partition = state.partitions[index]
                 if journaled:
-                    rows.append(
-                        (topic, index, partition.end, message.key, orjson.dumps(message.value))
-                    )
+                    rows.append((topic, index, partition.end, message.key, message.as_bytes()))
                 partition.records.append(message)
             if rows and self._journal is not None:
                 # Small (the matches of one batch) and in WAL mode: a millisecond, not worth a

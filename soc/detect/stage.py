@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from soc import metrics
-from soc.bus.base import ALERTS, DETECTED, EVENTS, MATCHES, Bus, Delivered, Message
+from soc.bus.base import ALERTS, DETECTED, EVENTS, MATCHES, Bus, Delivered, Message, encode
 from soc.detect.alerts import build_alert, build_correlation_alert, grouping_key
 from soc.detect.correlation import CorrelationEngine, CorrelationHit, Match
 from soc.detect.rules import RuleSet
+from soc.stage import HOT_CHUNK
 from soc.timeutil import parse_ts, utcnow
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,19 @@ def event_time(event: dict[str, Any]) -> float:
     return utcnow().timestamp()
 
 
+class Detected:
+    """What evaluating events produced, published at once: the matches correlations need, the
+    alerts, and the hits per rule (counted once they are published)."""
+
+    __slots__ = ("alerts", "events", "hits", "matches")
+
+    def __init__(self) -> None:
+        self.events = 0
+        self.matches: list[Message] = []
+        self.alerts: list[Message] = []
+        self.hits: Counter[tuple[str, str]] = Counter()
+
+
 class DetectionStage:
     name = "detect"
     topic = EVENTS
@@ -64,24 +78,40 @@ class DetectionStage:
     def __init__(self, bus: Bus, detection: Detection) -> None:
         self._bus = bus
         self.detection = detection
+        self._encode = bus.carries_bytes
 
     async def handle(self, batch: list[Delivered]) -> None:
         # Events detected where they were normalized (a chained engine) are skipped, undecoded:
         # a `--stages detect` process beside chained ones then costs nothing twice.
-        events = [record.value for record in batch if not _marked(record)]
-        if len(events) < len(batch):
-            metrics.DETECT_SKIPPED.inc(len(batch) - len(events))
-        await self.detect(events)
+        detected = self.output()
+        for start in range(0, len(batch), HOT_CHUNK):
+            chunk = batch[start : start + HOT_CHUNK]
+            events = [record.value for record in chunk if not _marked(record)]
+            if len(events) < len(chunk):
+                metrics.DETECT_SKIPPED.inc(len(chunk) - len(events))
+            self.evaluate(events, detected)
+        await self.publish(detected)
 
     async def detect(self, events: Sequence[dict[str, Any]]) -> None:
-        """Evaluate the rules on a batch of events; publish the alerts and the matches that
-        correlations need. What `handle` does with records of `soc.events`, and what the
-        normalizing stage calls when it runs in the same process (see `NormalizeStage`)."""
-        detection = self.detection  # one rule set for the whole batch, even across a reload
+        """Evaluate the rules on a batch of events and publish what they raised."""
+        detected = self.output()
+        self.evaluate(events, detected)
+        await self.publish(detected)
+
+    def output(self) -> Detected:
+        return Detected()
+
+    def evaluate(self, events: Sequence[dict[str, Any]], detected: Detected) -> None:
+        """Evaluate the rules on events, adding the alerts and the matches that correlations
+        need to `detected`. The normalizing stage calls this on each chunk of events as it
+        normalizes them, where detection runs in the same process (see `NormalizeStage`): the
+        alerts are built, and encoded for a bus that carries bytes, while the events are hot."""
+        # One rule set for the whole call; a batch's chunks are evaluated with no await between
+        # them, so a reload never splits a batch either.
+        detection = self.detection
         engine = detection.correlations
-        alerts: list[Message] = []
-        matches: list[Message] = []
-        hits: Counter[tuple[str, str]] = Counter()
+        encode_now = self._encode
+        alerts, matches, hits = detected.alerts, detected.matches, detected.hits
         for event in events:
             before = len(matches), len(alerts)
             try:
@@ -91,10 +121,23 @@ class DetectionStage:
                         match = Match(
                             rule.id, rule.name, event_time(event), event, event["event"]["id"]
                         )
-                        matches.append(Message(engine.group_key(match), _match_value(match)))
+                        value = _match_value(match)
+                        matches.append(
+                            Message(
+                                engine.group_key(match),
+                                value,
+                                encoded=encode(value) if encode_now else None,
+                            )
+                        )
                     if engine.generate(rule.id, rule.name):
                         alert = build_alert(rule, event)
-                        alerts.append(Message(grouping_key(alert), alert))
+                        alerts.append(
+                            Message(
+                                grouping_key(alert),
+                                alert,
+                                encoded=encode(alert) if encode_now else None,
+                            )
+                        )
                         _observe_latency(event)
             except Exception:
                 # One event the rules cannot take must not hold up every event after it (nor,
@@ -103,9 +146,13 @@ class DetectionStage:
                 del matches[before[0] :], alerts[before[1] :]
                 metrics.DROPPED.labels(self.name, "detection_failed").inc()
                 log.exception("event not detected event_id=%s", _event_id(event))
-        await self._bus.publish(MATCHES, matches)
-        await self._bus.publish(ALERTS, alerts)
-        for (rule_id, level), count in hits.items():
+        detected.events += len(events)
+
+    async def publish(self, detected: Detected) -> None:
+        """Publish what `evaluate` produced: the matches, then the alerts."""
+        await self._bus.publish(MATCHES, detected.matches)
+        await self._bus.publish(ALERTS, detected.alerts)
+        for (rule_id, level), count in detected.hits.items():
             metrics.RULE_HITS.labels(rule_id, level).inc(count)
 
 

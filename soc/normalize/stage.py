@@ -10,16 +10,30 @@ matches are all acknowledged, so a crash replays the batch through both (ids abs
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
 
 from soc import metrics
-from soc.bus.base import DETECTED, EVENTS, RAW, Bus, Delivered, Headers, Message
+from soc.bus.base import DETECTED, EVENTS, RAW, Bus, Delivered, Headers, Message, encode
 from soc.normalize import NormalizeOptions, normalize
+from soc.stage import HOT_CHUNK
 from soc.store.documents import hints
 
-#: What is chained after normalizing: a batch of events in, done when its output is published.
-Chained = Callable[[Sequence[dict[str, Any]]], Coroutine[Any, Any, None]]
+Out = TypeVar("Out")
+
+
+class Chained(Protocol[Out]):
+    """What runs after normalizing in the same process (detection): `evaluate` takes each chunk
+    of events as soon as it is normalized, while it is hot in the CPU's caches, into the batch's
+    output; `publish` sends that output once the whole batch is through."""
+
+    def output(self) -> Out:
+        """A new, empty output for one batch."""
+        ...
+
+    def evaluate(self, events: Sequence[dict[str, Any]], output: Out) -> None: ...
+
+    async def publish(self, output: Out) -> None: ...
 
 
 class NormalizeStage:
@@ -30,7 +44,7 @@ class NormalizeStage:
         self,
         bus: Bus,
         options: NormalizeOptions,
-        then: Chained | None = None,
+        then: Chained[Any] | None = None,
         *,
         hints: bool = False,
     ) -> None:
@@ -41,27 +55,47 @@ class NormalizeStage:
         self._options = options
         self._then = then
         self._hints = hints
+        self._encode = bus.carries_bytes
         #: Chained, every event is detected here: marked so that no `detect` stage elsewhere
         #: detects it again (see `DetectionStage.handle`).
         self._marks: Headers = ((DETECTED, b""),) if then is not None else ()
 
     async def handle(self, batch: list[Delivered]) -> None:
-        events = []
-        for record in batch:
+        then = self._then
+        output = then.output() if then is not None else None
+        events: list[Message] = []
+        # Chunk by chunk, each through every step, while its memory is hot (see HOT_CHUNK).
+        for start in range(0, len(batch), HOT_CHUNK):
+            chunk = self._normalize(batch[start : start + HOT_CHUNK])
+            events.extend(chunk)
+            if then is not None:
+                then.evaluate([message.value for message in chunk], output)
+        if then is None:
+            await self._bus.publish(EVENTS, events)
+            return
+        try:
+            async with asyncio.TaskGroup() as both:
+                both.create_task(self._bus.publish(EVENTS, events))
+                both.create_task(then.publish(output))
+        except ExceptionGroup as failed:
+            # The batch is retried whole; the log names the cause, not the task group.
+            raise failed.exceptions[0] from None
+
+    def _normalize(self, records: Sequence[Delivered]) -> list[Message]:
+        messages = []
+        for record in records:
             event = normalize(record.value, self._options)
             for tag in event.get("tags", ()):
                 if tag.startswith("syslog_") or tag == "unparsed":
                     metrics.RECORDS_FLAGGED.labels(self.name, tag).inc()
             host = event.get("host", {}).get("name") or record.key
             headers = hints("events", event) if self._hints else ()
-            events.append(Message(str(host), event, headers + self._marks))
-        if self._then is None:
-            await self._bus.publish(EVENTS, events)
-            return
-        try:
-            async with asyncio.TaskGroup() as both:
-                both.create_task(self._bus.publish(EVENTS, events))
-                both.create_task(self._then([message.value for message in events]))
-        except ExceptionGroup as failed:
-            # The batch is retried whole; the log names the cause, not the task group.
-            raise failed.exceptions[0] from None
+            messages.append(
+                Message(
+                    str(host),
+                    event,
+                    headers + self._marks,
+                    encode(event) if self._encode else None,
+                )
+            )
+        return messages

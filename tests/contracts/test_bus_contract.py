@@ -290,6 +290,24 @@ async def test_kafka_hands_a_record_with_headers_over_as_its_bytes(kafka_bus: Bu
     assert delivered.value == value
 
 
+async def test_kafka_sends_the_bytes_a_producer_encoded_as_they_are(kafka_bus: Bus) -> None:
+    """A stage encodes what it publishes while it is hot (`Message.encoded`): the bus sends
+    those bytes rather than encode the value again (spaced here, so that a second encoding
+    would show), and a record without them is encoded by the bus."""
+    assert kafka_bus.carries_bytes
+    consumer = await kafka_bus.subscribe("t.encoded", "g")
+    value = {"s": "Đăng nhập", "n": [1, None]}
+    spaced = b'{"s": "\xc4\x90\xc4\x83ng nh\xe1\xba\xadp",  "n": [1, null]}'
+    assert orjson.loads(spaced) == value
+    hint = (("soc.id", b"x"),)
+    await kafka_bus.publish(
+        "t.encoded", [Message("k", value, hint, spaced), Message("k", value, hint)]
+    )
+    sent, plain = await consumer.poll(10, 2.0)
+    assert sent.raw == spaced and sent.value == value
+    assert plain.raw == orjson.dumps(value) and plain.value == value
+
+
 async def test_kafka_skips_and_counts_a_record_that_is_not_a_json_object(kafka_bus: Bus) -> None:
     """A stranger's record on a platform topic would fail its stage for good: it is left out,
     counted and named, and the records around it go on."""
