@@ -128,6 +128,22 @@ async def test_invalid_requests_get_a_4xx_that_names_the_problem(
     assert named in response.text
 
 
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/api/v1/alerts", {"filter": "events.user.name:root"}),
+        ("/api/v1/alerts", {"sort": "events.@timestamp"}),
+        ("/api/v1/alerts/counts", {"field": "events.host.name"}),
+    ],
+)
+async def test_alerts_by_the_fields_of_their_events_get_a_400_that_says_why(
+    client: httpx.AsyncClient, path: str, params: dict[str, object]
+) -> None:
+    response = await client.get(path, params=params, headers=AUTH)
+    assert response.status_code == 400
+    assert "'events' is kept but not indexed" in response.json()["detail"]
+
+
 def test_generated_token_is_kept_private_and_reused(tmp_path: Path) -> None:
     token, generated = ensure_api_token("", tmp_path)
     again, generated_again = ensure_api_token("", tmp_path)

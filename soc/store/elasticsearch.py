@@ -49,6 +49,7 @@ from soc.store.base import (
     FIELD_NAME,
     KINDS,
     MUTABLE,
+    UNINDEXED,
     Bucket,
     Conflict,
     Encoded,
@@ -59,6 +60,7 @@ from soc.store.base import (
     QueryError,
     Scope,
     WriteResult,
+    check_indexed,
     document_id,
     only_outcome,
 )
@@ -314,6 +316,9 @@ def _nest(paths: Sequence[str], leaf: Mapping[str, Any]) -> dict[str, Any]:
 _CASELESS_PROPERTIES = _nest(CASELESS_FIELDS, _CASELESS_MAPPING)
 
 
+_UNINDEXED_MAPPING: dict[str, Any] = {"type": "object", "enabled": False}
+
+
 def _template(prefix: str, kind: Kind) -> dict[str, Any]:
     """The composable index template of one kind's dated indices."""
     return {
@@ -368,6 +373,8 @@ def _template(prefix: str, kind: Kind) -> dict[str, Any]:
                     },
                     "organization": {"properties": {"id": {"type": "keyword"}}},
                     TEXT_FIELD: {"type": "text", "analyzer": TEXT_FIELD, "norms": False},
+                    # Kept in the source, not indexed (see UNINDEXED).
+                    **dict.fromkeys(UNINDEXED.get(kind, ()), _UNINDEXED_MAPPING),
                 },
             },
         },
@@ -707,6 +714,7 @@ class ElasticsearchStore:
         return dict(hits[0]["_source"]) if hits else None
 
     async def search(self, kind: Kind, query: Query) -> Page:
+        check_indexed(kind, query)
         if query.offset + query.limit > MAX_RESULT_WINDOW:
             raise QueryError(
                 f"offset + limit must not exceed {MAX_RESULT_WINDOW}: narrow the query instead"
@@ -765,6 +773,7 @@ class ElasticsearchStore:
     async def count_by(
         self, kind: Kind, name: str, query: Query, size: int = 10
     ) -> list[tuple[str, int]]:
+        check_indexed(kind, query, name)
         buckets = await self._terms(kind, name, query, size, [{"_count": "desc"}, {"_key": "asc"}])
         return [
             (str(bucket.get("key_as_string", bucket["key"])), int(bucket["doc_count"]))
@@ -772,6 +781,7 @@ class ElasticsearchStore:
         ]
 
     async def histogram(self, kind: Kind, interval_seconds: int, query: Query) -> list[Bucket]:
+        check_indexed(kind, query)
         if interval_seconds < 1:
             raise QueryError("interval must be at least one second")
         histogram = {
@@ -797,6 +807,7 @@ class ElasticsearchStore:
     async def latest_by(
         self, kind: Kind, name: str, query: Query, size: int = 100
     ) -> list[tuple[str, int, datetime]]:
+        check_indexed(kind, query, name)
         buckets = await self._terms(
             kind,
             name,

@@ -31,6 +31,7 @@ from soc.store.base import (
     QueryError,
     Scope,
     WriteResult,
+    check_indexed,
     document_id,
     only_outcome,
 )
@@ -326,6 +327,7 @@ class SqliteStore:
         )
 
     async def search(self, kind: Kind, query: Query) -> Page:
+        check_indexed(kind, query)
         where = _Where(kind, query)
         order, order_params = self._order(kind, query)
 
@@ -345,6 +347,7 @@ class SqliteStore:
     async def count_by(
         self, kind: Kind, name: str, query: Query, size: int = 10
     ) -> list[tuple[str, int]]:
+        check_indexed(kind, query, name)
         sql, params = _grouped(kind, name, query, "", "2 DESC, 1", size)
 
         def fetch(conn: sqlite3.Connection) -> list[tuple[str, int]]:
@@ -353,6 +356,7 @@ class SqliteStore:
         return await self._run(self._readers, fetch)
 
     async def histogram(self, kind: Kind, interval_seconds: int, query: Query) -> list[Bucket]:
+        check_indexed(kind, query)
         if interval_seconds < 1:
             raise QueryError("interval must be at least one second")
         width = interval_seconds * 1_000_000
@@ -371,6 +375,7 @@ class SqliteStore:
     async def latest_by(
         self, kind: Kind, name: str, query: Query, size: int = 100
     ) -> list[tuple[str, int, datetime]]:
+        check_indexed(kind, query, name)
         sql, params = _grouped(kind, name, query, ", MAX(ts)", "3 DESC, 1", size)
 
         def fetch(conn: sqlite3.Connection) -> list[tuple[str, int, datetime]]:

@@ -278,6 +278,39 @@ async def test_alerts_are_kept_apart_from_events(store: Store) -> None:
     assert (await store.search("events", Query(scope=ALL))).total == 1
 
 
+async def test_an_alert_keeps_its_events_whole_but_is_not_searched_by_their_fields(
+    store: Store,
+) -> None:
+    """The events an alert carries are its evidence, returned as written and found by free
+    text; an alert is filtered, sorted and counted by its own fields, and a query on the
+    fields of its events is refused by name on every store (not answered empty on one)."""
+    source = event(2, **{"event.original": "sshd: Failed password for khanhnv", "user.name": "u"})
+    alert = event(2, **{"event.kind": "alert", "rule.level": "high", "user.name": "khanhnv"})
+    alert["event"]["id"] = "al-2"
+    alert["events"] = [source]
+    await store.write("alerts", [alert])
+    assert await store.get("alerts", "al-2", ALL) == alert
+    found = await store.search("alerts", Query(scope=ALL, text="password khanhnv"))
+    assert [d["event"]["id"] for d in found.items] == ["al-2"]
+    own = await store.search("alerts", Query(scope=ALL, filters={"user.name": ["khanhnv"]}))
+    assert own.total == 1
+    assert await store.count_by("alerts", "user.name", Query(scope=ALL)) == [("khanhnv", 1)]
+    refused = [
+        store.search("alerts", Query(scope=ALL, filters={"events.user.name": ["u"]})),
+        store.search("alerts", Query(scope=ALL, sort="events.@timestamp")),
+        store.count_by("alerts", "events.host.name", Query(scope=ALL)),
+        store.latest_by("alerts", "events", Query(scope=ALL)),
+        store.histogram("alerts", 60, Query(scope=ALL, filters={"events.event.id": ["x"]})),
+    ]
+    for call in refused:
+        with pytest.raises(QueryError, match="'events' is kept but not indexed"):
+            await call
+    # Events are searched by their own fields as ever.
+    await store.write("events", [source])
+    by_user = await store.search("events", Query(scope=ALL, filters={"user.name": ["u"]}))
+    assert by_user.total == 1
+
+
 def test_queries_refuse_field_names_that_are_not_field_names() -> None:
     for bad in ["a b", "x'); DROP TABLE events; --", "", "a..b"]:
         with pytest.raises(QueryError):
