@@ -4,7 +4,12 @@ tests for the searches themselves)."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
+from soc.store.base import Query, Scope
 from soc.store.documents import fts_text
+from soc.store.sqlite import SqliteStore
 
 
 def _event(original: str | None, message: str) -> dict[str, object]:
@@ -34,3 +39,28 @@ def test_a_message_with_words_of_its_own_is_indexed_beside_the_original() -> Non
 def test_an_event_without_an_original_has_every_string_indexed() -> None:
     text = fts_text("events", _event(None, "hello"))
     assert text.split("\n") == ["e1", "event", "hello", "web00"]
+
+
+async def test_sqlite_text_indexed_before_d_was_mapped_is_still_found(tmp_path: Path) -> None:
+    """A database written before `đ` was mapped to `d` holds `đ` in its index: the word as
+    written still finds it, and the new text is found both ways."""
+    store = SqliteStore(tmp_path / "soc.db")
+    await store.open()
+    try:
+        old = {"@timestamp": "2026-11-28T08:00:00Z", "event": {"id": "old"}, "message": "Đăng"}
+        new = {**old, "event": {"id": "new"}}
+        await store.write("events", [old, new])
+        with sqlite3.connect(tmp_path / "soc.db") as conn:  # as the previous version indexed it
+            conn.execute(
+                "UPDATE events_fts SET text = 'Đăng' WHERE rowid ="
+                " (SELECT rowid FROM events WHERE id = 'old')"
+            )
+
+        async def found(text: str) -> list[str]:
+            page = await store.search("events", Query(scope=Scope.everything(), text=text))
+            return sorted(d["event"]["id"] for d in page.items)
+
+        assert await found("Đăng") == ["new", "old"]
+        assert await found("dang") == ["new"]
+    finally:
+        await store.close()

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 from soc.store.base import Encoded, Kind, document_id
 from soc.timeutil import parse_ts, to_micros, utcnow
 
@@ -74,6 +76,14 @@ def _words_within(part: str, whole: str) -> bool:
     return not (end < len(whole) and whole[end].isalnum() and part[-1].isalnum())
 
 
+#: Letters that carry their mark in the letter itself, so Unicode decomposition (Elasticsearch's
+#: `fold`) and SQLite's `remove_diacritics` leave them alone: both stores map them first, so
+#: that `dang` finds `Đăng` on either.
+UNDECOMPOSABLE = str.maketrans(
+    {"đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "\u0131": "i"}
+)
+
+
 def fts_text(kind: Kind, doc: Mapping[str, Any]) -> str:
     found: dict[str, None] = {}
     original = lookup(doc, "event.original") if kind == "events" else None
@@ -126,6 +136,11 @@ def hints(kind: Kind, doc: Mapping[str, Any]) -> tuple[tuple[str, bytes], ...]:
         (HINT_TIME, b"%d" % doc_time(doc)),
         (HINT_TEXT, fts_text(kind, doc).encode("utf-8", "surrogatepass")),
     )
+
+
+def with_hints(kind: Kind, doc: Mapping[str, Any]) -> Encoded | None:
+    """A document as if published with its hints; None for one without an id."""
+    return encoded(orjson.dumps(doc), hints(kind, doc))
 
 
 def encoded(raw: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Encoded | None:

@@ -68,7 +68,7 @@ from soc.store.base import StoreUnavailable as BaseStoreUnavailable
 
 # Shared with the SQLite store on purpose: both stores must search the same text and place a
 # document at the same time.
-from soc.store.documents import doc_time, fts_text
+from soc.store.documents import UNDECOMPOSABLE, doc_time, fts_text
 from soc.timeutil import format_ts
 
 #: The field free text is searched in; built at write time, never returned.
@@ -93,10 +93,6 @@ _BACKOFF_SECONDS = 0.5
 _REFRESH_MODES = frozenset({"wait_for", "true", "false"})
 _PREFIX = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
-#: Letters that carry their mark in the letter itself, so Unicode decomposition leaves them alone.
-_UNDECOMPOSABLE = str.maketrans(
-    {"đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "ø": "o", "Ø": "O", "ł": "l", "Ł": "L", "\u0131": "i"}
-)
 #: Combining marks of the Latin, Greek and Cyrillic scripts (Vietnamese tones and hooks included).
 _MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]+")
 _NON_WORD = re.compile(r"[\W_]+")
@@ -167,7 +163,7 @@ def _fold_ascii(text: str) -> str:
 
 
 def _fold_unicode(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.translate(_UNDECOMPOSABLE))
+    decomposed = unicodedata.normalize("NFKD", text.translate(UNDECOMPOSABLE))
     return _NON_WORD.sub(" ", _MARKS.sub("", decomposed).lower())
 
 

@@ -35,7 +35,7 @@ from soc.store.base import (
     document_id,
     only_outcome,
 )
-from soc.store.documents import doc_time, fts_text, lookup
+from soc.store.documents import UNDECOMPOSABLE, doc_time, fts_text, lookup
 from soc.timeutil import from_micros, to_micros
 
 T = TypeVar("T")
@@ -116,13 +116,20 @@ def _scalar_text(value: Any) -> str | None:
 
 def _fts_query(text: str) -> str:
     """Free text -> an FTS5 query that cannot be a syntax error: every word a quoted phrase,
-    all of them required; a trailing `*` keeps its prefix meaning."""
+    all of them required; a trailing `*` keeps its prefix meaning. A word with a letter the
+    tokenizer cannot strip of its mark (`đ`) is searched as written too, for text indexed
+    before such letters were mapped (see `UNDECOMPOSABLE`)."""
     terms = []
     for word in text.split():
-        prefix = word.endswith("*")
+        star = "*" if word.endswith("*") else ""
         core = word.rstrip("*").replace('"', "")
-        if core:
-            terms.append(f'"{core}"' + ("*" if prefix else ""))
+        if not core:
+            continue
+        mapped = core.translate(UNDECOMPOSABLE)
+        if mapped == core:
+            terms.append(f'"{core}"{star}')
+        else:
+            terms.append(f'("{mapped}"{star} OR "{core}"{star})')
     if not terms:
         raise QueryError("free text has no words to search for")
     return " AND ".join(terms)
@@ -301,7 +308,8 @@ class SqliteStore:
                 continue
             org = _scalar_text(lookup(doc, "organization.id"))
             promoted = tuple(_scalar_text(lookup(doc, name)) for name, _ in PROMOTED[kind])
-            rows.append(((ident, doc_time(doc), org, *promoted, body), fts_text(kind, doc)))
+            text = fts_text(kind, doc).translate(UNDECOMPOSABLE)
+            rows.append(((ident, doc_time(doc), org, *promoted, body), text))
         return rows, errors
 
     async def get(self, kind: Kind, ident: str, scope: Scope) -> dict[str, Any] | None:
