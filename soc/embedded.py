@@ -147,11 +147,8 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
             )  # fmt: skip
             detection = Detection.from_rules(ruleset)
             heap.settle()
-        # Hints only pay where the indexing stages read bytes (Kafka) and store them as they
-        # are (Elasticsearch); the in-process bus hands them the documents themselves.
-        hints = config.bus.startswith("kafka://") and is_elasticsearch(config)
         if detection is not None and "detect" in stages:
-            detection_stages.append(DetectionStage(bus, detection, hints=hints))
+            detection_stages.append(DetectionStage(bus, detection))
         if detection is not None and "correlate" in stages:
             # The correlator's windows survive a restart on Kafka and on the journaled
             # in-process bus: it commits only up to the oldest match they may still need, and
@@ -177,6 +174,9 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
             # soc.events (see NormalizeStage); the detect group is not joined.
             chained = _Chain(cast(DetectionStage, by_name.pop("detect")))
         if "normalize" in stages:
+            # Hints only pay where the indexer reads bytes (Kafka) and stores them as they are
+            # (Elasticsearch); the in-process bus hands it the events themselves.
+            hints = config.bus.startswith("kafka://") and is_elasticsearch(config)
             by_name["normalize"] = NormalizeStage(bus, options, then=chained, hints=hints)
         if "index" in stages:
             by_name["index"] = StoreWriter(store, "events")

@@ -10,13 +10,14 @@ import unicodedata
 import pytest
 
 from soc.store import elasticsearch
-from soc.store.elasticsearch import _MARKS, _NON_WORD, _UNDECOMPOSABLE, fold
+from soc.store.documents import UNDECOMPOSABLE
+from soc.store.elasticsearch import _MARKS, _NON_WORD, fold
 
 
 def _whole_text_fold(text: str) -> list[str]:
     """The words of `text` decomposed all at once (what `fold` did before it decomposed only
     the words beyond ASCII)."""
-    decomposed = unicodedata.normalize("NFKD", text.translate(_UNDECOMPOSABLE))
+    decomposed = unicodedata.normalize("NFKD", text.translate(UNDECOMPOSABLE))
     return _NON_WORD.sub(" ", _MARKS.sub("", decomposed).lower()).split()
 
 
@@ -49,7 +50,27 @@ def test_text_mostly_ascii_folds_to_the_words_of_decomposing_it_whole(
     )
     assert fold(alert).split() == _whole_text_fold(alert)
     assert "may" in fold(alert).split() and "cafe" in fold(alert).split()
-    pieces = ["root", " ", "¦", "Đà", "x", "\u0301", "Σ", "a", "-", "\u3000", "1", "ǅ", "\n", "ß"]
+    # Beyond ASCII only by the separators alerts write: the same words as decomposed whole.
+    plain = "SSH Failed Password\nUser: root ¦ From: 203.0.113.0 ¦ Cmd: /bin/sh -c 'curl…"
+    assert fold(plain).split() == _whole_text_fold(plain)
+    assert fold(plain).split()[-4:] == ["bin", "sh", "c", "curl"]
+    pieces = [
+        "root",
+        " ",
+        "¦",
+        "Đà",
+        "x",
+        "\u0301",
+        "Σ",
+        "a",
+        "-",
+        "\u3000",
+        "1",
+        "ǅ",
+        "\n",
+        "ß",
+        "…",
+    ]
     rng = random.Random(7)
     for _ in range(2000):
         text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))

@@ -23,7 +23,6 @@ from soc.detect.alerts import build_alert, build_correlation_alert, grouping_key
 from soc.detect.correlation import CorrelationEngine, CorrelationHit, Match
 from soc.detect.rules import RuleSet
 from soc.stage import HOT_CHUNK
-from soc.store.documents import hints
 from soc.timeutil import parse_ts, utcnow
 
 log = logging.getLogger(__name__)
@@ -76,13 +75,10 @@ class DetectionStage:
     name = "detect"
     topic = EVENTS
 
-    def __init__(self, bus: Bus, detection: Detection, *, hints: bool = False) -> None:
-        """`hints`: publish each alert with what the store derives from it (see
-        `soc.store.documents.hints`), so that the incident stage stores its bytes as they are."""
+    def __init__(self, bus: Bus, detection: Detection) -> None:
         self._bus = bus
         self.detection = detection
         self._encode = bus.carries_bytes
-        self._hints = hints
 
     async def handle(self, batch: list[Delivered]) -> None:
         # Events detected where they were normalized (a chained engine) are skipped, undecoded:
@@ -114,7 +110,7 @@ class DetectionStage:
         # them, so a reload never splits a batch either.
         detection = self.detection
         engine = detection.correlations
-        encode_now, with_hints = self._encode, self._hints
+        encode_now = self._encode
         alerts, matches, hits = detected.alerts, detected.matches, detected.hits
         for event in events:
             before = len(matches), len(alerts)
@@ -139,8 +135,7 @@ class DetectionStage:
                             Message(
                                 grouping_key(alert),
                                 alert,
-                                hints("alerts", alert) if with_hints else (),
-                                encode(alert) if encode_now else None,
+                                encoded=encode(alert) if encode_now else None,
                             )
                         )
                         _observe_latency(event)

@@ -29,20 +29,14 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
-
 from soc import metrics
 from soc.bus.base import ALERTS, INCIDENTS, Bus, Delivered, Message
 from soc.config import IncidentsConfig
 from soc.incidents.model import OPEN, add_alerts, grouping_key, new_incident
-from soc.store.base import Conflict, Encoded, NotFound, Query, Scope, Store, WriteResult
-from soc.store.documents import encoded, with_hints
+from soc.store.base import Conflict, NotFound, Query, Scope, Store
 from soc.timeutil import parse_ts, utcnow
 
 log = logging.getLogger(__name__)
-
-#: An alert's bytes already naming an incident (not one this stage made): encoded afresh.
-_INCIDENT = b'"incident":'
 
 _EVERYTHING = Scope.everything()
 _MAX_RETRIES = 10
@@ -71,30 +65,6 @@ class IncidentStage:
         self._open: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._cache_size = cache_size
 
-    async def _write_alerts(
-        self, batch: list[Delivered], alerts: list[dict[str, Any]]
-    ) -> WriteResult:
-        """The alerts, each with the incident it joined. To a store that takes bytes
-        (Elasticsearch), an alert published with its hints goes as published with that
-        incident spliced in: the document `write` would store, neither decoded nor encoded
-        again here. One without hints (a correlation's; another producer's) is encoded."""
-        write_encoded = getattr(self._store, "write_encoded", None)
-        if write_encoded is None:
-            return await self._store.write("alerts", alerts)
-        records: list[Encoded] = []
-        for record, alert in zip(batch, alerts, strict=True):
-            found = encoded(record.raw, record.headers)
-            raw = found.raw if found is not None else b""
-            if found is not None and raw[:2] == b'{"' and raw[-1:] == b"}" and _INCIDENT not in raw:
-                joined = b'%s,"incident":%s}' % (raw[:-1], orjson.dumps(alert["incident"]))
-                records.append(Encoded(found.ident, found.micros, found.text, joined))
-                continue
-            again = with_hints("alerts", alert)
-            if again is None:  # no id: `write` reports it by name
-                return await self._store.write("alerts", alerts)
-            records.append(again)
-        return await write_encoded("alerts", records)  # type: ignore[no-any-return]
-
     async def handle(self, batch: list[Delivered]) -> None:
         now = utcnow()
         alerts = [dict(record.value) for record in batch]
@@ -118,7 +88,7 @@ class IncidentStage:
                 "offset": record.offset,
             }
         started = time.perf_counter()
-        result = await self._write_alerts(batch, alerts)
+        result = await self._store.write("alerts", alerts)
         metrics.STORE_WRITE_SECONDS.labels("alerts").observe(time.perf_counter() - started)
         metrics.ALERTS_STORED.inc(result.written)
         metrics.STORE_DUPLICATES.labels("alerts").inc(result.duplicates)

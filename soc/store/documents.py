@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import orjson
-
 from soc.store.base import Encoded, Kind, document_id
 from soc.timeutil import parse_ts, to_micros, utcnow
 
@@ -136,11 +134,6 @@ def hints(kind: Kind, doc: Mapping[str, Any]) -> tuple[tuple[str, bytes], ...]:
         (HINT_TIME, b"%d" % doc_time(doc)),
         (HINT_TEXT, fts_text(kind, doc).encode("utf-8", "surrogatepass")),
     )
-
-
-def with_hints(kind: Kind, doc: Mapping[str, Any]) -> Encoded | None:
-    """A document as if published with its hints; None for one without an id."""
-    return encoded(orjson.dumps(doc), hints(kind, doc))
 
 
 def encoded(raw: bytes | None, headers: Sequence[tuple[str, bytes]]) -> Encoded | None:

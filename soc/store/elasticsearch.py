@@ -134,6 +134,12 @@ def fold(text: str) -> str:
     is the same as in the whole text; the words come out the same, only spacing differs."""
     if text.isascii():
         return _fold_ascii(text)
+    # The marks alerts set between their details and at the end of a cut value, as what they
+    # fold to (a space; "..." is the ellipsis decomposed, which a Greek final sigma before it
+    # tells from a space): most alerts' text is then ASCII (folded word by word 6.9 us, 0.8).
+    text = text.replace("¦", " ").replace("…", "...")
+    if text.isascii():
+        return _fold_ascii(text)
     length = len(text)
     runs = list(_NON_ASCII_RUN.finditer(text))
     if len(runs) * _WORD_BY_WORD_BELOW > length:

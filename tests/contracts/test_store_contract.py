@@ -18,8 +18,6 @@ from elasticsearch import AsyncElasticsearch
 
 from soc import metrics
 from soc.bus.base import Delivered
-from soc.config import IncidentsConfig
-from soc.incidents.grouping import IncidentStage
 from soc.store.base import KINDS, Conflict, Encoded, NotFound, Query, QueryError, Scope, Store
 from soc.store.documents import doc_time, fts_text, hints
 from soc.store.elasticsearch import ElasticsearchStore
@@ -523,45 +521,6 @@ async def test_events_published_with_hints_are_stored_as_written(store: Store) -
     await writer.handle(_published([*docs, event(43), event(44)], offset=3))
     assert duplicates._value.get() - before == 4
     assert (await store.search("events", Query(scope=ALL))).total == 5
-
-
-async def test_alerts_published_with_hints_are_stored_with_their_incident(store: Store) -> None:
-    """The incident stage stores an alert from its bytes with the incident it joined spliced
-    in, where the store takes bytes: what is stored and found is what `write` of the decoded
-    alert gives, whether the alert came with hints, without (a correlation's), or with bytes
-    already naming an incident."""
-    alerts = []
-    for n, user in enumerate(["khanhnv", "lanpt", "root", "hoa"]):
-        alert = event(70 + n, **{"event.kind": "alert", "rule.id": "r1", "rule.name": "Dò SSH"})
-        alert["event"]["id"] = f"al-{n}"
-        alert["user"] = {"name": user}
-        alert["events"] = [event(70 + n, **{"event.original": f"sshd: Đăng nhập lỗi {user}"})]
-        alerts.append(alert)
-    alerts[3]["incident"] = {"id": "from-elsewhere"}
-    batch = [
-        *(
-            Delivered("soc.alerts", 0, n, "k", raw=orjson.dumps(a), headers=hints("alerts", a))
-            for n, a in enumerate(alerts[:2])
-        ),
-        Delivered("soc.alerts", 0, 2, "k", alerts[2]),  # no hints
-        Delivered(
-            "soc.alerts", 0, 3, "k", raw=orjson.dumps(alerts[3]), headers=hints("alerts", alerts[3])
-        ),
-    ]
-    await IncidentStage(store, IncidentsConfig()).handle(batch)
-    for n, alert in enumerate(alerts):
-        stored = await store.get("alerts", alert["event"]["id"], ALL)
-        assert stored is not None
-        joined = stored["incident"]
-        assert joined["offset"] == n and joined["partition"] == 0
-        assert await store.get("incidents", joined["id"], ALL) is not None
-        assert stored == {**alert, "incident": joined}
-    page = await store.search("alerts", Query(scope=ALL, text="dang nhap loi lanpt"))
-    assert [d["event"]["id"] for d in page.items] == ["al-1"]
-    by_incident = await store.search(
-        "alerts", Query(scope=ALL, filters={"incident.id": [joined["id"]]})
-    )
-    assert by_incident.total >= 1
 
 
 async def test_hinted_bytes_that_are_not_an_object_are_refused_by_name(store: Store) -> None:
