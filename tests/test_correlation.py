@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
@@ -621,3 +622,75 @@ def test_unreferenced_matches_are_counted_and_ignored() -> None:
     target = engine(EVENT_COUNT_3_IN_10S)
     assert target.process(match(SUDO, 1, "x", source__ip="1.1.1.1")) == []
     assert (target.stats.matches, target.stats.unreferenced) == (1, 1)
+
+
+def _slim(target: CorrelationEngine, full: Match) -> Match:
+    """A match as the detector publishes it over Kafka: the fields the correlations read, and
+    the whole event as JSON text for the alert."""
+    fields = target.fields(full.rule_id, full.rule_name, full.event)
+    shown = orjson.dumps(full.event).decode()
+    return Match(full.rule_id, full.rule_name, full.timestamp, fields, full.event_id, shown)
+
+
+ALIASED_TEMPORAL = correlation(
+    """  type: temporal
+  rules: [failed_login, sudo_root]
+  aliases:
+    account:
+      failed_login: user.name
+      sudo_root: user.target.name
+  group-by: [account]
+  timespan: 1m
+""",
+    ident="3c1d9e0a-5b2f-4c7d-8e9f-0a1b2c3d4e5f",
+)
+DISTINCT_USERS = correlation(
+    """  type: value_count
+  rules: [failed_login]
+  group-by: [source.ip]
+  timespan: 1m
+  condition: {field: user.name, gte: 3}
+""",
+    ident="4d2e0f1b-6c3a-4d8e-9fa0-1b2c3d4e5f60",
+)
+BYTES_SUM = correlation(
+    """  type: value_sum
+  rules: [failed_login]
+  group-by: [source.ip]
+  timespan: 1m
+  condition: {field: source.bytes, gte: 1000}
+""",
+    ident="5e3f1a2c-7d4b-4e9f-a0b1-2c3d4e5f6071",
+)
+
+
+def test_matches_with_only_the_fields_read_give_the_same_hits_showing_whole_events() -> None:
+    """What the correlator is handed over Kafka (`CorrelationEngine.fields` and the event as
+    text) must raise exactly the hits the whole events raise, and the alerts show the whole
+    events; the fields are only those some correlation reads."""
+    rules = (EVENT_COUNT_3_IN_10S, ALIASED_TEMPORAL, DISTINCT_USERS, BYTES_SUM)
+    noise = {"message": "x" * 200, "log__syslog__appname": "sshd", "host__name": "web01"}
+    matches = [
+        *(
+            match(
+                FAILED, i, f"f{i}", source__ip="10.0.0.1", user__name=u, source__bytes=400, **noise
+            )
+            for i, u in enumerate(["root", "admin", "alice", "oracle"])
+        ),
+        match(SUDO, 5, "s5", user__name="root", user__target__name="alice", **noise),
+        match(FAILED, 6, "f6", source__ip=["10.0.0.2", "10.0.0.3"], user__name="bob", **noise),
+    ]
+    whole, slim = engine(*rules), engine(*rules)
+    expected = feed(whole, matches) + whole.advance(10_000)
+    found = feed(slim, [_slim(slim, m) for m in matches]) + slim.advance(10_000)
+    assert len(expected) >= 4
+    assert found == expected
+    assert [dict(event) for hit in found for event in hit.events] == [
+        dict(event) for hit in expected for event in hit.events
+    ]
+    assert set(slim.fields(FAILED, RULE_NAMES[FAILED], matches[0].event)) == {
+        "source.ip",
+        "user.name",
+        "source.bytes",
+    }
+    assert slim.fields(SUDO, RULE_NAMES[SUDO], matches[4].event) == {"user.target.name": "alice"}

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 from soc.bus.base import ALERTS, DETECTED, EVENTS, MATCHES, RAW, Delivered, Message
 from soc.bus.memory import MemoryBus
 from soc.detect.rules import RuleSet, load_rules
-from soc.detect.stage import Detection, DetectionStage
+from soc.detect.stage import CorrelationStage, Detection, DetectionStage
 from soc.normalize import NormalizeOptions, normalize
 from soc.normalize.stage import NormalizeStage
 from soc.stage import HOT_CHUNK
@@ -127,3 +127,29 @@ async def test_a_batch_is_detected_chunk_by_chunk_and_encoded_for_a_bus_of_bytes
     for message in alerts + matches:
         assert message.encoded is not None
         assert message.encoded == orjson.dumps(message.value)
+
+
+async def test_matches_over_kafka_carry_the_fields_read_and_alerts_show_whole_events() -> None:
+    """Over Kafka a match holds only the fields its correlations read, and the event as text;
+    the correlator raises from those the alert the whole events raise, showing them whole."""
+    detection = Detection.from_rules(load_rules([ROOT / "rules"]))
+    events = [_event(n, f"user{n}") for n in range(6)]
+    bus = _BytesBus()
+    await bus.start()
+    await DetectionStage(bus, detection).detect(events)
+    published = bus.sent[MATCHES]
+    assert len(published) == len(events)
+    for message, event in zip(published, events, strict=True):
+        read = {"source.ip": "198.51.100.7", "user.name": event["user"]["name"]}
+        assert message.value["event"] == read
+        assert orjson.loads(message.value["event_json"]) == event
+    # As the correlator reads them back: decoded from the bytes sent.
+    delivered = [
+        Delivered(MATCHES, 0, n, m.key, orjson.loads(m.as_bytes())) for n, m in enumerate(published)
+    ]
+    await CorrelationStage(bus, detection).handle(delivered)
+    await bus.close()
+    (spraying,) = [a.value for a in bus.sent[ALERTS] if "correlation" in a.value]
+    assert spraying["rule"]["name"] == "SSH Password Spraying From One Address"
+    assert spraying["events"] == events[: len(spraying["events"])]
+    assert "Host: web09" in spraying["message"]

@@ -114,12 +114,26 @@ class DetectionStage:
         alerts, matches, hits = detected.alerts, detected.matches, detected.hits
         for event in events:
             before = len(matches), len(alerts)
+            shown: str | None = None
             try:
                 for rule in detection.rules.match(event):
                     hits[rule.id, rule.level] += 1
                     if engine.wants(rule.id, rule.name):
+                        if encode_now:
+                            # Only the fields the correlations read, and the event as text
+                            # (see `Match`): made once per event, however many rules it hit.
+                            if shown is None:
+                                shown = encode(event).decode("utf-8", "surrogatepass")
+                            fields = engine.fields(rule.id, rule.name, event)
+                        else:
+                            fields = event  # in process: handed over, never copied
                         match = Match(
-                            rule.id, rule.name, event_time(event), event, event["event"]["id"]
+                            rule.id,
+                            rule.name,
+                            event_time(event),
+                            fields,
+                            event["event"]["id"],
+                            shown,
                         )
                         value = _match_value(match)
                         matches.append(
@@ -166,13 +180,16 @@ def _event_id(event: Any) -> str:
 
 
 def _match_value(match: Match) -> dict[str, Any]:
-    return {
+    value = {
         "rule_id": match.rule_id,
         "rule_name": match.rule_name,
         "timestamp": match.timestamp,
         "event_id": match.event_id,
         "event": match.event,
     }
+    if match.shown is not None:
+        value["event_json"] = match.shown
+    return value
 
 
 class CorrelationStage:
@@ -233,12 +250,14 @@ class CorrelationStage:
         before = engine.drops()
         for record in batch:
             value = record.value
+            shown = value.get("event_json")
             match = Match(
                 value["rule_id"],
                 value.get("rule_name"),
                 float(value["timestamp"]),
                 value["event"],
                 value["event_id"],
+                shown if isinstance(shown, str) else None,
             )
             if self._replay and record.offset < self._next.get(record.partition, -1):
                 continue  # read again after a rebalance: already in this engine's windows
