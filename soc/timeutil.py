@@ -5,7 +5,11 @@ One textual form everywhere means events sort and compare as strings and as time
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+
+#: The form `format_ts` writes, which `canonical` returns as it is.
+_CANONICAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z")
 
 
 def utcnow() -> datetime:
@@ -47,3 +51,10 @@ def to_micros(moment: datetime) -> int:
 
 def from_micros(micros: int) -> datetime:
     return datetime.fromtimestamp(micros / 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+
+
+def canonical(text: str) -> str:
+    """A timestamp in the platform's form (`format_ts`); ValueError if it is none. Text
+    already in that form (what the platform itself writes) is checked, not written again."""
+    moment = parse_ts(text)
+    return text if _CANONICAL.fullmatch(text) else format_ts(moment)

@@ -19,7 +19,7 @@ from typing import Any, Final, Literal
 from soc.detect.alerts import SEVERITY
 from soc.ids import stable_id
 from soc.store.documents import nested
-from soc.timeutil import format_ts, parse_ts
+from soc.timeutil import canonical, format_ts, parse_ts
 
 Status = Literal["new", "acknowledged", "investigating", "resolved", "false_positive"]
 STATUSES: Final[tuple[Status, ...]] = (
@@ -138,7 +138,7 @@ def _alert_time(alert: Mapping[str, Any], now: datetime) -> str:
     value = alert.get("@timestamp")
     if isinstance(value, str):
         try:
-            return format_ts(parse_ts(value))
+            return canonical(value)
         except ValueError:
             pass
     return format_ts(now)
