@@ -402,8 +402,13 @@ class _Chain:
     def output(self) -> Detected:
         return self._detection.output()
 
-    def evaluate(self, events: Sequence[dict[str, Any]], output: Detected) -> None:
-        self._detection.evaluate(events, output)
+    def evaluate(
+        self,
+        events: Sequence[dict[str, Any]],
+        output: Detected,
+        encoded: Sequence[bytes | None] | None = None,
+    ) -> None:
+        self._detection.evaluate(events, output, encoded)
 
     async def publish(self, output: Detected) -> None:
         await self._detection.publish(output)

@@ -263,14 +263,15 @@ def test_value_count_counts_each_element_of_a_list_and_ignores_missing_values() 
     assert target.stats.values_ignored == 1
 
 
-def value_rule(kind: str, condition: str) -> str:
+def value_rule(kind: str, condition: str, **ident: str) -> str:
     return correlation(
         f"""  type: {kind}
   rules: [failed_login]
   group-by: [source.ip]
   timespan: 1m
   condition: {condition}
-"""
+""",
+        **ident,
     )
 
 
@@ -644,23 +645,11 @@ ALIASED_TEMPORAL = correlation(
 """,
     ident="3c1d9e0a-5b2f-4c7d-8e9f-0a1b2c3d4e5f",
 )
-DISTINCT_USERS = correlation(
-    """  type: value_count
-  rules: [failed_login]
-  group-by: [source.ip]
-  timespan: 1m
-  condition: {field: user.name, gte: 3}
-""",
-    ident="4d2e0f1b-6c3a-4d8e-9fa0-1b2c3d4e5f60",
+DISTINCT_USERS = value_rule(
+    "value_count", "{field: user.name, gte: 3}", ident="4d2e0f1b-6c3a-4d8e-9fa0-1b2c3d4e5f60"
 )
-BYTES_SUM = correlation(
-    """  type: value_sum
-  rules: [failed_login]
-  group-by: [source.ip]
-  timespan: 1m
-  condition: {field: source.bytes, gte: 1000}
-""",
-    ident="5e3f1a2c-7d4b-4e9f-a0b1-2c3d4e5f6071",
+BYTES_SUM = value_rule(
+    "value_sum", "{field: source.bytes, gte: 1000}", ident="5e3f1a2c-7d4b-4e9f-a0b1-2c3d4e5f6071"
 )
 
 

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 from prometheus_client import REGISTRY
 
-from soc.bus.base import ALERTS, DETECTED, EVENTS, MATCHES, RAW, Delivered, Message
+from soc.bus.base import ALERTS, DETECTED, EVENTS, MATCHES, RAW, Delivered
 from soc.bus.memory import MemoryBus
 from soc.detect.rules import RuleSet, load_rules
 from soc.detect.stage import CorrelationStage, Detection, DetectionStage
 from soc.normalize import NormalizeOptions, normalize
 from soc.normalize.stage import NormalizeStage
 from soc.stage import HOT_CHUNK
+from tests.bytes_bus import BytesBus
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,28 +94,13 @@ async def test_events_detected_where_they_were_normalized_are_not_detected_again
     assert REGISTRY.get_sample_value("soc_detect_skipped_total") == skipped + 2
 
 
-class _BytesBus(MemoryBus):
-    """The in-process bus posing as one that carries bytes (as Kafka does), keeping what was
-    published on each topic."""
-
-    carries_bytes = True
-
-    def __init__(self) -> None:
-        super().__init__(capacity=10_000)
-        self.sent: dict[str, list[Message]] = {}
-
-    async def publish(self, topic: str, messages: Sequence[Message]) -> None:
-        self.sent.setdefault(topic, []).extend(messages)
-        await super().publish(topic, messages)
-
-
 async def test_a_batch_is_detected_chunk_by_chunk_and_encoded_for_a_bus_of_bytes() -> None:
     """A batch larger than a chunk: every event detected once, in order; for a bus of bytes,
     each alert and match carries its value's exact encoding, made as it was raised."""
     detection = Detection.from_rules(load_rules([ROOT / "rules"]))
     count = 2 * HOT_CHUNK + 5
     batch = [Delivered(EVENTS, 0, n, "web09", _event(n % 60, f"user{n}")) for n in range(count)]
-    bus = _BytesBus()
+    bus = BytesBus()
     await bus.start()
     await DetectionStage(bus, detection).handle(batch)
     await bus.close()
@@ -134,7 +119,7 @@ async def test_matches_over_kafka_carry_the_fields_read_and_alerts_show_whole_ev
     the correlator raises from those the alert the whole events raise, showing them whole."""
     detection = Detection.from_rules(load_rules([ROOT / "rules"]))
     events = [_event(n, f"user{n}") for n in range(6)]
-    bus = _BytesBus()
+    bus = BytesBus()
     await bus.start()
     await DetectionStage(bus, detection).detect(events)
     published = bus.sent[MATCHES]

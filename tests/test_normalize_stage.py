@@ -7,13 +7,14 @@ from typing import Any
 import orjson
 import pytest
 
-from soc.bus.base import EVENTS, RAW, Delivered, Message
+from soc.bus.base import EVENTS, RAW, Delivered
 from soc.bus.memory import MemoryBus
 from soc.normalize import NormalizeOptions
 from soc.normalize.stage import NormalizeStage
 from soc.stage import HOT_CHUNK
 from soc.store.base import document_id
 from soc.store.documents import doc_time, encoded, fts_text
+from tests.bytes_bus import BytesBus
 
 RECORDS = [
     (None, "<34>Nov 28 10:00:00 web01 sshd[1]: Failed password for root from 1.2.3.4 port 2 ssh2"),
@@ -98,7 +99,12 @@ class Recording:
     def output(self) -> list[dict[str, Any]]:
         return []
 
-    def evaluate(self, events: Sequence[dict[str, Any]], output: list[dict[str, Any]]) -> None:
+    def evaluate(
+        self,
+        events: Sequence[dict[str, Any]],
+        output: list[dict[str, Any]],
+        encoded: Sequence[bytes | None] | None = None,
+    ) -> None:
         self.chunks.append(list(events))
         output.extend(events)
 
@@ -150,20 +156,6 @@ async def test_a_large_batch_goes_through_every_step_chunk_by_chunk() -> None:
     assert [d.value["event"]["id"] for d in delivered] == ids
 
 
-class BytesBus(MemoryBus):
-    """The in-process bus posing as one that carries bytes: keeps what was published."""
-
-    carries_bytes = True
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.sent: list[Message] = []
-
-    async def publish(self, topic: str, messages: Sequence[Message]) -> None:
-        self.sent.extend(messages)
-        await super().publish(topic, messages)
-
-
 async def test_events_are_encoded_as_they_are_normalized_for_a_bus_of_bytes() -> None:
     """For Kafka, each event's JSON is made while the event is hot; it must be the event's
     encoding exactly. The in-process bus is handed values only."""
@@ -171,8 +163,9 @@ async def test_events_are_encoded_as_they_are_normalized_for_a_bus_of_bytes() ->
     await bytes_bus.start()
     await NormalizeStage(bytes_bus, NormalizeOptions()).handle(_raw_batch())
     await bytes_bus.close()
-    assert len(bytes_bus.sent) == len(RECORDS)
-    for message in bytes_bus.sent:
+    sent = bytes_bus.sent[EVENTS]
+    assert len(sent) == len(RECORDS)
+    for message in sent:
         assert message.encoded is not None
         assert orjson.loads(message.encoded) == message.value
         assert message.encoded == orjson.dumps(message.value)
@@ -182,7 +175,7 @@ async def test_events_are_encoded_as_they_are_normalized_for_a_bus_of_bytes() ->
     await NormalizeStage(bus, NormalizeOptions()).handle(_raw_batch())
     delivered = await consumer.poll(100, 1.0)
     await bus.close()
-    assert [d.value for d in delivered] == [m.value for m in bytes_bus.sent]
+    assert [d.value for d in delivered] == [m.value for m in sent]
 
 
 async def test_a_chained_detection_that_fails_fails_the_batch() -> None:

@@ -85,11 +85,14 @@ class DetectionStage:
         # a `--stages detect` process beside chained ones then costs nothing twice.
         detected = self.output()
         for start in range(0, len(batch), HOT_CHUNK):
-            chunk = batch[start : start + HOT_CHUNK]
-            events = [record.value for record in chunk if not _marked(record)]
-            if len(events) < len(chunk):
-                metrics.DETECT_SKIPPED.inc(len(chunk) - len(events))
-            self.evaluate(events, detected)
+            records = batch[start : start + HOT_CHUNK]
+            chunk = [record for record in records if not _marked(record)]
+            if len(chunk) < len(records):
+                metrics.DETECT_SKIPPED.inc(len(records) - len(chunk))
+            # The bytes as published, where the bus kept them: a match's event text is those.
+            self.evaluate(
+                [record.value for record in chunk], detected, [record.raw for record in chunk]
+            )
         await self.publish(detected)
 
     async def detect(self, events: Sequence[dict[str, Any]]) -> None:
@@ -101,18 +104,25 @@ class DetectionStage:
     def output(self) -> Detected:
         return Detected()
 
-    def evaluate(self, events: Sequence[dict[str, Any]], detected: Detected) -> None:
+    def evaluate(
+        self,
+        events: Sequence[dict[str, Any]],
+        detected: Detected,
+        encoded: Sequence[bytes | None] | None = None,
+    ) -> None:
         """Evaluate the rules on events, adding the alerts and the matches that correlations
         need to `detected`. The normalizing stage calls this on each chunk of events as it
         normalizes them, where detection runs in the same process (see `NormalizeStage`): the
-        alerts are built, and encoded for a bus that carries bytes, while the events are hot."""
+        alerts are built, and encoded for a bus that carries bytes, while the events are hot.
+        `encoded`: each event's JSON where its producer made it already (else None), so that a
+        match's event text is not made a second time."""
         # One rule set for the whole call; a batch's chunks are evaluated with no await between
         # them, so a reload never splits a batch either.
         detection = self.detection
         engine = detection.correlations
         encode_now = self._encode
         alerts, matches, hits = detected.alerts, detected.matches, detected.hits
-        for event in events:
+        for position, event in enumerate(events):
             before = len(matches), len(alerts)
             shown: str | None = None
             try:
@@ -123,7 +133,9 @@ class DetectionStage:
                             # Only the fields the correlations read, and the event as text
                             # (see `Match`): made once per event, however many rules it hit.
                             if shown is None:
-                                shown = encode(event).decode("utf-8", "surrogatepass")
+                                made = encoded[position] if encoded is not None else None
+                                text = made if made is not None else encode(event)
+                                shown = text.decode("utf-8", "surrogatepass")
                             fields = engine.fields(rule.id, rule.name, event)
                         else:
                             fields = event  # in process: handed over, never copied

@@ -31,7 +31,14 @@ class Chained(Protocol[Out]):
         """A new, empty output for one batch."""
         ...
 
-    def evaluate(self, events: Sequence[dict[str, Any]], output: Out) -> None: ...
+    def evaluate(
+        self,
+        events: Sequence[dict[str, Any]],
+        output: Out,
+        encoded: Sequence[bytes | None] | None = None,
+    ) -> None:
+        """`encoded`: each event's JSON where it was made already (see `Message.encoded`)."""
+        ...
 
     async def publish(self, output: Out) -> None: ...
 
@@ -69,7 +76,11 @@ class NormalizeStage:
             chunk = self._normalize(batch[start : start + HOT_CHUNK])
             events.extend(chunk)
             if then is not None:
-                then.evaluate([message.value for message in chunk], output)
+                then.evaluate(
+                    [message.value for message in chunk],
+                    output,
+                    [message.encoded for message in chunk],
+                )
         if then is None:
             await self._bus.publish(EVENTS, events)
             return
