@@ -38,6 +38,14 @@ _START_SLACK = 30.0
 _ABANDON_TIMEOUT = 30.0
 #: Producer errors after which only a new producer (a new producer id) can publish again.
 _PRODUCER_STATE_LOST = (OutOfOrderSequenceNumber, InvalidProducerEpoch)
+#: How long a producer replaced after a failure may take to stop.
+_STOP_SECONDS = 10.0
+
+
+class _Replaced(Exception):
+    """The producer a publish was waiting on was replaced: resend on the new one."""
+
+
 #: Keys whose partition is remembered per topic (then forgotten all at once).
 _KEYS_PLACED = 65536
 
@@ -62,6 +70,9 @@ class KafkaBus:
         self._namespace = namespace
         self._client_id = client_id
         self._producer: AIOKafkaProducer | None = None
+        #: Set when the current producer is replaced: publishers still waiting on it resend.
+        self._replaced = asyncio.Event()
+        self._restart_lock = asyncio.Lock()
         self._known_topics: set[str] = set()
         self._topic_lock = asyncio.Lock()
         self._consumers: list[KafkaConsumer] = []
@@ -72,7 +83,11 @@ class KafkaBus:
         return f"{self._namespace}{topic}"
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
+        self._producer = self._new_producer()
+        await self._producer.start()
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
             acks="all",
@@ -86,15 +101,25 @@ class KafkaBus:
             key_serializer=lambda key: key.encode("utf-8", "surrogatepass"),
             # Values are encoded in `_publish_once` (see `Message.encoded`).
         )
-        await self._producer.start()
 
-    async def _restart_producer(self) -> None:
-        if self._producer is not None:
+    async def _restart_producer(self, failed: AIOKafkaProducer | None) -> None:
+        """Replace the producer that failed, once, however many publishers met the failure
+        (stages of one process publish at the same time): each resends on its successor, which
+        is in place only once started. Publishers still waiting on the failed one stop waiting
+        and resend; it is then stopped, for a bounded time (its batches may never flush)."""
+        async with self._restart_lock:
+            if self._producer is not failed:
+                return  # replaced already, by a publisher that met the same failure
+            replacement = self._new_producer()
+            await replacement.start()
+            self._producer = replacement
+            replaced, self._replaced = self._replaced, asyncio.Event()
+            replaced.set()
+        if failed is not None:
             try:
-                await self._producer.stop()
-            except KafkaError as exc:
-                log.warning("kafka producer did not stop cleanly error=%s", exc)
-        await self.start()
+                await asyncio.wait_for(failed.stop(), _STOP_SECONDS)
+            except (KafkaError, TimeoutError) as exc:
+                log.warning("kafka producer did not stop cleanly error=%r", exc)
 
     async def ensure_topic(self, topic: str) -> None:
         """Create the topic with the configured partitions if it does not exist yet."""
@@ -122,9 +147,12 @@ class KafkaBus:
             return
         delay = 0.5
         while True:
+            producer = self._producer
             try:
                 await self._publish_once(topic, messages)
                 return
+            except _Replaced:
+                continue  # another publisher replaced the producer: resend on the new one
             except _PRODUCER_STATE_LOST as exc:
                 # A broker restart can leave the idempotent producer's sequence numbers out of
                 # step with the broker's: that producer never recovers, a new one starts fresh.
@@ -133,8 +161,10 @@ class KafkaBus:
                     "kafka producer state lost, restarting the producer topic=%s error=%s",
                     topic, exc,
                 )  # fmt: skip
-                await self._restart_producer()
+                await self._restart_producer(producer)
             except KafkaError as exc:
+                if self._producer is not producer:
+                    continue  # replaced meanwhile (its closing refused the send): resend
                 if not getattr(exc, "retriable", True) and not isinstance(exc, KafkaTimeoutError):
                     raise
                 log.warning(
@@ -149,7 +179,7 @@ class KafkaBus:
             raise RuntimeError("publish before start")
         await self.ensure_topic(topic)
         name = self._name(topic)
-        producer = self._producer
+        producer, replaced_event = self._producer, self._replaced
         # One batch per partition rather than one send per record: a record's send costs a
         # future and its callback, which took an eighth of the engine's time (py-spy, issue 4).
         # Records go to the partition the producer's own partitioner gives their key, so
@@ -195,7 +225,16 @@ class KafkaBus:
                 )
             if batch.record_count():
                 pending.append(await producer.send_batch(batch, name, partition=partition))
-        await asyncio.gather(*pending)
+        sent = asyncio.gather(*pending)
+        replaced = asyncio.ensure_future(replaced_event.wait())
+        try:
+            await asyncio.wait((sent, replaced), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            replaced.cancel()
+        if not sent.done():
+            sent.cancel()
+            raise _Replaced
+        sent.result()
 
     async def subscribe(self, topic: str, group: str) -> KafkaConsumer:
         await self.ensure_topic(topic)

@@ -268,6 +268,44 @@ async def test_kafka_publish_recovers_when_the_producer_state_is_lost(kafka_bus:
     assert sorted(await _drain(consumer, 20)) == list(range(20))
 
 
+async def test_kafka_replaces_a_lost_producer_once_for_concurrent_publishers(
+    kafka_bus: Bus,
+) -> None:
+    """Stages of one process publish at the same time (events beside alerts): when they all
+    meet the lost producer state, one new producer replaces it, every publisher resends on it,
+    and nothing waits for ever on the old one."""
+    from aiokafka.errors import OutOfOrderSequenceNumber
+
+    bus = kafka_bus
+    consumers = [await bus.subscribe(f"t.lost{n}", "g") for n in range(3)]
+    original = bus._publish_once  # type: ignore[attr-defined]
+    first_producer = bus._producer  # type: ignore[attr-defined]
+    started: list[Any] = []
+    new_producer = bus._new_producer  # type: ignore[attr-defined]
+
+    def counted() -> Any:
+        started.append(new_producer())
+        return started[-1]
+
+    failing = {"t.lost0", "t.lost1", "t.lost2"}
+
+    async def flaky(topic: str, messages: Any) -> None:
+        if topic in failing:
+            failing.discard(topic)
+            await asyncio.sleep(0.05)  # all three in flight on the old producer
+            raise OutOfOrderSequenceNumber()
+        await original(topic, messages)
+
+    bus._publish_once = flaky  # type: ignore[attr-defined]
+    bus._new_producer = counted  # type: ignore[attr-defined]
+    await asyncio.wait_for(
+        asyncio.gather(*(bus.publish(f"t.lost{n}", _messages(20)) for n in range(3))), 60
+    )
+    assert len(started) == 1 and bus._producer is started[0] is not first_producer  # type: ignore[attr-defined]
+    for consumer in consumers:
+        assert sorted(await _drain(consumer, 20)) == list(range(20))
+
+
 async def test_headers_travel_with_their_record(bus: Bus) -> None:
     consumer = await bus.subscribe("t.headers", "g")
     hints = (("soc.id", b"ev-1"), ("soc.text", "Đăng nhập".encode()))
