@@ -38,6 +38,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from bench.run import make_lines  # noqa: E402
+from tests.local_services import forget_namespace  # noqa: E402
 
 SIGMA = Path(os.environ.get("SOC_SIGMA_PATH", ROOT.parent / "shared" / "sigma"))
 TOKEN = "bench-distributed-0123456789abcdef"
@@ -259,7 +260,9 @@ def run(
     for process in processes:
         process.wait(120)
     if distributed:
-        httpx.delete(f"http://127.0.0.1:9200/{namespace}-soc-*", timeout=60)
+        # Its topics too, not only its indices: a broker left holding every earlier run's
+        # partitions costs each later run more (tests/local_services.py).
+        forget_namespace(namespace)
     delays = sorted(seen_at[m] - sent_at[m] for m in seen_at)
     return {
         "rate": total / (finished - started),
