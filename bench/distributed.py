@@ -45,6 +45,8 @@ TOKEN = "bench-distributed-0123456789abcdef"
 INVALID_USER = "6c3f2d1a-8e4b-4f0a-b8c2-9d5e7a1b3c22"
 
 
+#: The most unreported passes run to warm the services up (see `main`).
+WARM_PASSES = int(os.environ.get("BENCH_WARM_PASSES", "14"))
 SERVICES_RUN = Path(os.environ.get("SOC_SERVICES_RUN", "/tmp/soc-services"))
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -74,6 +76,27 @@ def _cpu_seconds(pids: Iterable[int], descendants: bool = True) -> float:
             total += spent.get(pid, 0.0)
             if descendants:
                 todo += children.get(pid, [])
+    return total
+
+
+def _jit_seconds(pids: Iterable[int]) -> float:
+    """CPU seconds the JVM's just-in-time compiler threads of these processes have spent (their
+    names start `C1 CompilerThread` / `C2 CompilerThread`; 0 where /proc does not show them)."""
+    total = 0.0
+    for pid in pids:
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                if "CompilerThre" not in (task / "comm").read_text():
+                    continue
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += (int(fields[11]) + int(fields[12])) / _TICKS
     return total
 
 
@@ -210,7 +233,12 @@ def run(
             for name, pids in components.items()
         }
 
-    cpu_before = cpu_now()
+    services = _service_pids()
+
+    def jit_now() -> dict[str, float]:
+        return {name: _jit_seconds(pids) for name, pids in services.items()}
+
+    cpu_before, jit_before = cpu_now(), jit_now()
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     started = time.perf_counter()
@@ -243,6 +271,7 @@ def run(
         time.sleep(0.25)
     finished = time.perf_counter()
     cpu = {name: seconds - cpu_before[name] for name, seconds in cpu_now().items()}
+    jit = {name: seconds - jit_before[name] for name, seconds in jit_now().items()}
     if alerts is None:
         last, still = raised, time.perf_counter()
         while time.perf_counter() - still < 3:
@@ -274,6 +303,8 @@ def run(
         "markers": f"{len(delays)}/{len(markers)}",
         # Microseconds of CPU per event, by component.
         "cpu": {name: seconds / max(total, 1) * 1e6 for name, seconds in cpu.items()},
+        # Of which the services' JIT compilers (a JVM still warming up), the same way.
+        "jit": {name: seconds / max(total, 1) * 1e6 for name, seconds in jit.items()},
         # The platform's own processes (one core each at most), by component.
         "processes": {
             name: len(pids)
@@ -283,10 +314,14 @@ def run(
     }
 
 
-def _cpu_line(cpu: dict[str, float], processes: dict[str, int]) -> str:
+def _cpu_line(
+    cpu: dict[str, float], processes: dict[str, int], jit: dict[str, float] | None = None
+) -> str:
     """`processes`: how many processes a component ran (each uses at most one core for the
-    Python code of the platform)."""
+    Python code of the platform). `jit`: the part of the services' CPU their JIT compilers
+    spent."""
     spent = sum(cpu.values())
+    compiling = {name: micros for name, micros in (jit or {}).items() if micros >= 0.05}
     cores = os.cpu_count() or 1
     parts = ", ".join(
         f"{name} {micros:,.0f}" for name, micros in sorted(cpu.items(), key=lambda kv: -kv[1])
@@ -297,6 +332,12 @@ def _cpu_line(cpu: dict[str, float], processes: dict[str, int]) -> str:
         f"CPU per event: {parts} = {spent:,.0f} us; at this cost at most "
         f"{cores * 1e6 / spent:,.0f} events/s on {cores} cores, and at most {alone:,.0f} for "
         f"{busiest} ({processes[busiest]} process{'es' if processes[busiest] > 1 else ''})"
+        + (
+            "; of which JIT compiling: "
+            + ", ".join(f"{name} {micros:,.1f}" for name, micros in sorted(compiling.items()))
+            if compiling
+            else ""
+        )
     )
 
 
@@ -322,22 +363,29 @@ def main() -> int:
         ).encode()
     print(f"lines: {args.lines:,}; rules: {'own only' if len(rules) == 1 else 'full SigmaHQ + own'}; "
           f"{len(markers)} latency markers")  # fmt: skip
-    # Kafka and Elasticsearch just started (as after `make services`) run the first minutes
-    # far slower (JIT, first indices): unreported passes of the whole stream first, until
-    # Elasticsearch's CPU an event settles (within a fifth of the pass before, at most four
-    # passes), so that run order does not decide the figures. One pass was not always enough:
-    # after it, Elasticsearch still spent 110 us of CPU an event in the first measured run,
-    # against 55-75 in the later ones.
+    # Kafka and Elasticsearch just started (as after `make services`) run the first minutes far
+    # slower: unreported passes of the whole stream first. Their JVMs go on compiling for a long
+    # time: on freshly started services, Elasticsearch's JIT compiler threads had spent 32 of its
+    # 85 CPU seconds after five passes, a fifth of its CPU in the eighth pass and 4-8% from about
+    # the fourteenth, while its CPU an event fell from 220 to 63-69 us. Measured before that, the
+    # figures are the warm-up's, and run order decides them. Warm-up therefore goes on until
+    # the compilers take under a tenth of Elasticsearch's CPU and that CPU an event has
+    # settled (within a tenth of the pass before), or for at most WARM_PASSES passes.
     alerts = 0
     previous = float("inf")
-    for _ in range(4):
+    for number in range(1, WARM_PASSES + 1):
         warm = run(True, lines, markers, rules, rate=0)
         alerts, spent = warm["alerts"], warm["cpu"].get("elasticsearch", 0.0)
-        print(f"warm-up pass on the services: {warm['rate']:,.0f} events/s, Elasticsearch "
-              f"{spent:,.0f} us an event (not a figure); the stream raises {alerts:,} alerts")  # fmt: skip
-        if spent > previous * 0.8:
+        compiling = warm["jit"].get("elasticsearch", 0.0)
+        print(f"warm-up pass {number}: {warm['rate']:,.0f} events/s, Elasticsearch {spent:,.0f} us "
+              f"an event, {compiling:,.1f} of it compiling (not a figure); the stream raises "
+              f"{alerts:,} alerts")  # fmt: skip
+        if compiling < 0.1 * spent and spent > previous * 0.9:
             break
         previous = spent
+    else:
+        print(f"  (Elasticsearch still compiling after {WARM_PASSES} passes: the first figures "
+              "below may be low)")  # fmt: skip
     # (name, distributed, the engine processes by the stages each runs)
     setups: list[tuple[str, bool, list[str | None]]] = [
         ("distributed, 1 engine", True, [None]),
@@ -362,7 +410,7 @@ def main() -> int:
             print(f"{name:<28}: {burst['rate']:>7,.0f} events/s sustained ({burst['events']:,} "
                   f"events and {burst['alerts']:,} alerts in {burst['seconds']:.1f} s, all sent "
                   f"at once; turn {turn})")  # fmt: skip
-            print(f"{'':<28}  {_cpu_line(burst['cpu'], burst['processes'])}")
+            print(f"{'':<28}  {_cpu_line(burst['cpu'], burst['processes'], burst['jit'])}")
     baseline = max(burst["rate"] for burst in bursts[setups[-1][0]])
     print("the better turn of each, and the latency at half its rate:")
     for name, distributed, engines in setups:
@@ -377,7 +425,9 @@ def main() -> int:
               f"p99 {paced['p99']:.2f} s (markers seen {paced['markers']})")  # fmt: skip
         # The same events cost more CPU arriving at a steady pace than as a backlog (the
         # processes wake and sleep between bursts): what the latency tail grows from.
-        print(f"{'':<28}  at half rate, {_cpu_line(paced['cpu'], paced['processes'])}")
+        print(
+            f"{'':<28}  at half rate, {_cpu_line(paced['cpu'], paced['processes'], paced['jit'])}"
+        )
     return 0
 
 
