@@ -386,3 +386,26 @@ async def test_an_alert_published_again_upstream_is_not_counted_twice(store: Sql
     found = await incidents(store)
     assert [i["incident"]["alert_count"] for i in found] == [7]
     assert found[0]["incident"]["counted_upto"] == {"0": 10}
+
+
+def test_an_incident_is_copied_whole_and_apart_from_the_original() -> None:
+    doc = model.add_alerts(fresh(), [alert(2), alert(3)], T0)
+    doc["related"]["ip"] = [f"198.51.100.{n}" for n in range(100)]
+    copy = model.copied(doc)
+    assert copy == doc
+    copy["related"]["ip"].append("203.0.113.9")
+    copy["incident"]["alert_count"] = 99
+    assert len(doc["related"]["ip"]) == 100 and doc["incident"]["alert_count"] == 3
+    # Folding alerts into an incident leaves the caller's document as it was.
+    before = model.copied(doc)
+    model.add_alerts(doc, [alert(4)], T0)
+    assert doc == before
+
+
+def test_an_incident_that_is_not_plain_json_is_still_copied_as_it_is() -> None:
+    when = datetime(2026, 11, 30, tzinfo=UTC)
+    doc = {"incident": {"first_seen": when, "tags": ["a"]}, 7: "key that is not text"}
+    copy = model.copied(doc)
+    assert copy == doc and copy["incident"]["first_seen"] == when  # a datetime still
+    copy["incident"]["tags"].append("b")
+    assert doc["incident"]["tags"] == ["a"]
