@@ -80,7 +80,9 @@ offsets.topic.num.partitions=4
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
-auto.create.topics.enable=true
+# As in deploy/compose: the platform creates its topics with their partitions, and a client
+# still running must not bring back a topic a test or benchmark deleted.
+auto.create.topics.enable=false
 log.retention.hours=24
 PROPS
   printf 'log4j.rootLogger=WARN, file\nlog4j.appender.file=org.apache.log4j.FileAppender\nlog4j.appender.file.File=%s/kafka.log\nlog4j.appender.file.layout=org.apache.log4j.PatternLayout\nlog4j.appender.file.layout.ConversionPattern=%%d %%p %%c: %%m%%n\n' "$home" > "$home/log4j.properties"
