@@ -11,6 +11,7 @@ housekeeping of every partition), and that cost showed up in the figures of ever
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 
 import httpx
@@ -19,16 +20,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 KAFKA = "127.0.0.1:9092"
 ES = "http://127.0.0.1:9200"
 
-#: The prefixes tests and benchmarks give their namespaces (only names that also appeared during
-#: the run are cleared, so a topic or index someone made by hand with such a name stays).
-PREFIXES = (
-    "test-",
-    "it",
-    "nm",
-    "socnm",
-    "lag-",
-    "t-notify-",
-    "bench",
+#: The names of the namespaces tests give themselves (a fixed start and a random hex tag; see the
+#: tests that make them): only those, and only if they appeared during the session, are cleared,
+#: so that nothing a person made on these services is touched. Benchmarks clear their own.
+TEST_NAMES = re.compile(
+    r"(?:test-[0-9a-f]{8}-|test-ingest-[0-9a-f]{32}\.|(?:it|nm)[0-9a-f]{8}[.-]|lag-[0-9a-f]{8}\."
+    r"|t-notify-[0-9a-f]{8}\.|soc-(?:test|diff|test-ret)-[0-9a-f]{8}-)"
 )
 
 
@@ -73,12 +70,15 @@ def snapshot() -> dict[str, set[str]]:
     return found
 
 
-def _ours(name: str, prefixes: tuple[str, ...]) -> bool:
-    return name.startswith(prefixes) and not name.startswith(("__", "."))
+def _ours(name: str, prefixes: tuple[str, ...] | None) -> bool:
+    if name.startswith(("__", ".")):
+        return False
+    return TEST_NAMES.match(name) is not None if prefixes is None else name.startswith(prefixes)
 
 
-def forget(before: dict[str, set[str]], prefixes: tuple[str, ...] = PREFIXES) -> dict[str, int]:
-    """Delete what appeared since `before` (a `snapshot`) under `prefixes`; how many of each."""
+def forget(before: dict[str, set[str]], prefixes: tuple[str, ...] | None = None) -> dict[str, int]:
+    """Delete what appeared since `before` (a `snapshot`): under `prefixes`, or (None) named as
+    the tests name their namespaces (`TEST_NAMES`). How many of each were deleted."""
     now = snapshot()
     gone = {
         kind: sorted(name for name in now[kind] - before[kind] if _ours(name, prefixes))
