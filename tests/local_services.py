@@ -3,9 +3,10 @@
 Every test and benchmark run works in a namespace of its own (topics, consumer groups, indices
 and index templates under a fresh prefix), so runs never see each other's records. Left behind,
 those namespaces pile up run after run on the same services (`deploy/local/` keeps their data
-between starts). A broker holding 12,000 partitions from earlier runs spent about 40% more CPU an
-event than a fresh one on the same stream (issue 4: G1 marking a quarter of its time, and the
-housekeeping of every partition), and that cost showed up in the figures of every later run.
+between starts). A broker holding 12,000 partitions from earlier runs spent about twice the CPU an
+event of a clean one on the same stream (issue 4: 14-20 us against 7-10; G1 marking took a
+quarter of its time, with the housekeeping of every partition), and every later run's figures
+carried that cost.
 """
 
 from __future__ import annotations
