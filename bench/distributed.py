@@ -54,6 +54,17 @@ SERVICES_RUN = Path(os.environ.get("SOC_SERVICES_RUN", "/tmp/soc-services"))
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def _stat_fields(stat: str) -> list[str]:
+    """The fields of a /proc `stat` line after "pid (name) ": state, ppid, ..., with utime and
+    stime the 12th and 13th."""
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def _stat_seconds(fields: list[str]) -> float:
+    """User + system CPU seconds in `_stat_fields`."""
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
 def _cpu_seconds(pids: Iterable[int], descendants: bool = True) -> float:
     """User + system CPU seconds of these processes and (unless told otherwise) all their
     descendants (threads are counted in their process), as /proc has them now."""
@@ -66,11 +77,10 @@ def _cpu_seconds(pids: Iterable[int], descendants: bool = True) -> float:
             stat = (entry / "stat").read_text()
         except OSError:
             continue  # gone meanwhile
-        # After "pid (name) ": state, ppid, ..., utime and stime are the 12th and 13th.
-        fields = stat[stat.rindex(")") + 2 :].split()
+        fields = _stat_fields(stat)
         pid = int(entry.name)
         children.setdefault(int(fields[1]), []).append(pid)
-        spent[pid] = (int(fields[11]) + int(fields[12])) / _TICKS
+        spent[pid] = _stat_seconds(fields)
     total, todo, seen = 0.0, list(pids), set()
     while todo:
         pid = todo.pop()
@@ -98,8 +108,7 @@ def _jit_seconds(pids: Iterable[int]) -> float:
                 stat = (task / "stat").read_text()
             except OSError:
                 continue
-            fields = stat[stat.rindex(")") + 2 :].split()
-            total += (int(fields[11]) + int(fields[12])) / _TICKS
+            total += _stat_seconds(_stat_fields(stat))
     return total
 
 
@@ -226,7 +235,8 @@ def run(
                 pass
             time.sleep(0.2)
 
-    components |= _service_pids()
+    services = _service_pids()
+    components |= services
     # This process: the sender and the API watcher, not the platform processes it started.
     components["load generator"] = [os.getpid()]
 
@@ -235,8 +245,6 @@ def run(
             name: _cpu_seconds(pids, descendants=name != "load generator")
             for name, pids in components.items()
         }
-
-    services = _service_pids()
 
     def jit_now() -> dict[str, float]:
         return {name: _jit_seconds(pids) for name, pids in services.items()}

@@ -161,10 +161,9 @@ def copied(incident: Mapping[str, Any]) -> dict[str, Any]:
     us; the grouping stage copies every incident that grows). A document with anything else in it
     (a datetime, a key that is not text, an integer beyond 64 bits) is deep-copied."""
     try:
-        doc = orjson.loads(orjson.dumps(incident, option=_JSON_ONLY))
+        # Only a dict serializes (another Mapping raises TypeError), so a dict comes back.
+        doc: dict[str, Any] = orjson.loads(orjson.dumps(incident, option=_JSON_ONLY))
     except TypeError:
-        return copy.deepcopy(dict(incident))
-    if not isinstance(doc, dict):
         return copy.deepcopy(dict(incident))
     return doc
 
