@@ -136,7 +136,10 @@ ENGINE_STAGES = ("normalize", "detect", "index", "correlate", "incidents")
 
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
-    batch_size: int = 2000
+    #: Records a stage takes, handles and commits at once. Every batch costs the same round trips
+    #: (a fetch, a bulk request, a commit, the incident lookups) whatever its size: 5000 rather
+    #: than 2000 took 9% off the CPU an event through Kafka and Elasticsearch (bench/distributed).
+    batch_size: int = 5000
     #: Records the in-process bus holds per topic before publishers wait (backpressure).
     bus_capacity: int = 20_000
     #: Partitions of each Kafka topic (the most consumers a stage's group can use).
