@@ -30,6 +30,15 @@ TEST_NAMES = re.compile(
 )
 
 
+def es_unreachable() -> str | None:
+    """Why the local Elasticsearch cannot be used (a test skips with it), or None."""
+    try:
+        httpx.get(f"{ES}/_cluster/health", timeout=2).raise_for_status()
+    except httpx.HTTPError as exc:
+        return f"Elasticsearch not reachable at {ES} ({exc}); `make services` starts it"
+    return None
+
+
 def _up(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
