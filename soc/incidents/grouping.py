@@ -42,6 +42,9 @@ _EVERYTHING = Scope.everything()
 _MAX_RETRIES = 10
 #: Searches for the open incident of keys this process has not seen, at once.
 _SEARCHES_AT_ONCE = 16
+#: Open incidents of a batch's unseen keys read by one search, at most, before the keys it
+#: leaves out are searched one by one.
+_SEARCH_PAGE = 1000
 
 
 class IncidentStage:
@@ -69,7 +72,7 @@ class IncidentStage:
         now = utcnow()
         alerts = [dict(record.value) for record in batch]
         keyed = [(grouping_key(alert, self._group_by), alert) for alert in alerts]
-        joined = await self._open_incidents(dict(reversed(keyed)))
+        joined, read = await self._open_incidents(dict(reversed(keyed)))
         assigned: dict[str, str] = {}
         new_docs: dict[str, dict[str, Any]] = {}
         for (key, alert), record in zip(keyed, batch, strict=True):
@@ -115,7 +118,7 @@ class IncidentStage:
             if isinstance(inside, Mapping) and isinstance(inside.get("id"), str):
                 again.setdefault(inside["id"], []).append(copy)
         started = time.perf_counter()
-        folded = await self._fold(fresh, again, new_docs)
+        folded = await self._fold(fresh, again, new_docs, read)
         metrics.STORE_WRITE_SECONDS.labels("incidents").observe(time.perf_counter() - started)
         changes: list[Message] = []
         for ident, (change, doc, grown) in folded.items():
@@ -136,12 +139,16 @@ class IncidentStage:
         if changes and self._bus is not None:
             await self._bus.publish(INCIDENTS, changes)
 
-    async def _open_incidents(self, firsts: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    async def _open_incidents(
+        self, firsts: Mapping[str, Mapping[str, Any]]
+    ) -> tuple[dict[str, str], dict[str, tuple[dict[str, Any], str]]]:
         """Per grouping key (with the batch's first alert of that key): the open incident it
         joins; keys that open a new incident are left out. Incidents this process remembers are
-        checked in one real-time multi-get; the others are searched for, concurrently."""
+        checked in one real-time multi-get, which also gives their versions for the fold; the
+        others are searched for, all in one search (one by one those it leaves out)."""
         joined: dict[str, str] = {}
         remembered: dict[str, str] = {}
+        current: dict[str, tuple[dict[str, Any], str]] = {}
         for key, alert in firsts.items():
             cached = self._open.get(key)
             if cached is None:
@@ -162,26 +169,41 @@ class IncidentStage:
                 else:
                     self._open.pop(key, None)
         unknown = [key for key in firsts if key not in joined]
+        if not unknown:
+            return joined, current
+
+        def join(key: str, doc: Mapping[str, Any]) -> None:
+            # The newest open incident of the key (searches sort by time, newest first).
+            at = str(firsts[key].get("@timestamp") or "")
+            if self._within(doc["incident"]["last_seen"], at):
+                joined[key] = str(doc["event"]["id"])
+
+        def query(keys: list[str], limit: int) -> Query:
+            filters = {"incident.key": keys, "incident.status": sorted(OPEN)}
+            return Query(scope=_EVERYTHING, filters=filters, limit=limit)
+
+        # One search for every unseen key rather than one each: 750 searches for 100,000
+        # events became one a batch.
+        page = await self._store.search("incidents", query(unknown, _SEARCH_PAGE))
+        newest: dict[str, Mapping[str, Any]] = {}
+        for item in page.items:
+            key = item.get("incident", {}).get("key")
+            if isinstance(key, str) and key in firsts:
+                newest.setdefault(key, item)
+        for key, newest_doc in newest.items():
+            join(key, newest_doc)
+        # A full page may have left keys out (many open incidents of a few keys).
+        left = [key for key in unknown if key not in newest] if page.total > len(page.items) else []
         gate = asyncio.Semaphore(_SEARCHES_AT_ONCE)
 
         async def search(key: str) -> None:
             async with gate:
-                page = await self._store.search(
-                    "incidents",
-                    Query(
-                        scope=_EVERYTHING,
-                        filters={"incident.key": [key], "incident.status": sorted(OPEN)},
-                        limit=1,
-                    ),
-                )
-            if page.items:
-                doc = page.items[0]
-                at = str(firsts[key].get("@timestamp") or "")
-                if self._within(doc["incident"]["last_seen"], at):
-                    joined[key] = str(doc["event"]["id"])
+                one = await self._store.search("incidents", query([key], 1))
+            if one.items:
+                join(key, one.items[0])
 
-        await asyncio.gather(*(search(key) for key in unknown))
-        return joined
+        await asyncio.gather(*(search(key) for key in left))
+        return joined, current
 
     def _within(self, last_seen: str, at: str) -> bool:
         try:
@@ -201,12 +223,15 @@ class IncidentStage:
         fresh: Mapping[str, list[dict[str, Any]]],
         again: Mapping[str, list[dict[str, Any]]],
         created: Mapping[str, dict[str, Any]],
+        read: Mapping[str, tuple[dict[str, Any], str]],
     ) -> dict[str, tuple[str, dict[str, Any], list[dict[str, Any]]]]:
         """Add each incident's new alerts to it (`fresh`: stored by this batch; `again`: stored
         before, counted only if the incident has not counted them): per incident that grew,
         "created" or "grown", the document and the alerts added. New incidents are written in
         one request, existing ones replaced in one (re-read and re-folded, only those that
-        conflicted, until none does)."""
+        conflicted, until none does). `read`: incidents with their versions as read for this
+        batch already; the first attempt replaces them under those versions without reading
+        them again (a conflict reads them again, as for any other)."""
         now = utcnow()
         done: dict[str, tuple[str, dict[str, Any], list[dict[str, Any]]]] = {}
         # An incident opened now has counted nothing yet: every alert that names it counts.
@@ -228,10 +253,17 @@ class IncidentStage:
             )
         # Existing incidents, and new ones a replay had opened before: add to the stored one.
         pending = [ident for ident in {**fresh, **again} if ident not in done]
+        known = {ident: read[ident] for ident in pending if ident in read}
         for _ in range(_MAX_RETRIES):
             if not pending:
                 return done
-            current = await self._store.get_many_versioned("incidents", pending, _EVERYTHING)
+            unread = [ident for ident in pending if ident not in known]
+            current = {**known}
+            if unread:
+                current.update(
+                    await self._store.get_many_versioned("incidents", unread, _EVERYTHING)
+                )
+            known = {}  # after a conflict, everything is read again
             if vanished := [ident for ident in pending if ident not in current and ident in fresh]:
                 raise RuntimeError(f"incident {vanished[0]} vanished while alerts were added")
             # Alerts stored before whose incident is gone (deleted since) have nothing to join.
