@@ -39,6 +39,19 @@ def es_unreachable() -> str | None:
     return None
 
 
+def drop_store(prefix: str) -> None:
+    """Delete what an Elasticsearch store under `prefix` made: its indices (`<prefix>-…`) and
+    index templates (`<prefix>-<kind>`)."""
+    indices = httpx.get(
+        f"{ES}/_cat/indices/{prefix}-*", params={"h": "index", "format": "json"}, timeout=30
+    ).json()
+    for row in indices:
+        httpx.delete(f"{ES}/{row['index']}", timeout=60)
+    templates = httpx.get(f"{ES}/_index_template/{prefix}-*", timeout=30).json()
+    for item in templates.get("index_templates", []):
+        httpx.delete(f"{ES}/_index_template/{item['name']}", timeout=60)
+
+
 def _up(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)

@@ -48,9 +48,36 @@ def delivered(alerts: list[dict[str, Any]]) -> list[Delivered]:
     return [Delivered(ALERTS, 0, i, "k", a) for i, a in enumerate(alerts)]
 
 
+class _Counting(SqliteStore):
+    """Counts the incident reads the grouping stage makes; optionally lets an analyst change an
+    incident between the stage reading it and replacing it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.searches = 0
+        self.multigets = 0
+        self.meddle: str | None = None
+
+    async def search(self, kind, query):  # type: ignore[no-untyped-def]
+        self.searches += kind == "incidents"
+        return await super().search(kind, query)
+
+    async def get_many_versioned(self, kind, idents, scope):  # type: ignore[no-untyped-def]
+        self.multigets += kind == "incidents"
+        return await super().get_many_versioned(kind, idents, scope)
+
+    async def write(self, kind, docs):  # type: ignore[no-untyped-def]
+        if kind == "alerts" and self.meddle is not None:
+            ident, self.meddle = self.meddle, None
+            service = IncidentService(self)
+            _, version = await service.get(ident, ALL)
+            await service.update(ident, Actor("lan", ALL), version, assignee="lan")
+        return await super().write(kind, docs)
+
+
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    instance = SqliteStore(tmp_path / "soc.db")
+async def store(tmp_path: Path) -> AsyncIterator[_Counting]:
+    instance = _Counting(tmp_path / "soc.db")
     await instance.open()
     yield instance
     await instance.close()
@@ -411,60 +438,25 @@ def test_an_incident_that_is_not_plain_json_is_still_copied_as_it_is() -> None:
     assert doc["incident"]["tags"] == ["a"]
 
 
-class _Counting(SqliteStore):
-    """Counts the incident reads the grouping stage makes; optionally lets an analyst change an
-    incident between the stage reading it and replacing it."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        self.searches = 0
-        self.multigets = 0
-        self.meddle: str | None = None
-
-    async def search(self, kind, query):  # type: ignore[no-untyped-def]
-        self.searches += kind == "incidents"
-        return await super().search(kind, query)
-
-    async def get_many_versioned(self, kind, idents, scope):  # type: ignore[no-untyped-def]
-        self.multigets += kind == "incidents"
-        return await super().get_many_versioned(kind, idents, scope)
-
-    async def write(self, kind, docs):  # type: ignore[no-untyped-def]
-        if kind == "alerts" and self.meddle is not None:
-            ident, self.meddle = self.meddle, None
-            service = IncidentService(self)
-            _, version = await service.get(ident, ALL)
-            await service.update(ident, Actor("lan", ALL), version, assignee="lan")
-        return await super().write(kind, docs)
-
-
 def host_of(incident: dict[str, Any]) -> str:
     return str(incident["incident"]["title"]).rsplit(" ", 1)[-1]
 
 
-@pytest.fixture
-async def counting(tmp_path: Path) -> AsyncIterator[_Counting]:
-    instance = _Counting(tmp_path / "soc.db")
-    await instance.open()
-    yield instance
-    await instance.close()
-
-
 async def test_a_new_process_finds_the_open_incidents_of_a_batchs_keys_in_one_search(
-    counting: _Counting,
+    store: _Counting,
 ) -> None:
     hosts = [f"web{n:02d}" for n in range(6)]
-    await IncidentStage(counting, IncidentsConfig()).handle(
+    await IncidentStage(store, IncidentsConfig()).handle(
         delivered([alert(n, host=host) for n, host in enumerate(hosts)])
     )
-    counting.searches = 0
+    store.searches = 0
     # A successor (nothing remembered): six keys with an open incident, one without.
-    successor = IncidentStage(counting, IncidentsConfig())
+    successor = IncidentStage(store, IncidentsConfig())
     await successor.handle(
         delivered([alert(10 + n, host=host) for n, host in enumerate([*hosts, "db01"])])
     )
-    assert counting.searches == 1
-    found = await incidents(counting)
+    assert store.searches == 1
+    found = await incidents(store)
     assert sorted((host_of(i), i["incident"]["alert_count"]) for i in found) == [
         ("db01", 1),
         *((host, 2) for host in hosts),
@@ -472,23 +464,23 @@ async def test_a_new_process_finds_the_open_incidents_of_a_batchs_keys_in_one_se
 
 
 async def test_keys_a_full_page_of_open_incidents_leaves_out_are_searched_one_by_one(
-    counting: _Counting, monkeypatch: pytest.MonkeyPatch
+    store: _Counting, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(grouping, "_SEARCH_PAGE", 2)
     config = IncidentsConfig(window_seconds=3600)
     # Three open incidents of web01 (each opened when the one before had gone quiet), and
     # one of db01, older than the two newest of web01.
-    await IncidentStage(counting, config).handle(delivered([alert(0, host="db01", minutes=5)]))
+    await IncidentStage(store, config).handle(delivered([alert(0, host="db01", minutes=5)]))
     for minutes in (0, 200, 400):
-        await IncidentStage(counting, config).handle(delivered([alert(minutes, minutes=minutes)]))
-    counting.searches = 0
-    successor = IncidentStage(counting, config)
+        await IncidentStage(store, config).handle(delivered([alert(minutes, minutes=minutes)]))
+    store.searches = 0
+    successor = IncidentStage(store, config)
     await successor.handle(
         delivered([alert(401, minutes=401), alert(402, host="db01", minutes=40)])
     )
     # The page held web01's two newest; db01 was searched for on its own.
-    assert counting.searches == 2
-    found = await incidents(counting)
+    assert store.searches == 2
+    found = await incidents(store)
     assert [(host_of(i), i["incident"]["alert_count"]) for i in found] == [
         ("web01", 1),
         ("db01", 2),
@@ -498,26 +490,26 @@ async def test_keys_a_full_page_of_open_incidents_leaves_out_are_searched_one_by
 
 
 async def test_incidents_read_to_join_them_are_not_read_again_to_add_the_alerts(
-    counting: _Counting,
+    store: _Counting,
 ) -> None:
-    stage = IncidentStage(counting, IncidentsConfig())
+    stage = IncidentStage(store, IncidentsConfig())
     await stage.handle(delivered([alert(0), alert(1, host="db01")]))
-    counting.multigets = 0
+    store.multigets = 0
     await stage.handle(delivered([alert(2), alert(3, host="db01")]))
-    assert counting.multigets == 1
-    assert [i["incident"]["alert_count"] for i in await incidents(counting)] == [2, 2]
+    assert store.multigets == 1
+    assert [i["incident"]["alert_count"] for i in await incidents(store)] == [2, 2]
 
 
 async def test_an_analysts_change_between_the_stage_reading_and_replacing_is_kept(
-    counting: _Counting,
+    store: _Counting,
 ) -> None:
-    stage = IncidentStage(counting, IncidentsConfig())
+    stage = IncidentStage(store, IncidentsConfig())
     await stage.handle(delivered([alert(0)]))
-    ident = (await incidents(counting))[0]["incident"]["id"]
-    counting.meddle = ident  # after the stage has read the incident, before it replaces it
-    counting.multigets = 0
+    ident = (await incidents(store))[0]["incident"]["id"]
+    store.meddle = ident  # after the stage has read the incident, before it replaces it
+    store.multigets = 0
     await stage.handle(delivered([alert(1), alert(2)]))
     # The replace under the version read first conflicted; the incident was read again.
-    assert counting.multigets == 2
-    doc, _ = await IncidentService(counting).get(ident, ALL)
+    assert store.multigets == 2
+    doc, _ = await IncidentService(store).get(ident, ALL)
     assert (doc["incident"]["alert_count"], doc["incident"]["assignee"]) == (3, "lan")

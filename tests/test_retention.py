@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from elasticsearch import AsyncElasticsearch
 from prometheus_client import REGISTRY
 
 from soc.cli import main
@@ -23,6 +22,7 @@ from soc.store.base import KINDS, Query, Scope
 from soc.store.elasticsearch import ElasticsearchStore
 from soc.store.sqlite import SqliteStore
 from soc.timeutil import format_ts
+from tests.local_services import drop_store
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 ALL = Scope.everything()
@@ -188,14 +188,7 @@ async def test_elasticsearch_drops_dated_indices_older_than_the_period() -> None
         alerts = await store.search("alerts", Query(scope=ALL))
     finally:
         await store.close()
-        async with AsyncElasticsearch(ES_URL) as client:
-            found = await client.indices.get(index=f"{prefix}-*", allow_no_indices=True)
-            for name in found.body:
-                await client.indices.delete(index=name)
-            for kind in KINDS:
-                await client.options(ignore_status=404).indices.delete_index_template(
-                    name=f"{prefix}-{kind}"
-                )
+        drop_store(prefix)
     by_kind = {p.kind: p for p in purges}
     assert by_kind["events"].indices == (f"{prefix}-events-2025.10.24",)
     assert by_kind["alerts"].indices == (f"{prefix}-alerts-2024.09",)

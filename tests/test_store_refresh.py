@@ -10,10 +10,9 @@ from collections.abc import AsyncIterator
 import pytest
 from elasticsearch import AsyncElasticsearch
 
-from soc.store.base import KINDS
 from soc.store.elasticsearch import ElasticsearchStore
 from tests.local_services import ES as ES_URL
-from tests.local_services import es_unreachable
+from tests.local_services import drop_store, es_unreachable
 
 
 @pytest.fixture
@@ -22,14 +21,7 @@ async def prefix() -> AsyncIterator[str]:
         pytest.skip(reason)
     name = f"soc-test-{uuid.uuid4().hex[:8]}"
     yield name
-    async with AsyncElasticsearch(ES_URL) as client:
-        found = await client.indices.get(index=f"{name}-*", allow_no_indices=True)
-        for index in found.body:
-            await client.indices.delete(index=index)
-        for kind in KINDS:
-            await client.options(ignore_status=404).indices.delete_index_template(
-                name=f"{name}-{kind}"
-            )
+    drop_store(name)
 
 
 async def _interval(client: AsyncElasticsearch, index: str) -> str | None:
