@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +21,8 @@ from soc.store.base import KINDS, Query, Scope
 from soc.store.elasticsearch import ElasticsearchStore
 from soc.store.sqlite import SqliteStore
 from soc.timeutil import format_ts
-from tests.local_services import drop_store
+from tests.local_services import ES as ES_URL
+from tests.local_services import drop_store, es_unreachable
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 ALL = Scope.everything()
@@ -160,20 +160,8 @@ def test_soc_refuses_to_start_with_a_short_period(
     )
 
 
-ES_URL = "http://127.0.0.1:9200"
-
-
-def _es_unreachable() -> str | None:
-    try:
-        with urllib.request.urlopen(f"{ES_URL}/_cluster/health", timeout=1) as response:
-            response.read()
-    except OSError as exc:
-        return f"Elasticsearch not reachable at {ES_URL} ({exc}); `make services` starts it"
-    return None
-
-
 async def test_elasticsearch_drops_dated_indices_older_than_the_period() -> None:
-    if reason := _es_unreachable():
+    if reason := es_unreachable():
         pytest.skip(reason)
     prefix = f"soc-test-ret-{uuid.uuid4().hex[:8]}"
     store = ElasticsearchStore(ES_URL, prefix=prefix)

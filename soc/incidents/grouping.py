@@ -185,15 +185,14 @@ class IncidentStage:
         # One search for every unseen key rather than one each: 750 searches for 100,000
         # events became one a batch.
         page = await self._store.search("incidents", query(unknown, _SEARCH_PAGE))
-        newest: dict[str, Mapping[str, Any]] = {}
+        seen: set[str] = set()
         for item in page.items:
             key = item.get("incident", {}).get("key")
-            if isinstance(key, str) and key in firsts:
-                newest.setdefault(key, item)
-        for key, newest_doc in newest.items():
-            join(key, newest_doc)
+            if isinstance(key, str) and key in firsts and key not in seen:
+                seen.add(key)
+                join(key, item)
         # A full page may have left keys out (many open incidents of a few keys).
-        left = [key for key in unknown if key not in newest] if page.total > len(page.items) else []
+        left = [key for key in unknown if key not in seen] if page.total > len(page.items) else []
         gate = asyncio.Semaphore(_SEARCHES_AT_ONCE)
 
         async def search(key: str) -> None:
@@ -253,17 +252,14 @@ class IncidentStage:
             )
         # Existing incidents, and new ones a replay had opened before: add to the stored one.
         pending = [ident for ident in {**fresh, **again} if ident not in done]
-        known = {ident: read[ident] for ident in pending if ident in read}
+        current = {ident: read[ident] for ident in pending if ident in read}
         for _ in range(_MAX_RETRIES):
             if not pending:
                 return done
-            unread = [ident for ident in pending if ident not in known]
-            current = {**known}
-            if unread:
+            if unread := [ident for ident in pending if ident not in current]:
                 current.update(
                     await self._store.get_many_versioned("incidents", unread, _EVERYTHING)
                 )
-            known = {}  # after a conflict, everything is read again
             if vanished := [ident for ident in pending if ident not in current and ident in fresh]:
                 raise RuntimeError(f"incident {vanished[0]} vanished while alerts were added")
             # Alerts stored before whose incident is gone (deleted since) have nothing to join.
@@ -288,6 +284,7 @@ class IncidentStage:
                 else:
                     done[ident] = ("grown", doc, grown[ident])
             pending = retry
+            current = {}  # after a conflict, everything is read again
         if pending:
             raise Conflict(f"incident {pending[0]}: still changing after {_MAX_RETRIES} attempts")
         return done

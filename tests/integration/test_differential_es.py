@@ -22,7 +22,6 @@ runs the engine itself.
 from __future__ import annotations
 
 import re
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -39,20 +38,13 @@ from soc.detect.rules import load_rules, pipeline_files
 from soc.detect.ruletests import _expand, event_from_entry
 from soc.normalize import NormalizeOptions
 from soc.store.elasticsearch import ElasticsearchStore, _template
+from tests.local_services import ES as ES_URL
+from tests.local_services import es_unreachable
 from tests.test_sigmahq_regression import SAMPLES, _events, _rule_paths
 
 ROOT = Path(__file__).resolve().parents[2]
-ES_URL = "http://127.0.0.1:9200"
 #: A field compared with a regexp (`field:/.../`) in a Lucene query string.
 _LUCENE_REGEX = re.compile(r"[\w.]+:/")
-
-
-def _es_unreachable() -> str | None:
-    try:
-        with urllib.request.urlopen(f"{ES_URL}/_cluster/health", timeout=2):
-            return None
-    except OSError as exc:
-        return f"Elasticsearch not reachable at {ES_URL} ({exc}); run `make services`"
 
 
 def _own_events() -> list[dict[str, Any]]:
@@ -70,7 +62,7 @@ def _own_events() -> list[dict[str, Any]]:
 
 
 async def test_rules_select_the_same_events_in_the_engine_and_in_elasticsearch() -> None:
-    reason = _es_unreachable()
+    reason = es_unreachable()
     if reason:
         pytest.skip(reason)
     sigma_paths = _rule_paths({s.rule_id for s in SAMPLES})
