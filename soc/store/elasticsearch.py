@@ -320,14 +320,28 @@ _CASELESS_PROPERTIES = _nest(CASELESS_FIELDS, _CASELESS_MAPPING)
 
 _UNINDEXED_MAPPING: dict[str, Any] = {"type": "object", "enabled": False}
 
-#: How soon a written document becomes searchable, per kind. An alert is what an analyst waits
-#: for: a refresh every half second rather than every second took 0.25-0.4 s off the delay from
-#: receipt to alert searchable at 10,000 events/s (bench/distributed.py), for 2-4 us of
-#: Elasticsearch's CPU an event with one event in five raising an alert. Events, ten to a
-#: hundred times as many, keep the default: at 5 s rather than 1 s they cost the same (a
-#: refresh mostly writes out what was indexed since the last), and searches see them later.
-_REFRESH_INTERVAL: Mapping[Kind, str] = {"alerts": "500ms"}
+#: How soon a written document becomes searchable, per kind; None leaves the setting unset.
+#:
+#: * Alerts are what an analyst waits for: a refresh every half second rather than every second
+#:   took 0.25-0.4 s off the delay from receipt to alert searchable at 10,000 events/s
+#:   (bench/distributed.py), for 2-4 us of Elasticsearch's CPU an event.
+#: * Events, ten to a hundred times as many, are left to Elasticsearch's default: a refresh every
+#:   second while the index is being searched, and none at all once no search has come for
+#:   `index.search.idle.after` (30 s). The first search after that waits for one refresh (at most
+#:   a second) and sees everything; a `wait_for` write still gets its refresh. While nobody looks,
+#:   the node writes the indexed events out in a few large segments rather than a small one every
+#:   second for its merges to rewrite: 1,000,000 events at 10,000 a second took 31-34 refreshes
+#:   and no merge, against 91-92 refreshes and 48-49 s of merging (bench/distributed.py's stream;
+#:   Elasticsearch's CPU an event moved less than the run-to-run noise). Setting the interval,
+#:   even to its default of 1s, turns this off.
+#: * Incidents keep a second: the grouping stage and the console search them all the time anyway.
+_REFRESH_INTERVAL: Mapping[Kind, str | None] = {"alerts": "500ms", "events": None}
 _DEFAULT_REFRESH_INTERVAL = "1s"
+
+
+def _refresh_setting(kind: Kind) -> dict[str, str]:
+    interval = _REFRESH_INTERVAL.get(kind, _DEFAULT_REFRESH_INTERVAL)
+    return {} if interval is None else {"refresh_interval": interval}
 
 
 def _template(prefix: str, kind: Kind) -> dict[str, Any]:
@@ -338,9 +352,9 @@ def _template(prefix: str, kind: Kind) -> dict[str, Any]:
         "priority": 200,
         "template": {
             "settings": {
+                **_refresh_setting(kind),
                 "number_of_shards": 1,
                 "number_of_replicas": 0,
-                "refresh_interval": _REFRESH_INTERVAL.get(kind, _DEFAULT_REFRESH_INTERVAL),
                 "index.mapping.ignore_malformed": True,
                 "index.mapping.total_fields.limit": 5000,
                 "index.mapping.total_fields.ignore_dynamic_beyond_limit": True,
@@ -499,6 +513,8 @@ class ElasticsearchStore:
             # A template shapes only the indices created after it: the current month's alerts
             # index, made by an earlier version, takes its kind's interval now.
             for kind, interval in _REFRESH_INTERVAL.items():
+                if interval is None:
+                    continue
                 await self._client.indices.put_settings(
                     index=self.pattern(kind),
                     settings={"index.refresh_interval": interval},
