@@ -259,13 +259,27 @@ async def test_udp_drops_past_the_queue_are_counted_against_their_source() -> No
         return sample("soc_syslog_source_dropped_total", source=source, reason="udp_queue_full")
 
     before = {source: dropped(source) for source in sources}
+    taken_before = sample("soc_syslog_source_records_total", source="so-tttt", transport="udp")
     send_udp(port, "127.0.0.2", [b"<13>x: first"])
     assert len(await consumer.poll(10, 5)) == 1
+    # The topic now holds "first", read but not committed, so the pump stalls publishing
+    # "second" with it in hand. Waiting until the pump has taken it (it counts a record before
+    # publishing) leaves exactly the queue's two places for the burst, whatever the threads'
+    # timing: else the pump may take its record only after the burst filled the queue, and a
+    # stranger's datagram gets the place it frees.
+    send_udp(port, "127.0.0.2", [b"<13>x: second"])
+    deadline = asyncio.get_running_loop().time() + 10
+    while (
+        sample("soc_syslog_source_records_total", source="so-tttt", transport="udp")
+        < taken_before + 2
+    ):
+        assert asyncio.get_running_loop().time() < deadline, "the pump never took the second"
+        await asyncio.sleep(0.02)
     send_udp(port, "127.0.0.2", [b"<13>x: burst %d" % i for i in range(40)])
     send_udp(port, "127.9.9.9", [b"<13>x: stranger %d" % i for i in range(10)])
-    # At most three of the burst find room (one held by the stalled publish, two queued).
+    # Two of the burst find room in the queue; the other 38 and all 10 strangers are dropped.
     deadline = asyncio.get_running_loop().time() + 10
-    while sum(dropped(s) - before[s] for s in sources) < 47:
+    while sum(dropped(s) - before[s] for s in sources) < 48:
         assert asyncio.get_running_loop().time() < deadline, "the burst was never dropped"
         await asyncio.sleep(0.02)
     # Read everything: whatever was not dropped is published, nothing else is lost.
@@ -281,9 +295,9 @@ async def test_udp_drops_past_the_queue_are_counted_against_their_source() -> No
     reader.cancel()
     delivered.extend(await consumer.poll(100, 0))
     counted = {source: dropped(source) - before[source] for source in sources}
-    assert counted["unknown"] == 10
-    assert counted["so-tttt"] >= 37
-    assert len(delivered) + counted["so-tttt"] + counted["unknown"] == 50
+    assert counted == {"so-tttt": 38, "unknown": 10}
+    assert len(delivered) == 3  # "second" and the two queued
+    assert len(delivered) + counted["so-tttt"] + counted["unknown"] == 51
 
 
 async def test_ipv4_senders_on_a_dual_stack_socket_keep_their_ipv4_address_and_agency() -> None:
