@@ -64,6 +64,7 @@ bench: $(STAMP) services console
 	$(BIN)/python bench/retention.py
 	$(BIN)/python bench/store_es.py
 	$(BIN)/python bench/index_path.py
+	$(BIN)/python bench/front.py
 	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/console.py
 

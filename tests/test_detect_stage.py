@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from prometheus_client import REGISTRY
 
-from soc.bus.base import ALERTS, DETECTED, EVENTS, MATCHES, RAW, Delivered
+from soc.bus.base import ALERTS, DETECTED, EVENTS, MATCHES, NOT_KEPT, RAW, Delivered
 from soc.bus.memory import MemoryBus
 from soc.detect.rules import RuleSet, load_rules
 from soc.detect.stage import CorrelationStage, Detection, DetectionStage
@@ -96,22 +96,30 @@ async def test_events_detected_where_they_were_normalized_are_not_detected_again
 
 async def test_a_batch_is_detected_chunk_by_chunk_and_encoded_for_a_bus_of_bytes() -> None:
     """A batch larger than a chunk: every event detected once, in order; for a bus of bytes,
-    each alert and match carries its value's exact encoding, made as it was raised."""
+    each alert and match is sent as the encoding made as it was raised, its value not kept
+    (freed at once, hot), and a consumer reads what that encoding says."""
     detection = Detection.from_rules(load_rules([ROOT / "rules"]))
     count = 2 * HOT_CHUNK + 5
     batch = [Delivered(EVENTS, 0, n, "web09", _event(n % 60, f"user{n}")) for n in range(count)]
     bus = BytesBus()
     await bus.start()
+    readers = {topic: await bus.subscribe(topic, "test") for topic in (ALERTS, MATCHES)}
     await DetectionStage(bus, detection).handle(batch)
+    read = {topic: await reader.poll(10 * count, 1.0) for topic, reader in readers.items()}
     await bus.close()
     alerts, matches = bus.sent[ALERTS], bus.sent[MATCHES]
-    assert [a.value["events"][0]["event"]["id"] for a in alerts] == [
+    sent = {topic: [orjson.loads(m.as_bytes()) for m in bus.sent[topic]] for topic in readers}
+    assert [alert["events"][0]["event"]["id"] for alert in sent[ALERTS]] == [
         record.value["event"]["id"] for record in batch
     ]
-    assert len(matches) == count
+    assert all(alert["rule"]["name"] for alert in sent[ALERTS])
+    assert [match["event_id"] for match in sent[MATCHES]] == [
+        record.value["event"]["id"] for record in batch
+    ]
     for message in alerts + matches:
         assert message.encoded is not None
-        assert message.encoded == orjson.dumps(message.value)
+        assert message.value is NOT_KEPT
+    assert {topic: [d.value for d in records] for topic, records in read.items()} == sent
 
 
 async def test_matches_over_kafka_carry_the_fields_read_and_alerts_show_whole_events() -> None:
@@ -126,8 +134,9 @@ async def test_matches_over_kafka_carry_the_fields_read_and_alerts_show_whole_ev
     assert len(published) == len(events)
     for message, event in zip(published, events, strict=True):
         read = {"source.ip": "198.51.100.7", "user.name": event["user"]["name"]}
-        assert message.value["event"] == read
-        assert orjson.loads(message.value["event_json"]) == event
+        value = orjson.loads(message.as_bytes())
+        assert value["event"] == read
+        assert orjson.loads(value["event_json"]) == event
     # As the correlator reads them back: decoded from the bytes sent.
     delivered = [
         Delivered(MATCHES, 0, n, m.key, orjson.loads(m.as_bytes())) for n, m in enumerate(published)

@@ -148,21 +148,19 @@ class DetectionStage:
                             shown,
                         )
                         value = _match_value(match)
+                        key = engine.group_key(match)
                         matches.append(
-                            Message(
-                                engine.group_key(match),
-                                value,
-                                encoded=encode(value) if encode_now else None,
-                            )
+                            Message.bytes_only(key, encode(value))
+                            if encode_now
+                            else Message(key, value)
                         )
                     if engine.generate(rule.id, rule.name):
                         alert = build_alert(rule, event)
+                        key = grouping_key(alert)
                         alerts.append(
-                            Message(
-                                grouping_key(alert),
-                                alert,
-                                encoded=encode(alert) if encode_now else None,
-                            )
+                            Message.bytes_only(key, encode(alert))
+                            if encode_now
+                            else Message(key, alert)
                         )
                         _observe_latency(event)
             except Exception:

@@ -74,13 +74,17 @@ class NormalizeStage:
         # Chunk by chunk, each through every step, while its memory is hot (see HOT_CHUNK).
         for start in range(0, len(batch), HOT_CHUNK):
             chunk = self._normalize(batch[start : start + HOT_CHUNK])
-            events.extend(chunk)
             if then is not None:
                 then.evaluate(
                     [message.value for message in chunk],
                     output,
                     [message.encoded for message in chunk],
                 )
+            if self._encode:
+                # Detected and encoded: the events themselves can go now, hot (see
+                # `Message.bytes_only`).
+                chunk = [Message.bytes_only(m.key, m.as_bytes(), m.headers) for m in chunk]
+            events.extend(chunk)
         if then is None:
             await self._bus.publish(EVENTS, events)
             return
