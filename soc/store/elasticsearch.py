@@ -76,6 +76,8 @@ TEXT_FIELD = "soc_text"
 _TEXT_NAME = TEXT_FIELD.encode()
 #: A published document holding this (as a field, or anywhere) is decoded before it is stored.
 _TEXT_KEY = b'"%s"' % _TEXT_NAME
+#: What goes between a published document's last field and its folded text.
+_TEXT_SPLICE = b",%s:" % _TEXT_KEY
 #: Stored in `_source` but never handed back: what the store derived, not what it was given.
 _UNRETURNED = [TEXT_FIELD]
 
@@ -608,9 +610,12 @@ class ElasticsearchStore:
                 else:
                     errors.append((record.ident, f"a JSON {type(doc).__name__}, not an object"))
                 continue
-            source = b'%s,"%s":%s}' % (raw[:-1], _TEXT_NAME, orjson.dumps(fold(record.text)))
             head = orjson.dumps({"create": {"_index": index, "_id": record.ident}})
-            actions.append(_Action(record.ident, b"%s\n%s\n" % (head, source)))
+            # One copy of the event's bytes, not three (sliced, spliced, then with its head):
+            # the indexer 5.3-5.4 -> 5.0-5.1 us an event (bench/index_path.py).
+            text = orjson.dumps(fold(record.text))
+            lines = b"".join((head, b"\n", memoryview(raw)[:-1], _TEXT_SPLICE, text, b"}\n"))
+            actions.append(_Action(record.ident, lines))
         if decoded:
             more, refused = self._actions(kind, decoded)
             actions += more
