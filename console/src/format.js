@@ -38,9 +38,16 @@ function parse(iso) {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
+// Every field two digits, so that times line up in a column whatever the day: Vietnamese's
+// short date style leaves the day and month unpadded (`1/12/26` beside `30/11/26`).
+const DATE_TIME = {
+  day: '2-digit', month: '2-digit', year: '2-digit',
+  hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23',
+};
+
 export function dateTime(iso) {
   const date = parse(iso);
-  return date ? formatter({ dateStyle: 'short', timeStyle: 'medium' }).format(date) : '—';
+  return date ? formatter(DATE_TIME).format(date) : '—';
 }
 
 export function shortTime(iso, withDate) {

@@ -265,6 +265,25 @@ def test_a_products_own_detection_opens_an_incident_that_says_what_it_found(
     console.shot("08-incident-external-detection")
 
 
+def test_times_have_two_digit_days_and_months_in_vietnamese(
+    console: Console, platform: Platform
+) -> None:
+    """An alert of 5 March at 01:02:03 UTC reads 08:02:03 05/03/26 in Hanoi: every field two
+    digits, whatever today's date (Vietnamese's short date style alone gives 5/3/26)."""
+    host = _host("early")
+    platform.send_udp(
+        [f"<38>1 2026-03-05T01:02:03.000000Z {host} sshd 4242 - - Invalid user oracle"
+         " from 198.51.100.9 port 50003"]
+    )  # fmt: skip
+    incident = _incident_for(platform, host)["incident"]
+    console.login()
+    console.open(f"/incidents/{incident['id']}")
+    shown = console.page.locator(".timeline .entry.alert summary time").first
+    shown.wait_for()
+    assert shown.get_attribute("datetime") == "2026-03-05T01:02:03.000000Z"
+    assert shown.inner_text() == "08:02:03 05/03/26"
+
+
 def test_a_viewer_reads_incidents_but_is_offered_no_change(
     new_console: Any, platform: Platform
 ) -> None:
