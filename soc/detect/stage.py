@@ -147,21 +147,12 @@ class DetectionStage:
                             event["event"]["id"],
                             shown,
                         )
-                        value = _match_value(match)
-                        key = engine.group_key(match)
                         matches.append(
-                            Message.bytes_only(key, encode(value))
-                            if encode_now
-                            else Message(key, value)
+                            _outgoing(engine.group_key(match), _match_value(match), encode_now)
                         )
                     if engine.generate(rule.id, rule.name):
                         alert = build_alert(rule, event)
-                        key = grouping_key(alert)
-                        alerts.append(
-                            Message.bytes_only(key, encode(alert))
-                            if encode_now
-                            else Message(key, alert)
-                        )
+                        alerts.append(_outgoing(grouping_key(alert), alert, encode_now))
                         _observe_latency(event)
             except Exception:
                 # One event the rules cannot take must not hold up every event after it (nor,
@@ -178,6 +169,12 @@ class DetectionStage:
         await self._bus.publish(ALERTS, detected.alerts)
         for (rule_id, level), count in detected.hits.items():
             metrics.RULE_HITS.labels(rule_id, level).inc(count)
+
+
+def _outgoing(key: str, value: dict[str, Any], as_bytes: bool) -> Message:
+    """An alert or match to publish: for a bus of bytes, encoded now and its value let go
+    (`Message.bytes_only`); else the value itself."""
+    return Message.bytes_only(key, encode(value)) if as_bytes else Message(key, value)
 
 
 def _marked(record: Delivered) -> bool:
