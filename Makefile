@@ -1,5 +1,15 @@
 # One command each on a fresh clone: `make run`, `make test`. Each makes its own virtualenv.
-PYTHON ?= python3
+# The interpreter .venv is made from: the distribution's /usr/bin/python3 when it is 3.11 or newer
+# and can make a virtualenv, else the first python3 on PATH; `make PYTHON=...` chooses another.
+# Distributions build theirs with profile-guided and link-time optimization and link it
+# statically; a build without (pyenv's, `--enable-shared`) ran the engine's normalizing and
+# detecting stage 9-11% slower on the same code (bench/interpreters.py) and cost held runs at
+# 10,000 events/s their p99 under 2 s (docs/operator.md, Sizing).
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell for p in /usr/bin/python3 python3; do \
+	$$p -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { echo $$p; exit 0; }; done; echo python3)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
@@ -65,6 +75,7 @@ bench: $(STAMP) services console
 	$(BIN)/python bench/store_es.py
 	$(BIN)/python bench/index_path.py
 	$(BIN)/python bench/front.py
+	$(BIN)/python bench/interpreters.py
 	$(BIN)/python bench/distributed.py
 	$(BIN)/python bench/console.py
 

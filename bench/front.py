@@ -127,12 +127,18 @@ def _setup(events: int) -> tuple[Detection, list[bytes]]:
     return detection, raws
 
 
-async def _measure(detection: Detection, raws: list[bytes], rounds: int) -> int:
-    bus = _Bytes()
+def make_stage(bus: _Bytes, detection: Detection) -> NormalizeStage:
+    """The stage as `soc engine --stages normalize,detect` runs it over Kafka."""
     chained = _Chain(DetectionStage(bus, detection))  # type: ignore[arg-type]
     options = NormalizeOptions(timezone=ZoneInfo("Asia/Ho_Chi_Minh"))
-    stage = NormalizeStage(bus, options, then=chained, hints=True)  # type: ignore[arg-type]
+    built = NormalizeStage(bus, options, then=chained, hints=True)  # type: ignore[arg-type]
     heap.settle()  # the collector as the engine runs it
+    return built
+
+
+async def _measure(detection: Detection, raws: list[bytes], rounds: int) -> int:
+    bus = _Bytes()
+    stage = make_stage(bus, detection)
     kept = _Kept()
     sizes: dict[str, int] = {}
     costs: dict[str, list[float]] = {"kept": [], "let go": []}
