@@ -1,12 +1,13 @@
 # One command each on a fresh clone: `make run`, `make test`. Each makes its own virtualenv.
-# The interpreter .venv is made from: the distribution's /usr/bin/python3 when it is 3.11 or newer
-# and can make a virtualenv, else the first python3 on PATH; `make PYTHON=...` chooses another.
-# Distributions build theirs with profile-guided and link-time optimization and link it
-# statically; a build without (pyenv's, `--enable-shared`) ran the engine's normalizing and
-# detecting stage 9-11% slower on the same code (bench/interpreters.py) and cost held runs at
-# 10,000 events/s their p99 under 2 s (docs/operator.md, Sizing).
+# The interpreter .venv is made from: the first of PYTHON_CANDIDATES that is 3.11 or newer and can
+# make a virtualenv (the distribution's /usr/bin/python3, then python3 on PATH), else python3;
+# `make PYTHON=...` chooses. Distributions build CPython with profile-guided and link-time
+# optimization and link it statically; pyenv's build (`--enable-shared`, neither) cost the
+# engine's processes 5-14% more CPU an event on the same code in held runs at 10,000 lines/s,
+# and their p99 under 2 s (docs/operator.md, Install; bench/interpreters.py compares).
+PYTHON_CANDIDATES ?= /usr/bin/python3 python3
 ifeq ($(origin PYTHON),undefined)
-PYTHON := $(shell for p in /usr/bin/python3 python3; do \
+PYTHON := $(shell for p in $(PYTHON_CANDIDATES); do \
 	$$p -c 'import sys, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; exit 0; }; done; echo python3)
 endif
