@@ -39,6 +39,8 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.interpreters import describe  # noqa: E402
+from bench.interpreters import label as interpreter_label  # noqa: E402
 from bench.run import make_lines  # noqa: E402
 from tests.local_services import forget_namespace  # noqa: E402
 
@@ -407,6 +409,8 @@ def main() -> int:
     lines, markers = _stream(args.lines, 200)
     print(f"lines: {args.lines:,}; rules: {'own only' if len(rules) == 1 else 'full SigmaHQ + own'}; "
           f"{len(markers)} latency markers")  # fmt: skip
+    # The interpreter every process runs on changes their CPU an event (bench/interpreters.py).
+    print(f"python: {sys.executable} ({interpreter_label(describe())})")
     # Kafka and Elasticsearch just started (as after `make services`) run the first minutes far
     # slower: unreported passes of the whole stream first. Their JVMs go on compiling for a long
     # time. On services started for the run, Elasticsearch's JIT compiler threads took 116 of its

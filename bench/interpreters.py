@@ -20,6 +20,7 @@ import argparse
 import glob
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -28,19 +29,23 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: What a candidate says about itself: its real executable, version, and whether it loads
-#: libpython as a shared library.
-_DESCRIBE = """
-import json, os, platform, sys
-maps = open("/proc/self/maps").read() if os.path.exists("/proc/self/maps") else ""
-print(json.dumps({
-    "real": os.path.realpath(getattr(sys, "_base_executable", sys.executable)),
-    "version": platform.python_version(),
-    "minor": list(sys.version_info[:2]),
-    "cpython": sys.implementation.name == "cpython",
-    "shared": "libpython" in maps,
-}))
-"""
+
+def describe() -> dict[str, object]:
+    """This interpreter: its real executable, version, and whether it loads libpython as a
+    shared library (what bench/distributed.py prints beside its figures)."""
+    maps = Path("/proc/self/maps")
+    return {
+        "real": os.path.realpath(getattr(sys, "_base_executable", sys.executable)),
+        "version": platform.python_version(),
+        "minor": list(sys.version_info[:2]),
+        "cpython": sys.implementation.name == "cpython",
+        "shared": maps.exists() and "libpython" in maps.read_text(),
+    }
+
+
+def label(described: dict[str, object]) -> str:
+    linked = "libpython shared" if described["shared"] else "static"
+    return f"{described['version']}, {linked}"
 
 
 def _candidates() -> list[str]:
@@ -60,7 +65,11 @@ def _candidates() -> list[str]:
 def _describe(python: str) -> dict[str, object] | None:
     try:
         done = subprocess.run(
-            [python, "-c", _DESCRIBE], capture_output=True, text=True, timeout=60, check=True
+            [python, "-S", __file__, "--describe"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         )
         described: dict[str, object] = json.loads(done.stdout)
     except (OSError, subprocess.SubprocessError, ValueError):
@@ -130,7 +139,11 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", metavar="SITE", help=argparse.SUPPRESS)
+    parser.add_argument("--describe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.describe:
+        print(json.dumps(describe()))
+        return 0
     if args.child:
         return _child(args.child, args.events, args.rounds)
     interpreters = _interpreters()
@@ -154,14 +167,13 @@ def main() -> int:
     print(f"normalizing and detecting stage (bench/front.py), {int(ours['events']):,} syslog lines,"
           f" {int(ours['rules']):,} rules; best of {2 * args.rounds} passes each")  # fmt: skip
     for python, described in interpreters:
-        linked = "libpython shared" if described["shared"] else "static"
-        label = f"{python} ({described['version']}, {linked})"
+        named = f"{python} ({label(described)})"
         if python in failed:
-            print(f"  {label}: did not run: {failed[python]}")
+            print(f"  {named}: did not run: {failed[python]}")
             continue
         mine = " this virtualenv's" if python == sys.executable else ""
         cost = best[python]["us"]
-        print(f"  {label:<72} {cost:6.2f} us/event  {ours['us'] / cost:.2f}x{mine}")
+        print(f"  {named:<72} {cost:6.2f} us/event  {ours['us'] / cost:.2f}x{mine}")
     if len(interpreters) == 1:
         print(f"  no other CPython {sys.version_info.major}.{sys.version_info.minor} found here")
     return 0
