@@ -44,6 +44,7 @@ def describe() -> dict[str, object]:
 
 
 def label(described: dict[str, object]) -> str:
+    """`describe()`'s answer in a few words: "3.11.2, static"."""
     linked = "libpython shared" if described["shared"] else "static"
     return f"{described['version']}, {linked}"
 
@@ -83,9 +84,12 @@ def _interpreters() -> list[tuple[str, dict[str, object]]]:
     seen: set[object] = set()
     for python in _candidates():
         described = _describe(python)
-        if described is None or not described["cpython"]:
-            continue
-        if described["minor"] != list(sys.version_info[:2]) or described["real"] in seen:
+        if (
+            described is None
+            or not described["cpython"]
+            or described["minor"] != list(sys.version_info[:2])
+            or described["real"] in seen
+        ):
             continue
         seen.add(described["real"])
         chosen.append((python, described))

@@ -16,10 +16,20 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
 
 
 def _chosen(*args: str, env: dict[str, str] | None = None) -> str:
+    """The PYTHON `make` settles on, given these variables on its command line."""
     environment = {k: v for k, v in os.environ.items() if k not in ("PYTHON", "MAKEFLAGS")}
     environment.update(env or {})
     done = subprocess.run(
-        ["make", "-s", "-C", str(ROOT), "--eval", "show-python: ; @echo $(PYTHON)", *args],
+        [
+            "make",
+            "-s",
+            "-C",
+            str(ROOT),
+            "--eval",
+            "show-python: ; @echo $(PYTHON)",
+            "show-python",
+            *args,
+        ],
         capture_output=True,
         text=True,
         env=environment,
@@ -41,22 +51,20 @@ def test_the_first_candidate_that_can_make_a_virtualenv_is_chosen(tmp_path: Path
     good = _interpreter(tmp_path / "good", 0)
     later = _interpreter(tmp_path / "later", 0)
     candidates = f"{tmp_path / 'missing'} {old} {good} {later}"
-    assert _chosen("show-python", f"PYTHON_CANDIDATES={candidates}") == good
+    assert _chosen(f"PYTHON_CANDIDATES={candidates}") == good
 
 
 def test_a_real_interpreter_of_3_11_or_newer_passes_the_check() -> None:
-    assert _chosen("show-python", f"PYTHON_CANDIDATES={sys.executable}") == sys.executable
+    assert _chosen(f"PYTHON_CANDIDATES={sys.executable}") == sys.executable
 
 
 def test_python3_when_no_candidate_qualifies(tmp_path: Path) -> None:
     old = _interpreter(tmp_path / "old", 1)
-    assert _chosen("show-python", f"PYTHON_CANDIDATES={old} {tmp_path / 'missing'}") == "python3"
+    assert _chosen(f"PYTHON_CANDIDATES={old} {tmp_path / 'missing'}") == "python3"
 
 
 def test_python_given_wins_over_the_candidates(tmp_path: Path) -> None:
     good = _interpreter(tmp_path / "good", 0)
     candidates = f"PYTHON_CANDIDATES={good}"
-    assert _chosen("show-python", candidates, "PYTHON=python3.12") == "python3.12"
-    assert _chosen("show-python", candidates, env={"PYTHON": "/opt/py/bin/python3"}) == (
-        "/opt/py/bin/python3"
-    )
+    assert _chosen(candidates, "PYTHON=python3.12") == "python3.12"
+    assert _chosen(candidates, env={"PYTHON": "/opt/py/bin/python3"}) == "/opt/py/bin/python3"
