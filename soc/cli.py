@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -61,6 +62,13 @@ def _parser() -> argparse.ArgumentParser:
                 metavar="LIST",
                 help="the stages this process runs, comma-separated (default: all of "
                 "normalize,detect,index,correlate,incidents); pipeline.stages",
+            )
+            part.add_argument(
+                "--nice",
+                type=int,
+                metavar="N",
+                help="run at this niceness, 0-19, yielding the CPU to the host's other "
+                "processes (for stages whose work can wait, such as index); pipeline.nice",
             )
     users_cli.add_parser(commands)
     collector = commands.add_parser("collector", help="an edge collector (distributed deployment)")
@@ -146,8 +154,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["rules"] = {"paths": args.rules}
     if getattr(args, "log_level", None):
         overrides["log"] = {"level": args.log_level}
-    if getattr(args, "stages", None) is not None:
-        overrides["pipeline"] = {"stages": args.stages}
+    pipeline = {k: getattr(args, k, None) for k in ("stages", "nice")}
+    if pipeline := {k: v for k, v in pipeline.items() if v is not None}:
+        overrides["pipeline"] = pipeline
     netmeta = {k: getattr(args, k, None) for k in ("interface", "bpf")}
     if any(netmeta.values()):
         overrides["netmeta"] = {k: v for k, v in netmeta.items() if v}
@@ -167,7 +176,17 @@ def _run(config: Config, command: str) -> int:
     from soc.embedded import run_parts
 
     setup_logging(config.log.level, config.log.format)
+    if "engine" in _PARTS[command]:
+        _lower_priority(config.pipeline.nice)
     return asyncio.run(run_parts(config, _PARTS[command]))
+
+
+def _lower_priority(nice: int) -> None:
+    """Run at niceness `nice` unless already at least that nice. Linux keeps a niceness per
+    thread, and a thread starts with its creator's: set here, before the event loop or any
+    client starts a thread, it holds for every thread of the process."""
+    if nice > os.getpriority(os.PRIO_PROCESS, 0):
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
 
 
 def _load(config: Config, paths: Sequence[Path]) -> Any:

@@ -151,6 +151,14 @@ class PipelineConfig:
     #: `normalize,index` in one and `detect,correlate,incidents` in another), each stage one
     #: consumer group whatever process its members live in. Every stage must run somewhere.
     stages: tuple[str, ...] = ENGINE_STAGES
+    #: The niceness (0-19, as `nice -n`) an engine process runs at: above 0, it yields the CPU
+    #: to the other processes of the host whenever they want it. For the process of work that
+    #: can wait, such as `index` alone (events searchable a little later under load, alerts not).
+    #: Held at 10,000 events/s on 2 cores beside Kafka and Elasticsearch, `index` apart at 10
+    #: next to `normalize,detect` and `correlate,incidents` kept p99 of receipt to alert
+    #: searchable at 1.01-1.47 s in eight runs, against 1.06-1.93 s with `index` beside
+    #: `correlate,incidents` at 0. Only ever raised: a process started nicer keeps its own.
+    nice: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -633,6 +641,11 @@ def _validate(config: Config) -> None:
         raise ConfigError("pipeline.batch_size: must be at least 1")
     if not 0 <= config.pipeline.linger_ms <= 5000:
         raise ConfigError("pipeline.linger_ms: must be between 0 and 5000")
+    if not 0 <= config.pipeline.nice <= _MAX_NICE:
+        raise ConfigError(
+            f"pipeline.nice: must be between 0 and {_MAX_NICE} (a process may lower its own "
+            "priority, never raise it)"
+        )
     if config.pipeline.bus_capacity < config.pipeline.batch_size:
         raise ConfigError("pipeline.bus_capacity: must be at least pipeline.batch_size")
     stages = config.pipeline.stages
@@ -701,6 +714,10 @@ def _validate_retention(retention: RetentionConfig) -> None:
             )
     if retention.interval_seconds < 60:
         raise ConfigError("retention.interval_seconds: must be at least 60")
+
+
+#: The highest niceness Linux and the BSDs give a process (the lowest priority).
+_MAX_NICE = 19
 
 
 def load_config(

@@ -188,9 +188,10 @@ async def run_parts(config: Config, parts: frozenset[str]) -> int:
             if chosen := [by_name[name] for name in names if name in by_name]:
                 layers.append(_Layer(chosen))
         log.info(
-            "engine stages=%s%s",
+            "engine stages=%s%s nice=%d",
             ",".join(n for n in ENGINE_STAGES if n in stages),
             " (detect chained to normalize)" if chained else "",
+            os.getpriority(os.PRIO_PROCESS, 0),
         )
         for layer in layers:
             for stage in layer.stages:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from soc.cli import main
+from soc.cli import _overrides, _parser, main
 from soc.detect.rules import rule_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,3 +131,41 @@ def test_every_sigmahq_rule_is_compiled_or_named_with_a_reason(
     # every file is either a compiled rule or a rule named with its reason
     assert summary["compiled"] + summary["errors"] >= files
     assert summary["routed"] >= 3000
+
+
+def test_engine_nice_comes_from_the_command_line_and_is_checked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = _parser().parse_args(["engine", "--stages", "index", "--nice", "10"])
+    assert _overrides(args)["pipeline"] == {"stages": "index", "nice": 10}
+    assert "pipeline" not in _overrides(_parser().parse_args(["engine"]))
+    assert main(["engine", "--nice", "20"]) == 2
+    assert "pipeline.nice: must be between 0 and 19" in capsys.readouterr().err
+
+
+#: Sets the niceness the process starts at, lowers its priority as `soc engine` does, then
+#: prints the niceness of the main thread and of a thread started afterwards.
+_NICER = """
+import os, sys, threading
+from soc.cli import _lower_priority
+start = max(int(sys.argv[1]), os.getpriority(os.PRIO_PROCESS, 0))
+os.setpriority(os.PRIO_PROCESS, 0, start)
+_lower_priority(int(sys.argv[2]))
+seen = []
+worker = threading.Thread(target=lambda: seen.append(os.getpriority(os.PRIO_PROCESS, 0)))
+worker.start()
+worker.join()
+print(start, os.getpriority(os.PRIO_PROCESS, 0), seen[0])
+"""
+
+
+@pytest.mark.parametrize(("start", "nice"), [(0, 7), (12, 7), (3, 0)])
+def test_lowering_the_priority_reaches_later_threads_and_never_raises_it(
+    start: int, nice: int
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _NICER, str(start), str(nice)],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    )  # fmt: skip
+    began, main_thread, later_thread = map(int, done.stdout.split())
+    assert main_thread == later_thread == max(began, nice)

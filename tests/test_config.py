@@ -88,6 +88,16 @@ def test_engine_stages_default_to_all_and_may_be_spread_over_processes_on_kafka(
     assert config.pipeline.stages == ("detect", "correlate", "incidents")
 
 
+def test_an_engine_may_be_made_nicer_but_never_less_nice() -> None:
+    assert load_config(environ={}).pipeline.nice == 0
+    assert load_config(environ={"SOC_PIPELINE__NICE": "10"}).pipeline.nice == 10
+    assert load_config(environ={}, overrides={"pipeline": {"nice": 19}}).pipeline.nice == 19
+    with pytest.raises(ConfigError, match=r"pipeline\.nice: must be between 0 and 19"):
+        load_config(environ={"SOC_PIPELINE__NICE": "20"})
+    with pytest.raises(ConfigError, match=r"pipeline\.nice: must not be negative"):
+        load_config(environ={"SOC_PIPELINE__NICE": "-5"})
+
+
 @pytest.mark.parametrize(
     ("environ", "named"),
     [

@@ -77,6 +77,15 @@ class Part:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
+def _niceness(pid: int) -> list[int]:
+    """The niceness of each thread of a process (the 19th field of its threads' `stat`)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        fields = (task / "stat").read_text().rpartition(")")[2].split()
+        found.append(int(fields[16]))
+    return found
+
+
 def _stacks(pid: int) -> str:
     """The process's Python stacks (py-spy, when installed), for a hang's diagnosis."""
     spy = Path(sys.executable).with_name("py-spy")
@@ -227,11 +236,12 @@ def test_stages_spread_over_processes_share_the_stream_and_survive_a_kill_9(
     """One engine process normalizes and indexes, another detects, correlates and groups
     (`--stages`): the way a small machine gives the engine more than one core. The detecting
     process is killed mid-stream and a new one takes its groups over: every event, alert and
-    incident count exactly once."""
+    incident count exactly once. The first runs nicer (`--nice`), every thread of it."""
     namespace = f"it{uuid.uuid4().hex[:8]}"
     env = _environment(namespace, tmp_path, SOC_PIPELINE__BATCH_SIZE="500")
     rules = ["--rules", str(ROOT / "rules")]
-    front = Part("engine-front", ["engine", *rules, "--stages", "normalize,index"], env, tmp_path)
+    front_args = ["engine", *rules, "--stages", "normalize,index", "--nice", "5"]
+    front = Part("engine-front", front_args, env, tmp_path)
     back_args = ["engine", *rules, "--stages", "detect,correlate,incidents"]
     back = Part("engine-back", back_args, env, tmp_path)
     api, collector = _edge(env, tmp_path)
@@ -242,8 +252,12 @@ def test_stages_spread_over_processes_share_the_stream_and_survive_a_kill_9(
         base, tcp = _addresses(api, collector)
         started = front.log.read_text()
         # A process without detection stages does not load (or hold) the rules.
-        assert "engine stages=normalize,index" in started and "rules loaded" not in started
+        assert "rules loaded" not in started
         assert "rules loaded" in back.log.read_text()
+        inherited = os.getpriority(os.PRIO_PROCESS, 0)  # what the tests themselves run at
+        assert f"engine stages=normalize,index nice={max(5, inherited)}" in started
+        assert set(_niceness(front.process.pid)) == {max(5, inherited)}
+        assert set(_niceness(back.process.pid)) == {inherited}
         total = 10_000
         lines = _lines(0, total)
         # Twelve failed passwords from one address: the brute-force correlation, once.
