@@ -156,7 +156,7 @@ class PipelineConfig:
     #: can wait, such as `index` alone (events searchable a little later under load, alerts not).
     #: Held at 10,000 events/s on 2 cores beside Kafka and Elasticsearch, `index` apart at 10
     #: next to `normalize,detect` and `correlate,incidents` kept p99 of receipt to alert
-    #: searchable at 1.01-1.47 s in eight runs, against 1.06-1.93 s with `index` beside
+    #: searchable at 0.96-1.47 s in eleven runs, against 1.06-1.93 s with `index` beside
     #: `correlate,incidents` at 0. Only ever raised: a process started nicer keeps its own.
     nice: int = 0
 
