@@ -154,8 +154,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides["rules"] = {"paths": args.rules}
     if getattr(args, "log_level", None):
         overrides["log"] = {"level": args.log_level}
-    pipeline = {k: getattr(args, k, None) for k in ("stages", "nice")}
-    if pipeline := {k: v for k, v in pipeline.items() if v is not None}:
+    # `--nice 0` is a value, so only what was not given (None) is left out.
+    pipeline = {k: v for k in ("stages", "nice") if (v := getattr(args, k, None)) is not None}
+    if pipeline:
         overrides["pipeline"] = pipeline
     netmeta = {k: getattr(args, k, None) for k in ("interface", "bpf")}
     if any(netmeta.values()):
